@@ -1,0 +1,111 @@
+"""The one HTTP policy every connector runs its calls through: pacing to the vendor's rate, a timeout on every
+call (the connector passes `policy.timeout` to its HTTP library), retries with exponential backoff and jitter on
+429, 5xx and broken connections honouring `Retry-After`, and no retry on any other error.
+
+A connector wraps each request as a function that performs it and raises a typed error from `errors.py`;
+`Policy.call` does the rest. A wait longer than `max_inline_wait` (HappyFox locks a client out for 10 minutes
+after a 429) is not slept through inside a worker: the RateLimited error goes up, and the job queue retries
+the whole job later.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from prometheus_client import Counter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from core.settings import Settings
+
+from . import pacing
+from .errors import VendorError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+CALLS = Counter("switchboard_vendor_calls_total", "Outbound API calls by vendor and outcome", ["vendor", "outcome"])
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from `Retry-After` (seconds or an HTTP date) or a rate-limit reset header carrying a Unix
+    time in seconds or milliseconds (Aircall's `X-AircallApi-Reset`; its unit is not documented)."""
+    now = time.time() if now is None else now
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value)
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - now)
+    reset = lowered.get("x-aircallapi-reset")
+    if reset:
+        try:
+            stamp = float(reset)
+        except ValueError:
+            return None
+        if stamp > 1e11:  # milliseconds
+            stamp /= 1000
+        return max(0.0, stamp - now)
+    return None
+
+
+@dataclass
+class Policy:
+    vendor: str
+    requests: int | None = None          # the vendor's rate: `requests` per `per_seconds`; None = no pacing
+    per_seconds: float = 1.0
+    pacer: pacing.Pacer | None = None
+    timeout: float = 10.0
+    attempts: int = 5
+    max_inline_wait: float = 30.0
+    backoff: Callable[[RetryCallState], float] = field(
+        default_factory=lambda: wait_exponential_jitter(initial=0.5, max=20, jitter=0.5))
+
+    def pace(self, key: str | None = None) -> None:
+        if self.pacer is not None and self.requests:
+            pacing.wait(self.pacer, key or self.vendor, self.requests, self.per_seconds)
+
+    def _retryable(self, exc: BaseException) -> bool:
+        return (isinstance(exc, VendorError) and exc.transient
+                and (exc.retry_after or 0) <= self.max_inline_wait)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return max(self.backoff(state), getattr(exc, "retry_after", None) or 0.0)
+
+    def call(self, request: Callable[[], T], *, pace_key: str | None = None) -> T:
+        """Run `request` (one HTTP call that raises typed errors) under this policy."""
+        retrying = Retrying(retry=retry_if_exception(self._retryable), stop=stop_after_attempt(self.attempts),
+                            wait=self._wait, reraise=True, before_sleep=self._log_retry)
+        for attempt in retrying:
+            with attempt:
+                self.pace(pace_key)
+                try:
+                    result = request()
+                except VendorError as exc:
+                    CALLS.labels(self.vendor, type(exc).__name__).inc()
+                    raise
+                CALLS.labels(self.vendor, "ok").inc()
+                return result
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s call failed (%s), retry %d in %.1fs", self.vendor, type(exc).__name__,
+                    state.attempt_number, state.upcoming_sleep)
+
+
+def for_vendor(vendor: str, settings: Settings, limit_key: str | None = None,
+               pacer: pacing.Pacer | None = None) -> Policy:
+    """The policy for `vendor` from settings: its YAML limit, the process's shared pacer, the timeout."""
+    limit = settings.config.limits.get(limit_key or vendor)
+    pacer = pacer or pacing.shared(settings.env.database_url, settings.env.redis_url)
+    return Policy(vendor=vendor, requests=limit.requests if limit else None,
+                  per_seconds=limit.per_seconds if limit else 1.0, pacer=pacer,
+                  timeout=settings.config.timeouts_seconds)

@@ -1,0 +1,1 @@
+"""What every part of Switchboard shares: settings, store, jobs, audit, calendar and the CLI."""

@@ -1,0 +1,151 @@
+"""The `switchboard` command. This module is the composition root: the one place that wires the parts together.
+Commands that belong to other packages (flows, sandbox) are named here and imported only when they run, so that
+`core` itself depends on nothing above it and `switchboard --help` stays fast."""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+from rich.console import Console
+
+from core import logs, settings
+from core.settings import ConfigError
+
+console = Console(stderr=True)
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands named `name -> "module:attribute"` load on first use (click's recipe)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attribute = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+# Ops commands that live beside the code they run. Each entry is one line; DESIGN "What done looks like".
+LAZY_COMMANDS = {
+    "sandbox": "sandbox.cli:sandbox",
+}
+
+
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default=lambda: os.environ.get("LOG_LEVEL", "INFO"), show_default="INFO")
+def main(log_level: str) -> None:
+    """Switchboard keeps the contact form, Aircall, HappyFox, HubSpot and the support mailbox consistent."""
+    logs.configure(log_level.upper())
+
+
+def load_settings() -> settings.Settings:
+    """Settings for a command, or a readable error and exit status 2: never a traceback."""
+    try:
+        return settings.use(settings.load())
+    except ConfigError as exc:
+        console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------- config and database
+
+@main.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("check")
+def config_check() -> None:
+    """Validate the environment and the YAML file; exit 2 with the key path of every problem."""
+    loaded = load_settings()
+    mode = "sandbox (no vendor credentials set)" if loaded.env.sandboxed else "real vendors"
+    console.print(f"[green]ok[/green] {loaded.env.switchboard_config}: {len(loaded.config.forms)} forms, "
+                  f"{len(loaded.config.categories)} categories, {len(loaded.config.statuses)} statuses; {mode}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the Alembic migrations (the `release` process on a PaaS)."""
+    from core import store
+    load_settings()
+    store.upgrade(revision=revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+# ---------------------------------------------------------------- processes
+
+def _port(port: int | None, default: int) -> int:
+    return port or int(os.environ.get("PORT", default))
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, default=None, help="Default: $PORT, else 8000.")
+@click.option("--workers", type=int, default=None, help="Default: $WEB_CONCURRENCY, else 2.")
+def serve(host: str, port: int | None, workers: int | None) -> None:
+    """The web process under gunicorn (Procfile `web`)."""
+    from core import runtime
+    load_settings()
+    runtime.serve_gunicorn(host, _port(port, 8000), workers or int(os.environ.get("WEB_CONCURRENCY", 2)))
+
+
+@main.command()
+@click.option("--workers", type=int, default=2, show_default=True, help="Worker threads.")
+def worker(workers: int) -> None:
+    """Run queued jobs (Procfile `worker`); any number of these may run."""
+    from core import jobs, runtime
+    load_settings()
+    runtime.load_jobs()
+    consumer = jobs.consumer(workers)
+    consumer.run()
+
+
+@main.command()
+def clock() -> None:
+    """Enqueue periodic jobs once per tick (Procfile `clock`, exactly one)."""
+    from core import jobs, runtime
+    load_settings()
+    runtime.load_jobs()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        jobs.run_clock(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default: $PORT, else 8000.")
+@click.option("--sandbox-port", type=int, default=8900, show_default=True)
+@click.option("--smtp-port", type=int, default=8925, show_default=True)
+def run(host: str, port: int | None, sandbox_port: int, smtp_port: int) -> None:
+    """The embedded default: web, worker and clock in one process on SQLite, plus the sandbox when no vendor
+    credentials are set."""
+    from core import runtime
+    try:
+        runtime.run_embedded(host, _port(port, 8000), sandbox_port, smtp_port, console)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

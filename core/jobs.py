@@ -1,0 +1,111 @@
+"""The job engine: one huey instance (SQLite by default, Redis when REDIS_URL is set), retries with exponential
+backoff, and a clock that fires each periodic job exactly once per minute however many clocks or workers run.
+
+Flows register their work with `@job` and their schedule with `@periodic(crontab(...))`. Workers never enqueue
+periodic jobs themselves (`periodic=False`); only `tick()` does, guarded by an atomic compare-and-set in the
+database, so two clocks started by mistake still fire each job once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab  # noqa: F401 - crontab is re-exported for flows
+from huey.consumer import Consumer
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from core import settings, store
+from core.models import Cursor
+
+log = logging.getLogger(__name__)
+
+RETRIES = 8          # 2 s, 4 s, ... 256 s: about 8.5 minutes of trying before a job is given up
+RETRY_DELAY = 2.0
+RETRY_BACKOFF = 2.0
+
+
+def make_huey(redis_url: str | None = None, sqlite_path: str | None = None, immediate: bool = False) -> Huey:
+    if redis_url:
+        # Timeouts so that a Redis outage makes /readyz answer 503 instead of hanging.
+        return RedisHuey("switchboard", url=redis_url, immediate=immediate, utc=True,
+                         socket_connect_timeout=3, socket_timeout=10)
+    path = sqlite_path or str(settings.data_dir() / "huey.db")
+    return SqliteHuey("switchboard", filename=path, immediate=immediate, utc=True)
+
+
+huey: Huey = make_huey(settings.load_env().redis_url)
+
+
+def job(fn: Callable[..., Any] | None = None, *, retries: int = RETRIES, **options: Any) -> Any:
+    """Register `fn` as a background job retried with exponential backoff (2 s doubling)."""
+    def register(f: Callable[..., Any]) -> Any:
+        return huey.task(retries=retries, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF,
+                         name=f"{f.__module__}.{f.__name__}", **options)(f)
+    return register(fn) if fn is not None else register
+
+
+def periodic(schedule: Callable[[datetime], bool], **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """Register a job the clock enqueues when `schedule` (a huey crontab) matches the minute."""
+    def register(f: Callable[..., Any]) -> Any:
+        return huey.periodic_task(schedule, retries=2, retry_delay=60, name=f"{f.__module__}.{f.__name__}",
+                                  **options)(f)
+    return register
+
+
+def _claim(name: str, minute: str) -> bool:
+    """True for exactly one caller per (job, minute), across processes: a conditional UPDATE is atomic on both
+    SQLite and PostgreSQL, and the row is created on first use."""
+    key = f"clock:{name}"
+    with store.session() as s:
+        if s.get(Cursor, key) is None:
+            try:
+                with s.begin_nested():
+                    s.add(Cursor(name=key, value=""))
+            except IntegrityError:
+                pass
+        won = s.execute(update(Cursor).where(Cursor.name == key, Cursor.value < minute).values(value=minute))
+        return won.rowcount == 1
+
+
+def tick(now: datetime | None = None, target: Huey | None = None) -> list[str]:
+    """Enqueue every periodic job due at `now`'s minute that no other clock has enqueued yet."""
+    target = target or huey
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(second=0, microsecond=0)
+    minute = now.strftime("%Y-%m-%dT%H:%M")
+    fired = []
+    for task in target.read_periodic(now.replace(tzinfo=None)):
+        if _claim(task.name, minute):
+            target.enqueue(task)
+            fired.append(task.name)
+    if fired:
+        log.info("clock fired %s", ", ".join(fired))
+    return fired
+
+
+def run_clock(stop: threading.Event, target: Huey | None = None) -> None:
+    """Tick at the start of every minute until `stop` is set."""
+    log.info("clock started")
+    while not stop.is_set():
+        tick(target=target)
+        stop.wait(60 - time.time() % 60 + 0.5)
+    log.info("clock stopped")
+
+
+def consumer(workers: int = 2, target: Huey | None = None) -> Consumer:
+    """A huey consumer that runs jobs but leaves periodic enqueueing to the clock."""
+    return Consumer(target or huey, workers=workers, periodic=False, worker_type="thread",
+                    check_worker_health=True, shutdown_timeout=30)
+
+
+def ping(target: Huey | None = None) -> None:
+    """Raise when the queue's storage cannot be reached."""
+    storage = (target or huey).storage
+    if hasattr(storage, "conn") and hasattr(storage.conn, "ping"):
+        storage.conn.ping()
+    else:
+        storage.queue_size()

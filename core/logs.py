@@ -1,0 +1,57 @@
+"""Structured logging that never writes an email address or a phone number in clear.
+
+JSON lines when stderr is not a terminal (a PaaS log drain), readable lines on a terminal. Masking happens in a
+filter on the handler, so every logger's records pass through it, including third-party libraries'.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+# A phone number: an optional +, then 7 to 15 digits that may be split by spaces, dots, dashes or brackets.
+PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{5,17}\d(?!\w)")
+
+
+def mask(text: str) -> str:
+    """`anna@example.com` -> `a***@***`, `+36 30 123 4567` -> `***67`."""
+    text = EMAIL.sub(lambda m: f"{m.group(1)}***@***", text)
+
+    def _phone(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return f"***{digits[-2:]}" if len(digits) >= 7 else m.group(0)
+
+    return PHONE.sub(_phone, text)
+
+
+class MaskingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask(record.getMessage())
+        record.args = None
+        for key, value in vars(record).items():
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, mask(value))
+        return True
+
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def configure(level: str = "INFO", stream=None, json: bool | None = None) -> None:
+    stream = stream or sys.stderr
+    json = (not stream.isatty()) if json is None else json
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MaskingFilter())
+    if json:
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                           rename_fields={"levelname": "level", "asctime": "time"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "httpx", "httpcore", "werkzeug", "mail.log"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

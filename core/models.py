@@ -1,0 +1,175 @@
+"""The tables of DESIGN "State". Times are UTC; personal data lives only where a flow needs it, so that
+erasure knows every place to clear (customers' names, identities' values, inbox payloads)."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, types
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(types.TypeDecorator):
+    """Stores naive UTC and hands back aware UTC, on SQLite (which keeps no zone) as on PostgreSQL."""
+    impl = types.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+# SQLite only auto-increments INTEGER primary keys; PostgreSQL gets BIGINT.
+Id = BigInteger().with_variant(types.Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5), default="hu")
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    contract_end: Mapped[date | None]
+    consent_withdrawn_at: Mapped[datetime | None]
+    legal_hold: Mapped[bool] = mapped_column(default=False)
+    erased_at: Mapped[datetime | None]
+    merged_into_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"))
+
+    identities: Mapped[list[Identity]] = relationship(back_populates="customer")
+
+
+class Identity(Base):
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("system", "value", name="uq_identity_system_value"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    system: Mapped[str] = mapped_column(String(20))  # email | phone | hubspot | happyfox | aircall
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="identities")
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    happyfox_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    happyfox_display_id: Mapped[str | None] = mapped_column(String(40))
+    hubspot_ticket_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    told_id: Mapped[str | None] = mapped_column(String(40))  # the identifier the customer was given
+    channel: Mapped[str] = mapped_column(String(20))  # form | email | phone | post | fax | social | in_person
+    category: Mapped[str | None] = mapped_column(String(60))
+    service_area: Mapped[str | None] = mapped_column(String(120))
+    subject: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(60))
+    is_closed: Mapped[bool] = mapped_column(default=False)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirm_due_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    survey_sent_at: Mapped[datetime | None]
+    survey_token: Mapped[str | None] = mapped_column(String(200))
+    survey_score: Mapped[int | None]
+    survey_comment: Mapped[str | None] = mapped_column(Text)
+    survey_answered_at: Mapped[datetime | None]
+    sla_alerted_at: Mapped[datetime | None]
+
+
+class InboxEvent(Base):
+    """Every verified inbound event, stored before it is acknowledged."""
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("source", "event_key", name="uq_inbox_source_key"),
+                      Index("ix_inbox_status", "status"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))  # form | aircall | happyfox | hubspot | manual
+    event_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed | dead
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+
+
+class Effect(Base):
+    """One row per outbound write, so that a retried job finds what it already did."""
+    __tablename__ = "effects"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    remote_id: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Erasure(Base):
+    __tablename__ = "erasures"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    subject_hash: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(40))  # request | consent_withdrawn | retention
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+    steps: Mapped[list[ErasureStep]] = relationship(back_populates="erasure", order_by="ErasureStep.id")
+
+
+class ErasureStep(Base):
+    __tablename__ = "erasure_steps"
+    __table_args__ = (UniqueConstraint("erasure_id", "processor", name="uq_erasure_step"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    erasure_id: Mapped[int] = mapped_column(Id, ForeignKey("erasures.id"))
+    processor: Mapped[str] = mapped_column(String(20))  # hubspot | happyfox | aircall | gmail | switchboard
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    erasure: Mapped[Erasure] = relationship(back_populates="steps")
+
+
+class Tombstone(Base):
+    """Salted hashes of an erased person's identifiers: sync flows must not copy them back."""
+    __tablename__ = "tombstones"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erasure_id: Mapped[int | None] = mapped_column(Id, ForeignKey("erasures.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Audit(Base):
+    """Append-only. `detail` holds ids, counts and hashes, never raw personal data."""
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(60))
+    customer_id: Mapped[int | None] = mapped_column(Id, index=True)
+    ticket_id: Mapped[int | None] = mapped_column(Id, index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Cursor(Base):
+    """Where a periodic job (reconciliation, sweeps) resumes after a crash."""
+    __tablename__ = "cursors"
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

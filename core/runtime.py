@@ -1,0 +1,87 @@
+"""How the parts run: all in one process (the embedded default), or apart under gunicorn on a PaaS."""
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from typing import Any
+
+from rich.console import Console
+from werkzeug.serving import make_server
+
+from core import jobs, settings, store
+
+log = logging.getLogger(__name__)
+
+# The modules that register jobs with core.jobs; a worker and a clock import them before they start.
+JOB_MODULES = ("flows.tasks",)
+
+
+def load_jobs() -> None:
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+
+
+def serve_gunicorn(host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from webhooks.app import create_app
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", None)  # access logs would carry survey tokens and query strings
+
+        def load(self) -> Any:
+            return create_app()
+
+    Server().run()
+
+
+def run_embedded(host: str, port: int, sandbox_port: int, smtp_port: int, console: Console) -> None:
+    env = settings.load_env()
+    sandbox = None
+    if env.sandboxed:
+        from sandbox.server import start as start_sandbox
+        callback_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        sandbox = start_sandbox("127.0.0.1", sandbox_port, smtp_port, webhook_url=f"http://{callback_host}:{port}")
+        env = env.with_sandbox(sandbox.base_url, smtp_port=smtp_port)
+    loaded = settings.use(settings.load(env))
+    store.upgrade()
+    load_jobs()
+
+    from webhooks.app import create_app
+    server = make_server(host, port, create_app(loaded), threaded=True)
+    consumer = jobs.consumer(workers=2)
+    consumer.start()
+    stop = threading.Event()
+    clock = threading.Thread(target=jobs.run_clock, args=(stop,), name="clock", daemon=True)
+    clock.start()
+
+    def _shutdown(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    console.print(f"[bold green]Switchboard[/bold green] listening on http://{host}:{port}  "
+                  f"(database {store.engine().url.render_as_string(hide_password=True)}, queue "
+                  f"{type(jobs.huey).__name__})")
+    if sandbox:
+        console.print(f"sandbox: {sandbox.base_url} (console at {sandbox.base_url}/), SMTP sink on "
+                      f"127.0.0.1:{smtp_port}; credentials: {sandbox.credentials_note}")
+    console.print("Ctrl-C stops.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stop.set()
+        server.server_close()
+        consumer.stop(graceful=True)
+        if sandbox:
+            sandbox.stop()
+        console.print("stopped.")

@@ -1,0 +1,311 @@
+"""Settings: secrets and endpoints from the environment, everything else from YAML, both validated.
+
+`load()` returns one immutable `Settings`; a bad value raises `ConfigError` whose message names the file (or
+"environment"), the key path and what was expected, and never a secret. `get()` caches it for the process.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config" / "switchboard.yaml"
+
+# The real vendors' base URLs; HappyFox has none since every account has its own host.
+VENDOR_BASE_URLS = {
+    "hubspot": "https://api.hubapi.com",
+    "aircall": "https://api.aircall.io",
+    "gmail": "https://gmail.googleapis.com",
+}
+
+# Credentials the sandbox accepts when the environment sets none; `switchboard run` wires them into the service.
+SANDBOX_DEFAULTS = {
+    "hubspot_access_token": "sandbox-hubspot-token",
+    "hubspot_client_secret": "sandbox-hubspot-client-secret",
+    "happyfox_api_key": "sandbox-happyfox-key",
+    "happyfox_auth_code": "sandbox-happyfox-code",
+    "happyfox_webhook_secret": "sandbox-happyfox-webhook-secret",
+    "aircall_api_id": "sandbox-aircall-id",
+    "aircall_api_token": "sandbox-aircall-token",
+    "aircall_webhook_token": "sandbox-aircall-webhook-token",
+    "gmail_user": "support@example.com",
+    "form_webhook_secret": "whsec_c2FuZGJveC1mb3JtLXNlY3JldC0wMTIzNDU2Nzg5YWI=",
+    "admin_token": "sandbox-admin-token",
+    "secret_key": "sandbox-secret-key-not-for-production",
+}
+# Gmail has no token variable (production signs in with a service account); against the sandbox this bearer is used.
+SANDBOX_GMAIL_TOKEN = "sandbox-gmail-token"
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix; the message is meant to be printed as it is."""
+
+
+class Env(BaseSettings):
+    """The environment variables of DESIGN "Interfaces". Secrets are SecretStr and are never printed."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    switchboard_config: Path = DEFAULT_CONFIG
+    database_url: str = "sqlite:///var/switchboard.db"
+    redis_url: str | None = None
+
+    hubspot_base_url: str | None = None
+    hubspot_access_token: SecretStr | None = None
+    hubspot_client_secret: SecretStr | None = None
+    happyfox_base_url: str | None = None
+    happyfox_api_key: SecretStr | None = None
+    happyfox_auth_code: SecretStr | None = None
+    happyfox_webhook_secret: SecretStr | None = None
+    aircall_base_url: str | None = None
+    aircall_api_id: SecretStr | None = None
+    aircall_api_token: SecretStr | None = None
+    aircall_webhook_token: SecretStr | None = None
+    gmail_base_url: str | None = None
+    gmail_user: str | None = None
+    google_application_credentials: Path | None = None
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = "Support <support@example.com>"
+    form_webhook_secret: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlalchemy_url(cls, url: str) -> str:
+        # PaaS add-ons hand out postgres:// URLs; SQLAlchemy wants an explicit dialect and driver.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+    @field_validator("form_webhook_secret")
+    @classmethod
+    def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and not secret.get_secret_value().startswith("whsec_"):
+            raise ValueError("expected a Standard Webhooks secret starting with 'whsec_'")
+        return secret
+
+    @property
+    def vendor_credentials(self) -> dict[str, tuple[Any, ...]]:
+        return {
+            "hubspot": (self.hubspot_access_token,),
+            "happyfox": (self.happyfox_api_key, self.happyfox_auth_code),
+            "aircall": (self.aircall_api_id, self.aircall_api_token),
+            "gmail": (self.google_application_credentials,),
+        }
+
+    @property
+    def sandboxed(self) -> bool:
+        """True when no vendor credential at all is set: the embedded default runs against the sandbox."""
+        return not any(v for values in self.vendor_credentials.values() for v in values)
+
+    def check_complete(self) -> None:
+        """With real vendors, every vendor needs its credentials and base URL, and the service its own secrets."""
+        if self.sandboxed:
+            return
+        missing = []
+        names = {"hubspot": ["HUBSPOT_ACCESS_TOKEN"], "happyfox": ["HAPPYFOX_API_KEY", "HAPPYFOX_AUTH_CODE"],
+                 "aircall": ["AIRCALL_API_ID", "AIRCALL_API_TOKEN"], "gmail": ["GOOGLE_APPLICATION_CREDENTIALS"]}
+        for vendor, values in self.vendor_credentials.items():
+            missing += [name for name, value in zip(names[vendor], values) if not value]
+        if not self.happyfox_base_url:
+            missing.append("HAPPYFOX_BASE_URL")
+        for name in ("SECRET_KEY", "ADMIN_TOKEN", "FORM_WEBHOOK_SECRET", "GMAIL_USER"):
+            if not getattr(self, name.lower()):
+                missing.append(name)
+        if missing:
+            raise ConfigError("environment: vendor credentials are set, so these are required too: "
+                              + ", ".join(missing))
+
+    def base_url(self, vendor: str) -> str:
+        url = getattr(self, f"{vendor}_base_url") or VENDOR_BASE_URLS.get(vendor)
+        if not url:
+            raise ConfigError(f"environment: {vendor.upper()}_BASE_URL: required")
+        return url.rstrip("/")
+
+    def with_sandbox(self, base_url: str, smtp_port: int | None = None) -> "Env":
+        """This environment pointed at a sandbox: its base URL for every vendor, its SMTP sink, and its default
+        credentials wherever the environment sets none."""
+        updates: dict[str, Any] = {f"{v}_base_url": base_url for v in ("hubspot", "happyfox", "aircall", "gmail")}
+        if smtp_port is not None:
+            updates.update(smtp_host="127.0.0.1", smtp_port=smtp_port)
+        for name, value in SANDBOX_DEFAULTS.items():
+            if getattr(self, name) is None:
+                updates[name] = value if name == "gmail_user" else SecretStr(value)
+        return self.model_copy(update=updates)
+
+    def secret(self, name: str) -> str:
+        """The plain value of a secret, or '' when unset (callers treat '' as "reject everything")."""
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else ""
+
+
+# ---------------------------------------------------------------- YAML (config/switchboard.yaml)
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FormSpec(Strict):
+    fields: dict[str, str]  # our field name -> the field name the form posts
+    required: list[str] = []
+    category_field: str = "purpose"
+    service_area_field: str | None = "product"
+    language: Literal["hu", "en"] = "hu"
+
+    @model_validator(mode="after")
+    def _required_are_mapped(self) -> "FormSpec":
+        unknown = [name for name in self.required if name not in self.fields]
+        if unknown:
+            raise ValueError(f"required names fields that are not mapped: {', '.join(unknown)}")
+        return self
+
+
+class CategorySpec(Strict):
+    happyfox: int
+    hubspot: str
+    complaint: bool = False
+    label: dict[str, str] = {}
+
+
+class StatusSpec(Strict):
+    happyfox: list[str]
+    hubspot_stage: str
+    closed: bool = False
+
+
+class RetentionSpec(Strict):
+    years: int = Field(default=5, ge=1, le=10)
+    from_: Literal["last_activity"] = Field(default="last_activity", alias="from")
+    contract_years: int = Field(default=5, ge=1, le=10)
+    contract_end_property: str = "contract_end_date"
+    keep_anonymous_tickets: bool = True
+
+
+class SlaSpec(Strict):
+    confirm_within_working_days: int = Field(default=2, ge=1)
+    unfounded_complaint_notice_working_days: int = Field(default=3, ge=1)
+    alert_to: str | None = None
+
+
+class SurveySpec(Strict):
+    send_on: Literal["closed"] = "closed"
+    template: str = "survey"
+    link_ttl_days: int = Field(default=30, ge=1)
+    resend_on_reclose: bool = False
+
+
+class LimitSpec(Strict):
+    """A vendor's documented rate: `requests` per `per_seconds`; pacing stays at or below it."""
+    requests: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+
+
+class HubSpotSpec(Strict):
+    pipeline: str = "0"
+    default_stage: str = "1"
+    source_id: str = "switchboard"
+
+
+class Config(Strict):
+    forms: dict[str, FormSpec]
+    default_form: str = "website"
+    categories: dict[str, CategorySpec] = {}
+    statuses: dict[str, StatusSpec] = {}
+    retention: RetentionSpec = RetentionSpec()
+    sla: SlaSpec = SlaSpec()
+    survey: SurveySpec = SurveySpec()
+    hubspot: HubSpotSpec = HubSpotSpec()
+    limits: dict[str, LimitSpec] = {
+        "hubspot": LimitSpec(requests=100, per_seconds=10),
+        "hubspot_search": LimitSpec(requests=4, per_seconds=1),
+        "happyfox": LimitSpec(requests=300, per_seconds=60),
+        "aircall": LimitSpec(requests=60, per_seconds=60),
+        "gmail": LimitSpec(requests=100, per_seconds=1),
+    }
+    timeouts_seconds: float = Field(default=10, gt=0)
+    attachments_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    attachments_allowed_types: list[str] = ["application/pdf", "image/png", "image/jpeg", "text/plain"]
+
+    @model_validator(mode="after")
+    def _default_form_exists(self) -> "Config":
+        if self.default_form not in self.forms:
+            raise ValueError(f"default_form {self.default_form!r} is not one of forms: {', '.join(self.forms)}")
+        return self
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    env: Env
+    config: Config
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    return f"{path}: {error['msg']}"
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (set SWITCHBOARD_CONFIG to the YAML file)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: (top level): expected a mapping of sections")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(f"{path}: {_describe(e)}" for e in exc.errors())) from None
+
+
+def load_env(**overrides: Any) -> Env:
+    try:
+        return Env(**overrides)
+    except ValidationError as exc:
+        # Never echo the input: it may be a secret.
+        lines = [f"environment: {'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load(env: Env | None = None) -> Settings:
+    env = env or load_env()
+    env.check_complete()
+    return Settings(env=env, config=load_config(env.switchboard_config))
+
+
+_current: Settings | None = None
+
+
+def get() -> Settings:
+    """The process's settings, loaded on first use."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def use(settings: Settings | None) -> Settings | None:
+    """Make `settings` what `get()` returns (the embedded runner and tests); None forgets it."""
+    global _current
+    _current = settings
+    return settings
+
+
+def data_dir() -> Path:
+    """Where the embedded default keeps its SQLite files."""
+    path = Path(os.environ.get("SWITCHBOARD_DATA_DIR", "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,122 @@
+"""The database: engine, sessions, migrations and the few repository operations every flow shares.
+
+One URL selects the engine: SQLite (WAL mode, the embedded default) or PostgreSQL (`DATABASE_URL` on a PaaS).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import settings
+from core.models import Effect, InboxEvent
+
+MIGRATIONS = settings.ROOT / "migrations"
+
+
+_engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker[Session]] = {}
+
+
+def engine(url: str | None = None) -> Engine:
+    """The process's engine for `url` (default: DATABASE_URL), created once."""
+    url = url or settings.get().env.database_url
+    if url not in _engines:
+        _engines[url] = _create_engine(url)
+    return _engines[url]
+
+
+def dispose() -> None:
+    """Close every pooled connection and forget the engines (tests, and a process about to fork)."""
+    for eng in _engines.values():
+        eng.dispose()
+    _engines.clear()
+    _sessionmakers.clear()
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(eng, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            # WAL lets the web process read while the worker writes; foreign keys are off by default in SQLite.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+        return eng
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
+
+
+def _sessions(url: str) -> sessionmaker[Session]:
+    if url not in _sessionmakers:
+        _sessionmakers[url] = sessionmaker(engine(url), expire_on_commit=False)
+    return _sessionmakers[url]
+
+
+@contextlib.contextmanager
+def session(url: str | None = None) -> Iterator[Session]:
+    """A unit of work: committed when the block ends, rolled back when it raises."""
+    with _sessions(url or settings.get().env.database_url).begin() as s:
+        yield s
+
+
+def ping(url: str | None = None) -> None:
+    with engine(url).connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def alembic_config(url: str | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", (url or settings.get().env.database_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+# ---------------------------------------------------------------- shared repository operations
+
+def put_inbox(s: Session, source: str, event_key: str, kind: str, payload: dict[str, Any]) -> tuple[InboxEvent, bool]:
+    """Store an inbound event once. Returns (row, True) when new, (existing row, False) for a repeat."""
+    existing = s.scalar(select(InboxEvent).where(InboxEvent.source == source, InboxEvent.event_key == event_key))
+    if existing is not None:
+        return existing, False
+    row = InboxEvent(source=source, event_key=event_key, kind=kind, payload=payload)
+    try:
+        with s.begin_nested():
+            s.add(row)
+    except IntegrityError:  # a concurrent delivery of the same event won the race
+        return s.scalars(select(InboxEvent).where(InboxEvent.source == source,
+                                                  InboxEvent.event_key == event_key)).one(), False
+    return row, True
+
+
+def find_effect(s: Session, key: str) -> Effect | None:
+    return s.get(Effect, key)
+
+
+def record_effect(s: Session, key: str, remote_id: str | None, detail: dict[str, Any] | None = None) -> Effect:
+    """Remember that the write `key` happened and what it produced. Committed at once by the caller's unit of
+    work; a second record of the same key keeps the first."""
+    existing = s.get(Effect, key)
+    if existing is not None:
+        return existing
+    effect = Effect(key=key, remote_id=remote_id, detail=detail)
+    s.add(effect)
+    s.flush()
+    return effect

@@ -1,0 +1,180 @@
+"""The sandbox server: every fake on one port (their real paths do not collide), the `/_sandbox/` control API,
+the console page, and the SMTP sink beside it.
+
+Each request to a fake passes, in order: a pending fault for its path, the vendor's rate limit, the vendor's
+authentication; then the fake's own handler. Every request is logged for `GET /_sandbox/calls`.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.serving import make_server
+
+from core.settings import Env, load_env
+
+from . import control
+from .state import Sandbox, credentials, current
+from .vendor import Vendor
+
+log = logging.getLogger(__name__)
+
+VENDOR_MODULES = ("sandbox.hubspot", "sandbox.happyfox", "sandbox.aircall", "sandbox.gmail")
+
+
+def load_vendors() -> dict[str, Vendor]:
+    vendors = {}
+    for name in VENDOR_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a fake not written yet; the others still serve
+            if exc.name != name:
+                raise
+            continue
+        vendors[module.VENDOR.name] = module.VENDOR
+    return vendors
+
+
+def service_of(path: str, vendors: dict[str, Vendor]) -> str | None:
+    # Longest prefix first: /gmail/v1/ must not be taken for Aircall's /v1/.
+    matches = [(len(p), v.name) for v in vendors.values() for p in v.prefixes if path.startswith(p)]
+    return max(matches)[1] if matches else None
+
+
+def _drop_connection() -> Response:
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    return Response(status=500)  # never reaches the client: the connection is gone
+
+
+def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
+    env = env or load_env()
+    vendors = load_vendors()
+    sandbox = Sandbox(vendors=vendors, credentials=credentials(env), webhook_url=webhook_url)
+    sandbox.reset()
+    app = Flask(__name__)
+    app.extensions["sandbox"] = sandbox
+    for vendor in vendors.values():
+        app.register_blueprint(vendor.blueprint)
+    app.register_blueprint(control.bp)
+
+    @app.before_request
+    def _gate() -> Response | None:
+        g.started = time.time()
+        service = service_of(request.path, vendors)
+        g.service = service
+        if service is None:
+            return None
+        vendor = vendors[service]
+        fault = sandbox.take_fault(service, request.method, request.path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                return _drop_connection()
+            if fault.status == 429:
+                return vendor.rate_limited(fault.retry_after or 1)
+            if fault.status:
+                response = vendor.error(fault.status, "injected fault")
+                if fault.retry_after is not None:
+                    response.headers["Retry-After"] = str(int(fault.retry_after))
+                return response
+        wait = sandbox.over_limit(service)
+        if wait is not None:
+            return vendor.rate_limited(wait)
+        return vendor.authenticate(request, sandbox.credentials)
+
+    @app.after_request
+    def _log_call(response: Response) -> Response:
+        service = g.get("service")
+        if service is not None:
+            with sandbox.lock:
+                sandbox.calls.append({"service": service, "method": request.method, "path": request.path,
+                                      "query": request.query_string.decode(), "status": response.status_code,
+                                      "time": g.get("started", time.time())})
+        return response
+
+    return app
+
+
+def notify(service: str, event: str, data: dict[str, Any]) -> None:
+    """Called by a fake after a change made through its API: send the vendor's webhook for it, as the real
+    vendor would, to `--webhook-url`/webhooks/<service>. Runs in a thread so that the API answer is not held."""
+    sandbox = current()
+    if not sandbox.webhook_url:
+        return
+    emit_now(sandbox, service, event, data, f"{sandbox.webhook_url.rstrip('/')}/webhooks/{service}", wait=False)
+
+
+def emit_now(sandbox: Sandbox, service: str, event: str, data: dict[str, Any], url: str,
+             wait: bool = True) -> dict[str, Any]:
+    vendor = sandbox.vendors[service]
+    if vendor.emit is None:
+        raise ValueError(f"{service} sends no webhooks")
+    record: dict[str, Any] = {"service": service, "event": event, "url": url, "status": None}
+    with sandbox.lock:
+        sandbox.emitted.append(record)
+
+    def send() -> None:
+        try:
+            record["status"] = vendor.emit(event, data, url, sandbox.credentials)
+        except Exception as exc:  # the receiver being down is the receiver's problem, as with the real vendor
+            record["status"] = f"error: {type(exc).__name__}"
+            log.warning("sandbox webhook %s %s to %s failed: %s", service, event, url, type(exc).__name__)
+
+    if wait:
+        send()
+    else:
+        threading.Thread(target=send, daemon=True).start()
+    return record
+
+
+@dataclass
+class Running:
+    app: Flask
+    base_url: str
+    smtp_port: int | None
+    _server: Any
+    _thread: threading.Thread
+    _smtp: Any
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.app.extensions["sandbox"]
+
+    @property
+    def credentials_note(self) -> str:
+        creds = self.sandbox.credentials
+        return (f"HubSpot token {creds['hubspot_access_token']}, HappyFox {creds['happyfox_api_key']}:"
+                f"{creds['happyfox_auth_code']}, Aircall {creds['aircall_api_id']}:{creds['aircall_api_token']}")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._smtp is not None:
+            self._smtp.stop()
+
+
+def start(host: str = "127.0.0.1", port: int = 8900, smtp_port: int | None = 8925,
+          webhook_url: str | None = None, env: Env | None = None) -> Running:
+    """Start the sandbox in background threads (port 0 picks a free port) and return once it listens."""
+    app = create_app(env, webhook_url)
+    server = make_server(host, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="sandbox-http", daemon=True)
+    thread.start()
+    smtp = None
+    if smtp_port is not None:
+        from .smtp import start_sink
+        smtp = start_sink(app.extensions["sandbox"], host, smtp_port)
+        smtp_port = smtp.port
+    return Running(app, f"http://{host}:{server.server_port}", smtp_port, server, thread, smtp)
