@@ -41,12 +41,24 @@ def make_huey(redis_url: str | None = None, sqlite_path: str | None = None, imme
 huey: Huey = make_huey(settings.load_env().redis_url)
 
 
+_by_name: dict[str, Any] = {}
+
+
 def job(fn: Callable[..., Any] | None = None, *, retries: int = RETRIES, **options: Any) -> Any:
     """Register `fn` as a background job retried with exponential backoff (2 s doubling)."""
     def register(f: Callable[..., Any]) -> Any:
-        return huey.task(retries=retries, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF,
+        task = huey.task(retries=retries, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF,
                          name=f"{f.__module__}.{f.__name__}", **options)(f)
+        _by_name[f.__name__] = task
+        return task
     return register(fn) if fn is not None else register
+
+
+def enqueue(name: str, *args: Any) -> Any:
+    """Queue the job registered as `name` (its function's name), for code that may not import flows."""
+    if name not in _by_name:
+        raise LookupError(f"no job named {name!r}: core.runtime.load_jobs() imports the job modules")
+    return _by_name[name](*args)
 
 
 def periodic(schedule: Callable[[datetime], bool], **options: Any) -> Callable[[Callable[..., Any]], Any]:

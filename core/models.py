@@ -69,6 +69,7 @@ class Identity(Base):
 class Ticket(Base):
     __tablename__ = "tickets"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(120), unique=True)  # what made it: "inbox:17", "happyfox:9"
     customer_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"), index=True)
     happyfox_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     happyfox_display_id: Mapped[str | None] = mapped_column(String(40))
@@ -104,6 +105,7 @@ class InboxEvent(Base):
     kind: Mapped[str] = mapped_column(String(60))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed | dead
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -216,6 +216,13 @@ class HubSpotSpec(Strict):
     source_id: str = "switchboard"
 
 
+class IntakeSpec(Strict):
+    confirm_channels: list[str] = ["form", "email", "phone", "post", "fax", "social", "in_person"]
+    ticket_on_missed_call: bool = True
+    ticket_on_voicemail: bool = True
+    staff_id: int = 1  # the HappyFox staff member Switchboard writes notes and status changes as
+
+
 class Config(Strict):
     forms: dict[str, FormSpec]
     default_form: str = "website"
@@ -225,6 +232,7 @@ class Config(Strict):
     sla: SlaSpec = SlaSpec()
     survey: SurveySpec = SurveySpec()
     hubspot: HubSpotSpec = HubSpotSpec()
+    intake: IntakeSpec = IntakeSpec()
     limits: dict[str, LimitSpec] = {
         "hubspot": LimitSpec(requests=100, per_seconds=10),
         "hubspot_search": LimitSpec(requests=4, per_seconds=1),

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import settings as settings_module
 from core.settings import Settings
 
-from . import health
+from core import runtime
+
+from . import admin, health, receiver
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -16,10 +19,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SECRET_KEY"] = settings.env.secret("secret_key") or None
     # Largest body any source may send: attachments plus a margin for the form fields.
     app.config["MAX_CONTENT_LENGTH"] = settings.config.attachments_max_bytes + 1024 * 1024
-    app.register_blueprint(health.bp)
+    # Behind a PaaS router the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    runtime.load_jobs()  # the receiver queues jobs by name
+    for blueprint in (health.bp, receiver.bp, admin.bp):
+        app.register_blueprint(blueprint)
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
-        return jsonify(error=exc.name, description=exc.description), exc.code
+        return jsonify(error=exc.name, description=exc.description, fields={}), exc.code
 
     return app

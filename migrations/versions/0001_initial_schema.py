@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=60), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('received_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.models.UTCDateTime(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
@@ -105,6 +106,7 @@ def upgrade() -> None:
 
     op.create_table('tickets',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('source_key', sa.String(length=120), nullable=False),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('happyfox_id', sa.BigInteger(), nullable=True),
     sa.Column('happyfox_display_id', sa.String(length=40), nullable=True),
@@ -130,7 +132,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('happyfox_id'),
-    sa.UniqueConstraint('hubspot_ticket_id')
+    sa.UniqueConstraint('hubspot_ticket_id'),
+    sa.UniqueConstraint('source_key')
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)

@@ -1,0 +1,1 @@
+"""The aircall receiver: verify, parse, dedupe key."""

@@ -1,0 +1,25 @@
+"""Aircall call events: `{resource, event, timestamp, token, data}` whose `token` must equal
+AIRCALL_WEBHOOK_TOKEN (api-facts: aircall A.6). One event per call and event name."""
+from __future__ import annotations
+
+from flask import Request
+
+from core.settings import Config, Env
+
+from ..events import Event, Invalid, Rejected, json_body, require_object, same_secret
+
+
+def verify(request: Request, env: Env) -> None:
+    envelope = json_body(request)
+    token = envelope.get("token") if isinstance(envelope, dict) else None
+    if not same_secret(token if isinstance(token, str) else None, env.secret("aircall_webhook_token")):
+        raise Rejected("bad or missing token")
+
+
+def parse(request: Request, config: Config) -> list[Event]:
+    envelope = require_object(json_body(request), "the body")
+    event, data = envelope.get("event"), envelope.get("data")
+    if not isinstance(event, str) or not isinstance(data, dict) or not isinstance(data.get("id"), (int, str)):
+        raise Invalid("expected {event, data: {id, ...}}", fields={"event": "required", "data.id": "required"})
+    payload = {k: v for k, v in envelope.items() if k != "token"}  # the secret is not stored
+    return [Event(key=f"{event}:{data['id']}", kind=event, payload=payload)]

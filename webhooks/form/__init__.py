@@ -1,0 +1,1 @@
+"""The form receiver: verify, parse, dedupe key."""

@@ -1,0 +1,94 @@
+"""The website's contact form, delivered as a Standard Webhook (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`, secret `FORM_WEBHOOK_SECRET`, ±5 minutes), as JSON `{"form": name, "fields": {...}}` or as
+multipart with the same fields plus files. Field names come from the YAML form mapping; the stored payload uses
+our names (`email`, `last_name`, ...) so that flows never see a form's own names."""
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from flask import Request
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from core.settings import Config, Env, FormSpec
+
+from ..events import Event, Invalid, Rejected, json_body, require_object
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def verify(request: Request, env: Env) -> None:
+    secret = env.secret("form_webhook_secret")
+    if not secret:
+        raise Rejected("FORM_WEBHOOK_SECRET is not set")
+    try:
+        Webhook(secret).verify(request.get_data(cache=True), dict(request.headers))
+    except WebhookVerificationError as exc:  # missing headers, bad signature, too old or too new
+        raise Rejected(str(exc)) from None
+
+
+def _posted(request: Request) -> tuple[str | None, dict[str, Any], list[Any]]:
+    if request.mimetype == "application/json":
+        body = require_object(json_body(request), "the body")
+        fields = body.get("fields")
+        if not isinstance(fields, dict):
+            raise Invalid("'fields' must be a JSON object", fields={"fields": "required object"})
+        return body.get("form"), fields, []
+    if request.mimetype == "multipart/form-data":
+        fields = {k: v for k, v in request.form.items() if k != "form"}
+        files = [f for f in request.files.values() if f.filename]
+        return request.form.get("form"), fields, files
+    raise Invalid("expected application/json or multipart/form-data", status=415)
+
+
+def _attachments(files: list[Any], config: Config, field_name: str) -> list[dict[str, Any]]:
+    stored = []
+    for upload in files:
+        data = upload.read()
+        if len(data) > config.attachments_max_bytes:
+            raise Invalid("attachment too large", 413,
+                          {field_name: f"{upload.filename}: more than {config.attachments_max_bytes} bytes"})
+        if upload.mimetype not in config.attachments_allowed_types:
+            raise Invalid("attachment type not allowed", 415,
+                          {field_name: f"{upload.filename}: {upload.mimetype} is not one of "
+                                       f"{', '.join(config.attachments_allowed_types)}"})
+        stored.append({"filename": upload.filename, "content_type": upload.mimetype, "size": len(data),
+                       "data_b64": base64.b64encode(data).decode()})
+    return stored
+
+
+def _validate(spec: FormSpec, fields: dict[str, Any], config: Config) -> dict[str, str]:
+    ours: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, posted_name in spec.fields.items():
+        value = fields.get(posted_name)
+        if value is not None and not isinstance(value, str):
+            errors[posted_name] = "must be text"
+            continue
+        value = (value or "").strip()
+        if value:
+            ours[name] = value
+        elif name in spec.required:
+            errors[posted_name] = "required"
+    email_field = spec.fields.get("email")
+    if "email" in ours and not EMAIL.match(ours["email"]):
+        errors[email_field or "email"] = "not an email address"
+    category_field = spec.fields.get(spec.category_field)
+    if category_field and ours.get(spec.category_field) and ours[spec.category_field] not in config.categories:
+        errors[category_field] = f"must be one of {', '.join(config.categories)}"
+    if errors:
+        raise Invalid("invalid form fields", fields=errors)
+    return ours
+
+
+def parse(request: Request, config: Config) -> list[Event]:
+    form_name, fields, files = _posted(request)
+    form_name = form_name or config.default_form
+    spec = config.forms.get(form_name)
+    if spec is None:
+        raise Invalid("unknown form", fields={"form": f"must be one of {', '.join(config.forms)}"})
+    ours = _validate(spec, fields, config)
+    attachments = _attachments(files, config, spec.fields.get("attachment", "attachment"))
+    payload = {"form": form_name, "fields": ours, "attachments": attachments}
+    return [Event(key=request.headers["webhook-id"], kind="form", payload=payload)]

@@ -1,0 +1,1 @@
+"""The happyfox receiver: verify, parse, dedupe key."""

@@ -1,0 +1,1 @@
+"""The hubspot receiver: verify, parse, dedupe key."""

@@ -1,0 +1,77 @@
+"""`POST /webhooks/<source>`: verify the sender, parse its events, store each once in the inbox, queue its
+processing and answer at once. No SaaS API is called here.
+
+Each source is a module with two functions, listed in SOURCES (Zulip's dispatch-table shape):
+`verify(request, env)` raises Rejected; `parse(request, config)` returns the events or raises Invalid.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from flask import Blueprint, Request, Response, jsonify, request
+
+from core import jobs, settings, store
+from core.metrics import INBOX_RECEIVED
+from core.settings import Config, Env
+
+from .aircall import source as aircall
+from .events import Event, Invalid, Rejected
+from .form import source as form
+from .happyfox import source as happyfox
+from .hubspot import source as hubspot
+
+log = logging.getLogger(__name__)
+
+
+class Source(Protocol):
+    def verify(self, request: Request, env: Env) -> None: ...
+    def parse(self, request: Request, config: Config) -> list[Event]: ...
+
+
+SOURCES: dict[str, Source] = {"form": form, "aircall": aircall, "happyfox": happyfox, "hubspot": hubspot}
+
+bp = Blueprint("webhooks", __name__)
+
+
+@bp.post("/webhooks/<name>")
+def receive(name: str) -> tuple[Response, int]:
+    source = SOURCES.get(name)
+    if source is None:
+        return jsonify(error=f"unknown source {name!r}"), 404
+    loaded = settings.get()
+    try:
+        source.verify(request, loaded.env)
+    except Rejected as exc:
+        INBOX_RECEIVED.labels(name, "rejected").inc()
+        log.warning("rejected %s webhook: %s", name, exc)
+        return jsonify(error="unauthorized"), 401
+    except Invalid as exc:  # unreadable before it could be authenticated
+        INBOX_RECEIVED.labels(name, "invalid").inc()
+        return jsonify(error=exc.error, fields=exc.fields), exc.status
+    try:
+        events = source.parse(request, loaded.config)
+    except Invalid as exc:
+        INBOX_RECEIVED.labels(name, "invalid").inc()
+        return jsonify(error=exc.error, fields=exc.fields), exc.status
+    return accept(name, events)
+
+
+def accept(source: str, events: list[Event]) -> tuple[Response, int]:
+    """Store the events durably, queue the new ones, answer 202 (anything new) or 200 (all repeats)."""
+    ids, new = [], []
+    with store.session() as s:
+        for event in events:
+            row, created = store.put_inbox(s, source, event.key, event.kind, event.payload)
+            ids.append(row.id)
+            if created:
+                new.append(row.id)
+    for inbox_id in new:
+        try:
+            jobs.enqueue("process_inbox", inbox_id)
+        except Exception as exc:  # stored is what we promised; the sweep queues it when the queue is back
+            log.error("could not queue inbox %s (%s); the sweep will", inbox_id, type(exc).__name__)
+    INBOX_RECEIVED.labels(source, "stored").inc(len(new))
+    INBOX_RECEIVED.labels(source, "repeat").inc(len(ids) - len(new))
+    body = {"id": str(ids[0]) if ids else None, "ids": [str(i) for i in ids]}
+    return jsonify(body), 202 if new else 200
