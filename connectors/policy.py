@@ -10,6 +10,7 @@ the whole job later.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from core.settings import Settings
 
 from . import pacing
-from .errors import VendorError
+from .errors import VendorError, for_status
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -53,6 +54,32 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
             stamp /= 1000
         return max(0.0, stamp - now)
     return None
+
+
+def vendor_message(body: str | bytes | None) -> str:
+    """The vendor's own words from an error body: the usual JSON keys, else the start of the text."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    body = (body or "").strip()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:300] or "no message"
+    if isinstance(data, dict):
+        for key in ("message", "error_description", "error", "errors", "troubleshoot"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value
+            if value:
+                return (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))[:300]
+    return body[:300]
+
+
+def raise_for_status(vendor: str, status: int, headers: Mapping[str, str], body: str | bytes | None) -> None:
+    """Raise the typed error for an HTTP error answer (any status of 400 or more), carrying the vendor's message
+    and the wait it asks for; do nothing for a success."""
+    if status >= 400:
+        raise for_status(vendor, status, vendor_message(body), retry_after(headers))
 
 
 @dataclass
