@@ -5,6 +5,7 @@ a repeated delivery of one change is stored once and every new change is stored.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from flask import Request
 
@@ -24,7 +25,21 @@ def parse(request: Request, config: Config) -> list[Event]:
     ticket_id = ticket.get("id") if isinstance(ticket, dict) else None
     if not isinstance(ticket_id, int) and not (isinstance(ticket_id, str) and ticket_id.isdigit()):
         raise Invalid("expected a ticket object with an integer id", fields={"id": "required"})
-    version = ticket.get("last_modified") or ticket.get("last_updated_at") or \
-        hashlib.sha256(request.get_data(cache=True)).hexdigest()[:16]
+    version = ticket_version(ticket) or hashlib.sha256(request.get_data(cache=True)).hexdigest()[:16]
     payload = {"ticket_id": int(ticket_id), "ticket": ticket}
     return [Event(key=f"{int(ticket_id)}:{version}", kind="ticket", payload=payload)]
+
+
+def ticket_version(ticket: dict[str, Any]) -> str:
+    """What tells one change from the next: last_modified has whole seconds only (api-facts: happyfox §1), so two
+    changes in one second (created, then closed) would share it; the newest update id and the status tell them
+    apart, while a repeated delivery of one change still carries the same values."""
+    stamp = ticket.get("last_modified") or ticket.get("last_updated_at")
+    if not stamp:
+        return ""
+    updates = ticket.get("updates") if isinstance(ticket.get("updates"), list) else []
+    newest = max((u["update_id"] for u in updates if isinstance(u, dict) and isinstance(u.get("update_id"), int)),
+                 default=0)
+    status = ticket.get("status")
+    status_id = status.get("id") if isinstance(status, dict) else status
+    return f"{stamp}:{newest}:{status_id}"

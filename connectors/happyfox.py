@@ -1,0 +1,215 @@
+"""HappyFox Help Desk API v1.1 over httpx (api-facts/happyfox.md): Basic auth api key : auth code, every path
+ending in `/`, JSON in and out (multipart when attachments go along), UTC `YYYY-MM-DD HH:MM:SS` timestamps.
+
+Each HTTP call runs through the shared `Policy`. A 429 locks the client out for 10 minutes (§6): the fake and,
+defensively, we read its `Retry-After`; a wait that long is beyond `max_inline_wait`, so `RateLimited` goes up and
+the job queue retries the job later instead of a worker sleeping.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from core.settings import Settings
+
+from . import pacing
+from .errors import NotFound, Unavailable
+from .policy import Policy, for_vendor, raise_for_status
+
+VENDOR = "happyfox"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """A HappyFox timestamp (always UTC, §1; fractions of a second allowed) as an aware datetime."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=timezone.utc)
+
+
+def modified_at(ticket: dict[str, Any]) -> datetime | None:
+    return parse_time(ticket.get("last_modified") or ticket.get("last_updated_at"))
+
+
+def _page(body: Any) -> dict[str, Any]:
+    # Old docs wrap a page in a one-element array, the current KB does not: accept both (§2.3).
+    return body[0] if isinstance(body, list) and body else body
+
+
+class HappyFoxClient:
+    def __init__(self, base_url: str, api_key: str, auth_code: str, policy: Policy, staff_id: int = 1):
+        self.policy = policy
+        self.staff_id = staff_id  # writes must name a staff member; the API key is tied to none (§2.7)
+        # No redirects: Basic auth is dropped across hosts and http->https turns a POST into a GET (§1, §2.7).
+        self.http = httpx.Client(base_url=f"{base_url.rstrip('/')}/api/1.1/json", auth=(api_key, auth_code),
+                                 timeout=policy.timeout, follow_redirects=False)
+        self._custom_field_names: dict[int, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pacer: pacing.Pacer | None = None) -> HappyFoxClient:
+        env = settings.env
+        return cls(env.base_url("happyfox"), env.secret("happyfox_api_key"), env.secret("happyfox_auth_code"),
+                   for_vendor(VENDOR, settings, pacer=pacer), staff_id=settings.config.intake.staff_id)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------ transport
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        def attempt() -> Any:
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                raise Unavailable(VENDOR, f"{type(exc).__name__} on {method} {path}") from None
+            raise_for_status(VENDOR, response.status_code, response.headers, response.content)
+            return response.json()
+        return self.policy.call(attempt)
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._request("GET", path, params=params or None)
+
+    def _post(self, path: str, payload: dict[str, Any], files: list[dict[str, Any]] | None = None) -> Any:
+        if not files:
+            return self._request("POST", path, json=payload)
+        # Attachments need multipart, the part name `attachments` repeated (§2.1); nested values as JSON text.
+        data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in payload.items() if v is not None}
+        parts = [("attachments", (f["filename"], f["data"], f.get("content_type") or "application/octet-stream"))
+                 for f in files]
+        return self._request("POST", path, data=data, files=parts)
+
+    # ------------------------------------------------------------ tickets
+
+    def create_ticket(self, subject: str, text: str, category: int, email: str, name: str | None = None,
+                      phone: str | None = None, priority: int | None = None,
+                      custom_fields: dict[int, Any] | None = None,
+                      attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"subject": subject, "text": text, "category": category, "email": email,
+                                   "name": name or email}
+        if phone:
+            payload["phone"] = phone
+        if priority is not None:
+            payload["priority"] = priority
+        payload.update({f"t-cf-{field_id}": value for field_id, value in (custom_fields or {}).items()})
+        return self._post("/tickets/", payload, attachments)
+
+    def get_ticket(self, ticket_id: int | str) -> dict[str, Any]:
+        return self._get(f"/ticket/{int(ticket_id)}/")
+
+    def _search(self, query: str | None, page_size: int, sort: str | None = None) -> Iterator[dict[str, Any]]:
+        # `status=_all` always: without it a `q` search spans only the pending statuses (§2.3, §2.7).
+        params: dict[str, Any] = {"status": "_all", "size": min(page_size, 50)}
+        if query:
+            params["q"] = query
+        if sort:
+            params["sort"] = sort
+        number = 1
+        while True:
+            body = _page(self._get("/tickets/", **params, page=number))
+            yield from body.get("data") or []
+            if number >= int((body.get("page_info") or {}).get("page_count") or 1):
+                return
+            number += 1
+
+    def tickets(self, updated_since: datetime | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
+        """Every ticket, or those modified since `updated_since`. HappyFox filters by day only (§2.3, §5), so the
+        exact cut is made here."""
+        query = None
+        if updated_since is not None:
+            since = updated_since.astimezone(timezone.utc)
+            query = f'last-modified-on-or-after:"{since:%Y/%m/%d}"'
+        for ticket in self._search(query, page_size, sort="last_modifieda"):
+            stamp = modified_at(ticket)
+            if updated_since is None or stamp is None or stamp >= updated_since.replace(microsecond=0):
+                yield ticket
+
+    def find_ticket(self, custom_field_id: int, value: str) -> dict[str, Any] | None:
+        """Search-before-create on our idempotency custom field. `q` names custom fields by name, not id (§2.3),
+        and a search may match loosely, so the value is checked on each hit."""
+        name = self._custom_field_name(custom_field_id)
+        for ticket in self._search(f'"{name}":"{value}"', 50):
+            for field in ticket.get("custom_fields") or []:
+                if field.get("id") == custom_field_id and str(field.get("value")) == str(value):
+                    return ticket
+        return None
+
+    def _custom_field_name(self, field_id: int) -> str:
+        if field_id not in self._custom_field_names:
+            self._custom_field_names = {f["id"]: f["name"] for f in self.ticket_custom_fields()}
+        if field_id not in self._custom_field_names:
+            raise NotFound(VENDOR, f"no ticket custom field {field_id}")
+        return self._custom_field_names[field_id]
+
+    def update_ticket(self, ticket_id: int | str, staff_id: int, status: int | None = None,
+                      update: str | None = None, private_note: str | None = None) -> dict[str, Any]:
+        """A customer-visible reply (`staff_update/`) and/or a private note (`staff_pvtnote/`); a status change
+        rides on the note when there is one, else on a staff update, with or without a message (§2.4)."""
+        path = f"/ticket/{int(ticket_id)}"
+        ticket: dict[str, Any] = {}
+        if update is not None or (status is not None and private_note is None):
+            payload = {"staff": staff_id, "status": status, "text": update}
+            ticket = self._post(f"{path}/staff_update/", {k: v for k, v in payload.items() if v is not None})
+        if private_note is not None:
+            payload = {"staff": staff_id, "text": private_note,
+                       "status": status if update is None else None}
+            ticket = self._post(f"{path}/staff_pvtnote/", {k: v for k, v in payload.items() if v is not None})
+        return ticket or self.get_ticket(ticket_id)
+
+    def delete_ticket(self, ticket_id: int | str) -> str:
+        try:  # POST, not DELETE, and `staff_id` rather than `staff` (§2.4, §2.5)
+            self._post(f"/ticket/{int(ticket_id)}/delete/", {"staff_id": self.staff_id})
+        except NotFound:
+            return "gone"
+        return "deleted"
+
+    # ------------------------------------------------------------ contacts (§3)
+
+    def get_user(self, user_id: int | str) -> dict[str, Any]:
+        return self._get(f"/user/{user_id}/")
+
+    def search_users(self, query: str) -> list[dict[str, Any]]:
+        """`query` is HappyFox's `field:value` form (`email:a@b.c`, `phone:3612345678`); a bare email or phone
+        number is turned into it."""
+        if ":" not in query:
+            digits = "".join(ch for ch in query if ch.isdigit())
+            query = f"email:{query}" if "@" in query else f"phone:{digits}"
+        return _page(self._get("/users/", q=query, size=50)).get("data") or []
+
+    def create_user(self, name: str, email: str, phone: str | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"name": name, "email": email}
+        if phone:
+            payload["phones"] = [{"type": "m", "number": phone, "is_primary": True}]
+        return self._post("/users/", payload)
+
+    def update_user(self, user_id: int | str, **fields: Any) -> dict[str, Any]:
+        return self._post(f"/user/{user_id}/", fields)
+
+    def anonymise_user(self, user_id: int | str) -> dict[str, Any]:
+        """No contact delete is documented (§3): blank the name, email, phones and every custom field instead
+        (custom fields left out of an update would be kept, so each is sent)."""
+        blanks = {f"c-cf-{field['id']}": None for field in self.user_custom_fields()}
+        return self.update_user(user_id, name="", email=None, phones=[], **blanks)
+
+    # ------------------------------------------------------------ discovery (§4)
+
+    def categories(self) -> list[dict[str, Any]]:
+        return self._get("/categories/")
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return self._get("/statuses/")
+
+    def priorities(self) -> list[dict[str, Any]]:
+        return self._get("/priorities/")
+
+    def staff(self) -> list[dict[str, Any]]:
+        return self._get("/staff/")
+
+    def ticket_custom_fields(self) -> list[dict[str, Any]]:
+        return self._get("/ticket_custom_fields/")
+
+    def user_custom_fields(self) -> list[dict[str, Any]]:
+        return self._get("/user_custom_fields/")

@@ -1,0 +1,214 @@
+"""Tickets (api-facts/happyfox.md §2): create (JSON or multipart), get, list with `q`, staff update, private
+note, delete, and the discovery lists (§4). Tickets keep ids to statuses, users and staff; `render` builds the
+documented ticket object (§2.6), which is also what the smart-rule webhook posts (§5)."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from ..state import current
+from .common import as_int, attachments, body, bp, custom_values, invalid, not_found, now, page, pick, store
+from .users import render_user, upsert_user, user_by_key
+
+def ticket_of(state: dict[str, Any], ticket_id: int) -> dict[str, Any]:
+    ticket = state["tickets"].get(ticket_id)
+    if ticket is None:
+        raise not_found()
+    return ticket
+
+
+def render(state: dict[str, Any], ticket: dict[str, Any]) -> dict[str, Any]:
+    staff = {s["id"]: s for s in state["staff"]}
+    return {**ticket,
+            "status": pick(state, "statuses", ticket["status"], "status"),
+            "priority": pick(state, "priorities", ticket["priority"], "priority"),
+            "category": pick(state, "categories", ticket["category"], "category"),
+            "user": render_user(state, state["users"][ticket["user"]]),
+            "assigned_to": staff.get(ticket["assigned_to"]),
+            "custom_fields": [{"id": f["id"], "name": f["name"], "value": ticket["custom_fields"].get(str(f["id"])),
+                               "value_id": None, "type": f["type"], "compulsory_on_complete": False,
+                               "visible_to_staff_only": f["visible_to_staff_only"]}
+                              for f in state["ticket_custom_fields"]],
+            "messages_count": sum(1 for u in ticket["updates"] if u["message"]),
+            "attachments_count": sum(len(u["message"]["attachments"]) for u in ticket["updates"] if u["message"])}
+
+
+def message(text: str, files: list[dict[str, Any]], private: bool = False) -> dict[str, Any]:
+    return {"text": text, "html": text, "subject": "", "cc_list": "", "bcc_list": "", "forward_list": None,
+            "message_type": "p" if private else None, "customer_updated": False, "attachments": files}
+
+
+TERM = re.compile(r'(?:"(?P<qname>[^"]+)"|(?P<name>[\w-]+)):(?P<values>(?:"[^"]*",?)+|[^\s+"]+)')
+
+
+def matches(state: dict[str, Any], ticket: dict[str, Any], query: str) -> bool:
+    """The `q` filters a sync needs (§2.3): dates `yyyy/mm/dd`, status names, ids, contact, custom field values."""
+    for term in TERM.finditer(query):
+        name = term["qname"] or term["name"]
+        values = [v for v in re.findall(r'"([^"]*)"|([^,"]+)', term["values"]) for v in v if v]
+        if name.startswith(("last-modified-", "created-")):
+            stamp = (ticket["last_modified"] if name.startswith("last") else ticket["created_at"])[:10]
+            day, op = values[0].replace("/", "-"), name.split("-", 2 if name.startswith("last") else 1)[-1]
+            ok = {"on-or-after": stamp >= day, "on-or-before": stamp <= day, "after": stamp > day,
+                  "before": stamp < day, "on": stamp == day}.get(op, True)
+        elif name == "status":
+            ok = pick(state, "statuses", ticket["status"], "q")["name"] in values
+        elif name == "id":
+            ok = any(ticket["display_id"].lstrip("#") == v or str(ticket["id"]) == v for v in values)
+        elif name == "contact":
+            ok = state["users"][ticket["user"]]["email"] in [v.lower() for v in values]
+        else:
+            field = next((f for f in state["ticket_custom_fields"] if f["name"] == name), None)
+            ok = field is not None and str(ticket["custom_fields"].get(str(field["id"]))) in values
+        if not ok:
+            return False
+    return True
+
+
+@bp.get("/tickets/")
+def list_tickets() -> Response:
+    with current().lock:
+        state = store()
+        query, status = request.args.get("q", ""), request.args.get("status")
+        # Observed: with `q` and no `status`, only the pending statuses are searched (§2.7 hfox notes).
+        status = status or ("_pending" if query else "_all")
+        found = [t for t in state["tickets"].values() if matches(state, t, query)]
+        if status == "_pending":
+            found = [t for t in found if pick(state, "statuses", t["status"], "status")["behavior"] == "pending"]
+        elif status != "_all":
+            found = [t for t in found if t["status"] == as_int(status, "status")]
+        categories = [as_int(c, "category") for c in request.args.getlist("category")]
+        found = [t for t in found if not categories or t["category"] in categories]
+        sort = request.args.get("sort", "")
+        if sort.startswith("last_modified"):
+            found.sort(key=lambda t: (t["last_modified"], t["id"]), reverse=sort.endswith("d"))
+        else:  # by id: stable pages for the fake's default
+            found.sort(key=lambda t: t["id"], reverse=sort == "ticketd")
+        return jsonify(page([render(state, t) for t in found]))
+
+
+@bp.post("/tickets/")
+def create_ticket() -> Response:
+    sandbox = current()
+    with sandbox.lock:
+        state, data = store(), body()
+        for field in ("subject", "category"):
+            if not data.get(field):
+                raise invalid(field)
+        text = data.get("text") or data.get("html")
+        if not text:
+            raise invalid("text")
+        category = pick(state, "categories", as_int(data["category"], "category"), "category")
+        priority = as_int(data.get("priority"), "priority", required=False)
+        priority = pick(state, "priorities", priority, "priority")["id"] if priority else \
+            next(p["id"] for p in state["priorities"] if p["default"])
+        fields = custom_values(state, data, ("t-cf-",), "ticket_custom_fields")
+        if data.get("client"):
+            user = user_by_key(state, str(data["client"]))
+        else:
+            phone = data.get("phone")
+            user = upsert_user(state, {"name": data.get("name"), "email": data.get("email"),
+                                       **({"phones": [{"type": "m", "number": phone, "is_primary": True}]}
+                                          if phone else {}),
+                                       **custom_values(state, data, ("c-cf-",), "user_custom_fields")})
+        ticket_id, stamp = sandbox.next_id(), now()
+        ticket = {"id": ticket_id, "display_id": f"#{category['prepopulate_cc']}{ticket_id:08d}",
+                  "subject": data["subject"], "first_message": text, "status": state["statuses"][0]["id"],
+                  "priority": priority, "category": category["id"], "user": user["id"],
+                  "assigned_to": as_int(data.get("assignee"), "assignee", required=False),
+                  "custom_fields": fields, "tags": data.get("tags") or "", "due_date": None, "time_spent": 0,
+                  "sla_breaches": 0, "unresponded": True, "visible_only_staff": None, "merged_tickets": [],
+                  "merged_to": None, "subscribers": [], "source": "TKT_CREATION_API", "created_at": stamp,
+                  "last_modified": stamp, "last_updated_at": stamp, "last_user_reply_at": stamp,
+                  "last_staff_reply_at": None,
+                  "updates": [{"update_id": sandbox.next_id(), "timestamp": stamp,
+                               "by": {"id": user["id"], "type": "user", "name": user["name"], "email": user["email"]},
+                               "message": message(text, attachments()), "status_change": None,
+                               "priority_change": None, "assignee_change": None, "category_change": None,
+                               "due_date_change": None, "custom_field_change": None, "time_spent": 0,
+                               "satisfaction_survey": None}]}
+        state["tickets"][ticket_id] = ticket
+        rendered = render(state, ticket)
+    notify("ticket.created", rendered)
+    return jsonify(rendered)  # 200 with the full ticket, not 201 (§2.1)
+
+
+def staff_write(ticket_id: int, private: bool) -> Response:
+    """`staff_update/` (a customer-visible reply) and `staff_pvtnote/` (message_type "p"), both able to change
+    status, priority and custom fields; each appends one update and bumps last_modified (§2.4, §2.7)."""
+    sandbox = current()
+    with sandbox.lock:
+        state, data = store(), body()
+        ticket = ticket_of(state, ticket_id)
+        staff = pick(state, "staff", as_int(data.get("staff"), "staff"), "staff")
+        text = data.get("text") or data.get("plaintext") or data.get("html")
+        files = attachments()
+        update: dict[str, Any] = {"update_id": sandbox.next_id(), "timestamp": now(),
+                                  "by": {"id": staff["id"], "type": "staff", "name": staff["name"],
+                                         "email": staff["email"]},
+                                  "message": message(text, files, private) if text or files else None,
+                                  "status_change": None, "priority_change": None, "assignee_change": None,
+                                  "category_change": None, "due_date_change": None, "custom_field_change": None,
+                                  "time_spent": as_int(data.get("time_spent"), "time_spent", required=False) or 0,
+                                  "satisfaction_survey": None}
+        for field, kind in (("status", "statuses"), ("priority", "priorities")):
+            new = as_int(data.get(field), field, required=False)
+            if new is not None and new != ticket[field]:
+                old = pick(state, kind, ticket[field], field)
+                target = pick(state, kind, new, field)
+                update[f"{field}_change"] = {"old": old["id"], "new": new, "old_name": old["name"],
+                                             "new_name": target["name"]}
+                ticket[field] = new
+        ticket["custom_fields"].update(custom_values(state, data, ("t-cf-",), "ticket_custom_fields"))
+        ticket["updates"].append(update)
+        ticket["last_modified"] = ticket["last_updated_at"] = update["timestamp"]
+        if not private and update["message"]:
+            ticket["last_staff_reply_at"], ticket["unresponded"] = update["timestamp"], False
+        rendered = render(state, ticket)
+    notify("ticket.updated", rendered)
+    return jsonify(rendered)
+
+
+@bp.post("/ticket/<int:ticket_id>/staff_update/")
+def staff_update(ticket_id: int) -> Response:
+    return staff_write(ticket_id, private=False)
+
+
+@bp.post("/ticket/<int:ticket_id>/staff_pvtnote/")
+def staff_pvtnote(ticket_id: int) -> Response:
+    return staff_write(ticket_id, private=True)
+
+
+@bp.get("/ticket/<int:ticket_id>/")
+def get_ticket(ticket_id: int) -> Response:
+    with current().lock:
+        state = store()
+        return jsonify(render(state, ticket_of(state, ticket_id)))
+
+
+@bp.post("/ticket/<int:ticket_id>/delete/")
+def delete_ticket(ticket_id: int) -> Response:
+    with current().lock:
+        state = store()
+        ticket = ticket_of(state, ticket_id)
+        pick(state, "staff", as_int(body().get("staff_id"), "staff_id"), "staff_id")  # `staff_id` here (§2.4)
+        del state["tickets"][ticket_id]
+        return jsonify({"deleted_ticket": ticket["display_id"]})  # §2.5
+
+
+def _discovery(kind: str) -> None:
+    def listing() -> Response:
+        with current().lock:
+            return jsonify(store()[kind])  # bare arrays, not paginated (§4)
+    bp.add_url_rule(f"/{kind}/", f"list_{kind}", listing)
+
+
+for _kind in ("categories", "statuses", "priorities", "staff", "ticket_custom_fields", "user_custom_fields"):
+    _discovery(_kind)
+
+
+def notify(event: str, ticket: dict[str, Any]) -> None:
+    from ..server import notify as send
+    send("happyfox", event, ticket)
