@@ -1,0 +1,127 @@
+"""Aircall public API v1 client on `requests` (docs/connectors.md, api-facts/aircall-gmail-standard-webhooks.md A).
+
+Basic auth api_id:api_token (A.1); 401 and 403 both mean the credentials do not work; a 429 waits for
+`X-AircallApi-Reset` (A.2, read by `policy.retry_after`); lists page with `page`/`per_page` ≤ 50 until
+`meta.next_page_link` is null (A.3). Single objects come wrapped (`{"call": {...}}`); this client unwraps them.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+
+from core.settings import Settings
+
+from . import pacing, policy
+from .errors import NotFound, Unavailable
+from .policy import Policy
+
+VENDOR = "aircall"
+PER_PAGE = 50  # A.3: the maximum
+
+
+class AircallClient:
+    def __init__(self, base_url: str, api_id: str, api_token: str, policy: Policy,
+                 session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy
+        self.session = session or requests.Session()
+        self.session.auth = (api_id, api_token)
+        self.session.headers.update({"Accept": "application/json"})
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pacer: pacing.Pacer | None = None) -> AircallClient:
+        env = settings.env
+        return cls(env.base_url(VENDOR), env.secret("aircall_api_id"), env.secret("aircall_api_token"),
+                   policy.for_vendor(VENDOR, settings, pacer=pacer))
+
+    # ------------------------------------------------------------ HTTP
+
+    def _request(self, method: str, path: str, params: dict[str, Any] | None = None,
+                 json: dict[str, Any] | None = None) -> requests.Response:
+        url = f"{self.base_url}{path}"
+
+        def send() -> requests.Response:
+            try:
+                response = self.session.request(method, url, params=params, json=json, timeout=self.policy.timeout)
+            except requests.Timeout:
+                raise Unavailable(VENDOR, f"no answer within {self.policy.timeout}s") from None
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                raise Unavailable(VENDOR, f"connection failed ({type(exc).__name__})") from None
+            policy.raise_for_status(VENDOR, response.status_code, _wait_headers(response), response.content)
+            return response
+
+        return self.policy.call(send)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self._request(method, path, **kwargs).json()
+
+    def _delete(self, path: str) -> str:
+        try:
+            self._request("DELETE", path)
+        except NotFound:  # erasure is idempotent: already gone is done
+            return "gone"
+        return "deleted"
+
+    def _pages(self, path: str, resource: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            body = self._json("GET", path, params={**params, "page": page, "per_page": PER_PAGE})
+            yield from body.get(resource) or []
+            if not (body.get("meta") or {}).get("next_page_link"):
+                return
+            page += 1
+
+    # ------------------------------------------------------------ calls
+
+    def get_call(self, call_id: int | str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/calls/{call_id}", params={"fetch_contact": "true"})["call"]
+
+    def calls(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Calls started at or after `since` (all within Aircall's 6-month history when None), oldest first."""
+        params: dict[str, Any] = {"order": "asc", "fetch_contact": "true"}
+        if since is not None:
+            params["from"] = int((since if since.tzinfo else since.replace(tzinfo=timezone.utc)).timestamp())
+        return self._pages("/v1/calls", "calls", params)
+
+    def delete_recording(self, call_id: int | str) -> str:
+        return self._delete(f"/v1/calls/{call_id}/recording")
+
+    def delete_voicemail(self, call_id: int | str) -> str:
+        return self._delete(f"/v1/calls/{call_id}/voicemail")
+
+    # ------------------------------------------------------------ contacts
+
+    def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[dict[str, Any]]:
+        """A.5: shared contacts only; `phone` in international format."""
+        params = {k: v for k, v in (("email", email), ("phone_number", phone)) if v}
+        if not params:
+            raise ValueError("search_contacts needs an email or a phone")
+        return list(self._pages("/v1/contacts/search", "contacts", params))
+
+    def create_contact(self, first_name: str, last_name: str, emails: Iterable[str] = (),
+                       phones: Iterable[str] = ()) -> dict[str, Any]:
+        body = {"first_name": first_name, "last_name": last_name, "is_shared": True,
+                "phone_numbers": [{"label": "Work", "value": p} for p in phones],
+                "emails": [{"label": "Work", "value": e} for e in emails]}
+        return self._json("POST", "/v1/contacts", json=body)["contact"]
+
+    def update_contact(self, contact_id: int | str, **fields: Any) -> dict[str, Any]:
+        """A.5: a POST, not a PUT; only first_name, last_name, company_name and information change."""
+        return self._json("POST", f"/v1/contacts/{contact_id}", json=fields)["contact"]
+
+    def get_contact(self, contact_id: int | str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/contacts/{contact_id}")["contact"]
+
+    def delete_contact(self, contact_id: int | str) -> str:
+        return self._delete(f"/v1/contacts/{contact_id}")
+
+
+def _wait_headers(response: requests.Response) -> dict[str, str]:
+    """The headers that say how long to wait. `X-AircallApi-Reset` may come on every answer (A.2) and means when
+    the window resets, which is a wait only on a 429: a 5xx must keep its short back-off."""
+    if response.status_code == 429:
+        return dict(response.headers)
+    return {k: v for k, v in response.headers.items() if k.lower() != "x-aircallapi-reset"}

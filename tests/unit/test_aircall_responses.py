@@ -1,0 +1,73 @@
+"""Fast checks of AircallClient's reading of answers the sandbox does not vary: the reset header in seconds or
+milliseconds, 401/403 mapping, and reset headers on non-429 answers (api-facts A.1-A.3)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import responses
+from tenacity import wait_fixed
+
+from connectors.aircall import AircallClient
+from connectors.errors import InvalidRequest, RateLimited, Unauthorized
+from connectors.policy import Policy
+
+BASE = "https://api.aircall.io"
+
+
+def client(attempts: int = 2, max_inline_wait: float = 30.0) -> AircallClient:
+    policy = Policy("aircall", timeout=1, attempts=attempts, backoff=wait_fixed(0), max_inline_wait=max_inline_wait)
+    return AircallClient(BASE, "id", "token", policy)
+
+
+def limited(reset: str) -> dict:
+    return {"X-AircallApi-Limit": "60", "X-AircallApi-Remaining": "0", "X-AircallApi-Reset": reset}
+
+
+@pytest.mark.parametrize("scale", [1, 1000], ids=["seconds", "milliseconds"])
+@responses.activate
+def test_reset_header_in_seconds_or_milliseconds_becomes_the_wait(scale):
+    reset = str(int((time.time() + 120) * scale))  # past max_inline_wait: the error goes up with its wait
+    responses.get(f"{BASE}/v1/calls/1", status=429, json={"message": "Too Many Requests"}, headers=limited(reset))
+    with pytest.raises(RateLimited) as raised:
+        client().get_call(1)
+    assert 100 < raised.value.retry_after <= 121
+    assert len(responses.calls) == 1  # a wait longer than the inline limit is the job queue's to wait
+
+
+@responses.activate
+def test_short_reset_is_waited_inline_and_retried():
+    reset = str(int(time.time()))  # already due
+    responses.get(f"{BASE}/v1/calls/1", status=429, json={"message": "Too Many Requests"}, headers=limited(reset))
+    responses.get(f"{BASE}/v1/calls/1", json={"call": {"id": 1}})
+    assert client().get_call(1) == {"id": 1}
+    assert len(responses.calls) == 2
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@responses.activate
+def test_auth_failures_are_unauthorized(status):
+    responses.get(f"{BASE}/v1/contacts/5", status=status, json={"message": "Forbidden"})
+    with pytest.raises(Unauthorized) as raised:
+        client(attempts=3).get_contact(5)
+    assert raised.value.status == status and "Forbidden" in str(raised.value)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_reset_header_on_a_server_error_does_not_stretch_the_backoff():
+    far = str(int(time.time() + 3600))
+    responses.get(f"{BASE}/v1/contacts/5", status=503, json={"message": "busy"}, headers=limited(far))
+    responses.get(f"{BASE}/v1/contacts/5", json={"contact": {"id": 5}})
+    assert client().get_contact(5) == {"id": 5}
+
+
+@responses.activate
+def test_application_error_body_is_read():
+    responses.post(f"{BASE}/v1/contacts", status=400,
+                   json={"error": "phone_numbers is mandatory", "troubleshoot": "see docs"})
+    with pytest.raises(InvalidRequest) as raised:
+        client().create_contact("A", "B")
+    assert "phone_numbers is mandatory" in str(raised.value)
+    sent = responses.calls[0].request
+    assert sent.headers["Authorization"].startswith("Basic ")
