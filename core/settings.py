@@ -77,6 +77,8 @@ class Env(BaseSettings):
     form_webhook_secret: SecretStr | None = None
     admin_token: SecretStr | None = None
     secret_key: SecretStr | None = None
+    # Where customers reach this service (survey links in mails); an endpoint, so it comes from the environment.
+    public_base_url: str = "http://127.0.0.1:8000"
 
     @field_validator("database_url")
     @classmethod
@@ -221,6 +223,13 @@ class IntakeSpec(Strict):
     ticket_on_missed_call: bool = True
     ticket_on_voicemail: bool = True
     staff_id: int = 1  # the HappyFox staff member Switchboard writes notes and status changes as
+    happyfox_priority: int | None = None  # priority id for new tickets; None: the account's default priority
+    # HappyFox ticket custom fields, by id or by name (looked up once per process): the one holding our
+    # idempotency key, and the report fields copied onto the ticket (service_area, channel, ...).
+    happyfox_key_field: int | str = "switchboard_key"
+    happyfox_fields: dict[str, int | str] = {"service_area": "Service area"}
+    hubspot_key_property: str = "switchboard_key"  # a custom ticket/call property holding our idempotency key
+    confirmation_template: str = "confirmation"
 
 
 class Config(Strict):

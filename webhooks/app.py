@@ -11,6 +11,7 @@ from core.settings import Settings
 from core import runtime
 
 from . import admin, health, receiver
+from . import survey
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime.load_jobs()  # the receiver queues jobs by name
     for blueprint in (health.bp, receiver.bp, admin.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(survey.bp)  # the customer's survey page (HTML)
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
