@@ -46,9 +46,20 @@ class MemoryPacer:
             return start - now
 
 
+def _with_driver(url: str) -> str:
+    """PaaS add-ons hand out postgres:// URLs; SQLAlchemy would pick psycopg2, and we ship psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 class SqlPacer:
     def __init__(self, url: str) -> None:
-        self.engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+        url = _with_driver(url)
+        sqlite = url.startswith("sqlite")
+        self.engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {"connect_timeout": 5},
+                                    **({} if sqlite else {"pool_pre_ping": True}))
         self._known: set[str] = set()
 
     def reserve(self, key: str, interval: float) -> float:
@@ -75,8 +86,11 @@ class RedisPacer:
     local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
     local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
     local start = math.max(tat, now)
-    redis.call('SET', KEYS[1], tostring(start + tonumber(ARGV[1])), 'EX', 3600)
-    return tostring(start - now)
+    local next_slot = start + tonumber(ARGV[1])
+    -- Keep the key at least as long as the schedule it holds (a long backlog), and an hour after that.
+    local ttl = math.max(3600, math.ceil(next_slot - now) + 3600)
+    redis.call('SET', KEYS[1], string.format('%.6f', next_slot), 'EX', ttl)
+    return string.format('%.6f', start - now)
     """
 
     def __init__(self, url: str) -> None:

@@ -12,18 +12,21 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timezone
 from typing import TypeVar
 
 from prometheus_client import Counter
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential,
+                      wait_random)
 
 from core.settings import Settings
 
 from . import pacing
-from .errors import VendorError, for_status
+from .errors import Conflict, VendorError, for_status
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -41,9 +44,15 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
         try:
             return max(0.0, float(value))
         except ValueError:
+            pass
+        try:
             parsed = email.utils.parsedate_to_datetime(value)
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - now)
+        except (TypeError, ValueError):  # unreadable: fall back to the reset header or our own backoff
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:  # "-0000" means UTC with no zone information (RFC 5322 §3.3)
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return max(0.0, parsed.timestamp() - now)
     reset = lowered.get("x-aircallapi-reset")
     if reset:
         try:
@@ -56,6 +65,20 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return None
 
 
+# A 429 that names no wait: HappyFox locks the client out for 10 minutes (happyfox.md §6, no Retry-After documented).
+DEFAULT_RATE_LIMIT_WAIT = {"happyfox": 600.0}
+EXISTING_ID = re.compile(r"Existing ID: *(\d+)")  # HubSpot's 409 on create (hubspot.md §3)
+
+
+def _field_errors(value: object) -> str | None:
+    """HappyFox's validation shapes: `[{"field": f, "errors": [...]}]` or `{field: message}` (happyfox.md §1)."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "field" in v for v in value):
+        return "; ".join(f"{v['field']}: {' '.join(map(str, v.get('errors') or []))}".strip() for v in value)
+    if isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
+        return "; ".join(f"{k}: {v}" for k, v in value.items())
+    return None
+
+
 def vendor_message(body: str | bytes | None) -> str:
     """The vendor's own words from an error body: the usual JSON keys, else the start of the text."""
     if isinstance(body, bytes):
@@ -65,21 +88,38 @@ def vendor_message(body: str | bytes | None) -> str:
         data = json.loads(body)
     except ValueError:
         return body[:300] or "no message"
+    if isinstance(data, list):
+        return (_field_errors(data) or body)[:300]
     if isinstance(data, dict):
         for key in ("message", "error_description", "error", "errors", "troubleshoot"):
             value = data.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value
+            if isinstance(value, dict) and value.get("message"):  # Google: {"error": {"message": ...}}
+                value = value["message"]
             if value:
-                return (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))[:300]
-    return body[:300]
+                text = value if isinstance(value, str) else (_field_errors(value)
+                                                            or json.dumps(value, ensure_ascii=False))
+                return text[:300]
+    return body[:300] or "no message"
 
 
 def raise_for_status(vendor: str, status: int, headers: Mapping[str, str], body: str | bytes | None) -> None:
     """Raise the typed error for an HTTP error answer (any status of 400 or more), carrying the vendor's message
     and the wait it asks for; do nothing for a success."""
-    if status >= 400:
-        raise for_status(vendor, status, vendor_message(body), retry_after(headers))
+    if status < 400:
+        return
+    message, wait = vendor_message(body), retry_after(headers)
+    if status == 429 and wait is None:
+        wait = DEFAULT_RATE_LIMIT_WAIT.get(vendor)
+    if status == 409:
+        found = EXISTING_ID.search(message)
+        raise Conflict(vendor, message, status, existing_id=found.group(1) if found else None)
+    raise for_status(vendor, status, message, wait)
+
+
+def backoff(initial: float, maximum: float, jitter: float = 0.5) -> Callable[[RetryCallState], float]:
+    """Exponential backoff from `initial` seconds, capped at `maximum`, plus up to `jitter` seconds at random
+    (tenacity's `wait_exponential_jitter` deprecated its `initial` in 9.x; this reads the same on 8.x and 9.x)."""
+    return wait_exponential(multiplier=initial, max=maximum) + wait_random(0, jitter)
 
 
 @dataclass
@@ -91,8 +131,7 @@ class Policy:
     timeout: float = 10.0
     attempts: int = 5
     max_inline_wait: float = 30.0
-    backoff: Callable[[RetryCallState], float] = field(
-        default_factory=lambda: wait_exponential_jitter(initial=0.5, max=20, jitter=0.5))
+    backoff: Callable[[RetryCallState], float] = field(default_factory=lambda: backoff(0.5, 20))
 
     def pace(self, key: str | None = None) -> None:
         if self.pacer is not None and self.requests:

@@ -5,6 +5,7 @@ import dataclasses
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, render_template_string, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .state import Fault, current
 
@@ -39,16 +40,42 @@ def clear_calls() -> Response:
     return jsonify(ok=True)
 
 
+class FaultIn(BaseModel):
+    """What `POST /_sandbox/faults` accepts: checked here, so that a typo is a 400 now and not a 500 later."""
+    model_config = ConfigDict(extra="forbid")
+    service: str
+    method: str = "*"
+    path: str = "*"
+    status: int | None = Field(default=None, ge=100, le=599)
+    times: int = Field(default=1, ge=1)
+    retry_after: float | None = Field(default=None, ge=0)
+    delay: float | None = Field(default=None, ge=0, le=300)
+    drop: bool = False
+
+
+class LimitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+
+
+def _invalid(exc: ValidationError, prefix: str = "") -> tuple[Response, int]:
+    fields = {prefix + (".".join(map(str, e["loc"])) or "body"): e["msg"] for e in exc.errors()}
+    return jsonify(error="invalid request", fields=fields), 400
+
+
 @bp.post("/_sandbox/faults")
 def add_fault() -> tuple[Response, int]:
-    body = _body()
-    names = {f.name for f in dataclasses.fields(Fault)}
-    unknown = set(body) - names
-    if unknown or "service" not in body:
-        return jsonify(error=f"a fault needs 'service' and takes only {sorted(names)}"), 400
-    fault = Fault(**body)
-    fault.method = fault.method.upper()
     sandbox = current()
+    try:
+        given = FaultIn.model_validate(_body())
+    except ValidationError as exc:
+        return _invalid(exc)
+    if given.service not in (*sandbox.vendors, "*"):
+        return jsonify(error="invalid request",
+                       fields={"service": f"must be one of {sorted(sandbox.vendors)} or '*'"}), 400
+    fault = Fault(**given.model_dump())
+    fault.method = fault.method.upper()
     with sandbox.lock:
         sandbox.faults.append(fault)
     return jsonify(dataclasses.asdict(fault)), 201
@@ -85,15 +112,22 @@ def reset() -> Response:
 @bp.post("/_sandbox/limits")
 def set_limits() -> Response:
     """`{"hubspot": {"requests": 10, "per_seconds": 1}, "happyfox": null}`; null lifts a limit."""
-    sandbox = current()
+    sandbox, given = current(), _body()
+    limits: dict[str, LimitIn | None] = {}
+    for service, limit in given.items():  # all checked before any applies
+        if service not in sandbox.vendors:
+            return jsonify(error=f"unknown service {service!r}",
+                           fields={service: f"must be one of {sorted(sandbox.vendors)}"}), 400
+        try:
+            limits[service] = None if limit is None else LimitIn.model_validate(limit)
+        except ValidationError as exc:
+            return _invalid(exc, prefix=f"{service}.")
     with sandbox.lock:
-        for service, limit in _body().items():
-            if service not in sandbox.vendors:
-                return jsonify(error=f"unknown service {service!r}"), 400
+        for service, limit in limits.items():
             if limit is None:
                 sandbox.limits.pop(service, None)
             else:
-                sandbox.limits[service] = (int(limit["requests"]), float(limit["per_seconds"]))
+                sandbox.limits[service] = (limit.requests, limit.per_seconds)
         return jsonify({k: {"requests": r, "per_seconds": p} for k, (r, p) in sandbox.limits.items()})
 
 

@@ -5,11 +5,16 @@ our names (`email`, `last_name`, ...) so that flows never see a form's own names
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
+from datetime import datetime, timezone
+from math import floor
 from typing import Any
 
 from flask import Request
 from standardwebhooks import Webhook, WebhookVerificationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.settings import Config, Env, FormSpec
 
@@ -18,14 +23,35 @@ from ..events import Event, Invalid, Rejected, json_body, require_object
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+class RawBodyWebhook(Webhook):
+    """The package signs `str` and encodes it as strict UTF-8, so a multipart body carrying a binary attachment
+    (a PNG, most PDFs) cannot be verified as it is. The spec signs the raw bytes: with the body decoded using
+    `surrogateescape`, this `sign` re-encodes the very bytes that arrived."""
+
+    def sign(self, msg_id: str, timestamp: datetime, data: str) -> str:
+        stamp = str(floor(timestamp.replace(tzinfo=timezone.utc).timestamp()))
+        to_sign = f"{msg_id}.{stamp}.".encode() + data.encode("utf-8", "surrogateescape")
+        return "v1," + base64.b64encode(hmac.new(self._whsecret, to_sign, hashlib.sha256).digest()).decode()
+
+
 def verify(request: Request, env: Env) -> None:
     secret = env.secret("form_webhook_secret")
     if not secret:
         raise Rejected("FORM_WEBHOOK_SECRET is not set")
     try:
-        Webhook(secret).verify(request.get_data(cache=True), dict(request.headers))
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:  # the app's MAX_CONTENT_LENGTH: attachments plus a margin
+        limit = request.max_content_length
+        raise Invalid("request too large", 413,
+                      {"attachments": f"the request is larger than the {limit} bytes allowed"}) from None
+    try:
+        # Not JSON-parsed here (a multipart body is not JSON); the raw bytes go through as text losslessly.
+        RawBodyWebhook(secret).verify(body.decode("utf-8", "surrogateescape"), dict(request.headers),
+                                      json_parse=False)
     except WebhookVerificationError as exc:  # missing headers, bad signature, too old or too new
         raise Rejected(str(exc)) from None
+    except ValueError:  # a signature entry without "v1," or with broken base64: the library does not catch it
+        raise Rejected("malformed webhook-signature header") from None
 
 
 def _posted(request: Request) -> tuple[str | None, dict[str, Any], list[Any]]:
@@ -37,7 +63,8 @@ def _posted(request: Request) -> tuple[str | None, dict[str, Any], list[Any]]:
         return body.get("form"), fields, []
     if request.mimetype == "multipart/form-data":
         fields = {k: v for k, v in request.form.items() if k != "form"}
-        files = [f for f in request.files.values() if f.filename]
+        # items(multi=True): an <input type="file" multiple> sends several files under one field name.
+        files = [f for _, f in request.files.items(multi=True) if f.filename]
         return request.form.get("form"), fields, files
     raise Invalid("expected application/json or multipart/form-data", status=415)
 
@@ -62,6 +89,8 @@ def _validate(spec: FormSpec, fields: dict[str, Any], config: Config) -> dict[st
     ours: dict[str, str] = {}
     errors: dict[str, str] = {}
     for name, posted_name in spec.fields.items():
+        if name == "attachment":  # files, not text: see _attachments
+            continue
         value = fields.get(posted_name)
         if value is not None and not isinstance(value, str):
             errors[posted_name] = "must be text"
@@ -85,7 +114,7 @@ def _validate(spec: FormSpec, fields: dict[str, Any], config: Config) -> dict[st
 def parse(request: Request, config: Config) -> list[Event]:
     form_name, fields, files = _posted(request)
     form_name = form_name or config.default_form
-    spec = config.forms.get(form_name)
+    spec = config.forms.get(form_name) if isinstance(form_name, str) else None
     if spec is None:
         raise Invalid("unknown form", fields={"form": f"must be one of {', '.join(config.forms)}"})
     ours = _validate(spec, fields, config)

@@ -1,0 +1,190 @@
+"""Outbound mail over SMTP: confirmation, survey, SLA alert and escalation messages from the templates in
+`config/templates/` (`<name>.<language>.subject|txt|html`, Jinja2), sent as text + HTML alternatives.
+
+Rendering is strict: a variable the template uses and the caller did not pass is an error, not an empty gap in
+a customer's mail. HTML templates are autoescaped, so text a customer typed into the form cannot inject markup.
+SMTP has no idempotency; a caller that needs a send to happen once passes a stable `message_id` and records the
+send (flows/effects.py `send_once`).
+"""
+from __future__ import annotations
+
+import email.utils
+import smtplib
+import ssl
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from email.header import Header
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from core.settings import ROOT, Settings
+
+from .errors import InvalidRequest, Unauthorized, Unavailable, VendorError
+from .policy import Policy, backoff
+
+TEMPLATES = ROOT / "config" / "templates"
+LANGUAGES = ("hu", "en")
+DEFAULT_LANGUAGE = "hu"   # the policies' language; an unknown language gets the Hungarian text
+VENDOR = "smtp"
+BUDAPEST = ZoneInfo("Europe/Budapest")
+
+
+class MailTemplateError(ValueError):
+    """A template is missing or needs a variable the caller did not pass: a bug to fix, never retried."""
+
+
+def huf(amount: Any, language: str = DEFAULT_LANGUAGE) -> str:
+    """100000 -> '100 000 Ft' (hu) or 'HUF 100,000' (en)."""
+    value = f"{int(round(float(amount))):,}"
+    return f"{value.replace(',', ' ')} Ft" if language == "hu" else f"HUF {value}"
+
+
+def local_time(value: Any) -> str:
+    """An aware datetime as Budapest wall-clock time ('2026-11-24 15:30'); anything else as it is."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(BUDAPEST).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _environment(directory: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        keep_trailing_newline=True,
+    )
+    env.filters["huf"] = huf
+    env.filters["local_time"] = local_time
+    return env
+
+
+class Mailer:
+    def __init__(self, host: str, port: int, mail_from: str, username: str | None = None,
+                 password: str | None = None, timeout: float = 10.0, templates: Path = TEMPLATES,
+                 policy: Policy | None = None) -> None:
+        self.host, self.port = host, port
+        self.mail_from = mail_from
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self.template_dir = templates
+        self.templates = _environment(templates)
+        # A refused connection or a 4xx is retried briefly; a long outage goes back to the job queue.
+        self.policy = policy or Policy(vendor=VENDOR, timeout=timeout, attempts=3,
+                                       backoff=backoff(0.5, 5))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, policy: Policy | None = None) -> "Mailer":
+        env = settings.env
+        return cls(env.smtp_host, env.smtp_port, env.mail_from, username=env.smtp_username,
+                   password=env.secret("smtp_password") or None, timeout=settings.config.timeouts_seconds,
+                   policy=policy)
+
+    # ------------------------------------------------------------ rendering
+
+    def render(self, template: str, language: str, **context: Any) -> tuple[str, str, str]:
+        """(subject, text, html) of `template` in `language`."""
+        language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+        context.setdefault("language", language)
+        parts = []
+        for suffix in ("subject", "txt", "html"):
+            name = f"{template}.{language}.{suffix}"
+            try:
+                parts.append(self.templates.get_template(name).render(**context))
+            except jinja2.TemplateNotFound:
+                raise MailTemplateError(f"mail template {name} not found in {self.template_dir}") from None
+            except jinja2.UndefinedError as exc:
+                raise MailTemplateError(f"mail template {name}: {exc.message} (pass it to send())") from None
+        subject = " ".join(parts[0].split())  # one line: a newline in a header would be an injection
+        return subject, parts[1], parts[2]
+
+    def build(self, to: str | Iterable[str], template: str, language: str, message_id: str | None = None,
+              **context: Any) -> EmailMessage:
+        subject, text, html = self.render(template, language, **context)
+        recipients = [to] if isinstance(to, str) else list(to)
+        msg = EmailMessage()
+        msg["From"] = self.mail_from
+        msg["To"] = ", ".join(recipients)
+        _set_subject(msg, subject)
+        msg["Date"] = email.utils.formatdate(localtime=False)
+        msg["Message-ID"] = _message_id(message_id, self.mail_from)
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        # After add_alternative, which moves every Content-* header of the message into the text part.
+        msg["Content-Language"] = language if language in LANGUAGES else DEFAULT_LANGUAGE
+        return msg
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, to: str | Iterable[str], template: str, language: str, message_id: str | None = None,
+             **context: Any) -> str:
+        """Render and send; the Message-ID. Pass a stable `message_id` to make a retried send recognisable."""
+        msg = self.build(to, template, language, message_id=message_id, **context)
+        self.policy.call(lambda: self._deliver(msg))
+        return str(msg["Message-ID"])
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.port == 465:  # implicit TLS (SMTPS)
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                    context=ssl.create_default_context())
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+
+    def _deliver(self, msg: EmailMessage) -> None:
+        try:
+            with self._connect() as smtp:
+                if self.username and not isinstance(smtp, smtplib.SMTP_SSL):
+                    smtp.ehlo()
+                    if not smtp.has_extn("starttls"):
+                        # Never send credentials in clear text.
+                        raise Unauthorized(VENDOR, "the server offers no STARTTLS; credentials not sent")
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                smtp.send_message(msg)
+        except VendorError:
+            raise
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise _refused(exc.recipients) from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise Unauthorized(VENDOR, _text(exc.smtp_error), exc.smtp_code) from None
+        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, other replies
+            cls = InvalidRequest if 500 <= exc.smtp_code < 600 else Unavailable
+            raise cls(VENDOR, _text(exc.smtp_error), exc.smtp_code) from None
+        except (smtplib.SMTPException, OSError) as exc:  # refused or dropped connection, timeout, TLS failure
+            raise Unavailable(VENDOR, f"{type(exc).__name__}: {exc}") from None
+
+
+def _set_subject(msg: EmailMessage, subject: str) -> None:
+    if subject.isascii():
+        msg["Subject"] = subject
+        return
+    # CPython's header folder (3.11) drops the space where it splits a line between two encoded words
+    # ("Nem működik" arrives as "Nemműködik"); the legacy encoder splits inside encoded words and keeps it.
+    msg.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode())
+
+
+def _message_id(given: str | None, mail_from: str) -> str:
+    domain = email.utils.parseaddr(mail_from)[1].rpartition("@")[2] or "switchboard.local"
+    if not given:
+        return email.utils.make_msgid(domain=domain)
+    given = given.strip().strip("<>")
+    return f"<{given}>" if "@" in given else f"<{given}@{domain}>"
+
+
+def _refused(recipients: dict[str, tuple[int, bytes]]) -> VendorError:
+    """Every recipient refused: permanent (5xx) only if every refusal is permanent, else worth a retry."""
+    codes = [code for code, _ in recipients.values()]
+    message = "; ".join(f"{code} {_text(reply)}" for code, reply in recipients.values())
+    if codes and all(500 <= code < 600 for code in codes):
+        return InvalidRequest(VENDOR, f"recipient refused: {message}", max(codes))
+    return Unavailable(VENDOR, f"recipient deferred: {message}", max(codes) if codes else None)
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
