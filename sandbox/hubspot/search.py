@@ -1,0 +1,82 @@
+"""`POST /crm/v3/objects/{type}/search` of the HubSpot fake: filterGroups (OR of ANDs), sorts, `limit` ≤ 200,
+`after` paging and the 10,000-result cap (api-facts hubspot §3)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .objects import DATES, MAX_RESULTS, Refused, hubspot, render, to_ms
+
+
+def _key(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in DATES:
+        return to_ms(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        return text.lower()  # string comparisons in HubSpot search ignore case
+
+
+def _compare(op: str, actual: Any, wanted: Any) -> bool:
+    if actual is None or wanted is None:
+        return op == "NEQ" and actual != wanted
+    if type(actual) is not type(wanted):
+        actual, wanted = str(actual), str(wanted)
+    return {"EQ": actual == wanted, "NEQ": actual != wanted, "LT": actual < wanted, "LTE": actual <= wanted,
+            "GT": actual > wanted, "GTE": actual >= wanted}[op]
+
+
+def matches(properties: dict[str, Any], rule: dict[str, Any]) -> bool:
+    name, op = rule.get("propertyName", ""), rule.get("operator", "EQ")
+    actual = properties.get(name)
+    if op == "HAS_PROPERTY":
+        return actual not in (None, "")
+    if op == "NOT_HAS_PROPERTY":
+        return actual in (None, "")
+    if op in ("IN", "NOT_IN"):
+        found = _key(name, actual) in {_key(name, v) for v in rule.get("values") or []}
+        return found if op == "IN" else not found
+    if op == "BETWEEN":
+        value = _key(name, actual)
+        low, high = _key(name, rule.get("value")), _key(name, rule.get("highValue"))
+        return value is not None and low is not None and high is not None and low <= value <= high
+    if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        found = str(rule.get("value", "")).strip("*").lower() in str(actual or "").lower()
+        return found if op == "CONTAINS_TOKEN" else not found
+    if op not in ("EQ", "NEQ", "LT", "LTE", "GT", "GTE"):
+        raise Refused(400, f"Unsupported operator {op}")
+    return _compare(op, _key(name, actual), _key(name, rule.get("value")))
+
+
+def run(object_type: str, query: dict[str, Any]) -> dict[str, Any]:
+    groups = query.get("filterGroups") or []
+    # Since 2024-08: at most 5 groups, 10 filters a group, 25 in all.
+    if len(groups) > 5 or any(len(g.get("filters") or []) > 10 for g in groups) \
+            or sum(len(g.get("filters") or []) for g in groups) > 25:
+        raise Refused(400, "Too many filters: at most 5 filterGroups, 10 filters each, 25 in all")
+    limit, after = int(query.get("limit") or 10), int(query.get("after") or 0)
+    if not 1 <= limit <= 200:
+        raise Refused(400, "limit must be between 1 and 200")
+    if after >= MAX_RESULTS:
+        raise Refused(400, f"The maximum number of results for a search is {MAX_RESULTS}")
+    found = [o for o in hubspot()[object_type].values() if not o["archived"]
+             and (not groups or any(all(matches(o["properties"], f) for f in g.get("filters") or [])
+                                    for g in groups))]
+    found.sort(key=lambda o: int(o["id"]))
+    for sort in reversed(query.get("sorts") or []):
+        # The OpenAPI document types a sort as a string (a property name, "-name" taken as descending, guessed);
+        # HubSpot's guides show {"propertyName", "direction"}: both are accepted.
+        if isinstance(sort, str):
+            name, descending = sort.lstrip("-"), sort.startswith("-")
+        else:
+            name, descending = sort.get("propertyName", ""), sort.get("direction") == "DESCENDING"
+        found.sort(key=lambda o: (_key(name, o["properties"].get(name)) is None,
+                                  str(_key(name, o["properties"].get(name))).zfill(20)), reverse=descending)
+    page = found[after:after + limit]
+    answer: dict[str, Any] = {"total": len(found),
+                              "results": [render(o, object_type, query.get("properties")) for o in page]}
+    if after + limit < min(len(found), MAX_RESULTS):
+        answer["paging"] = {"next": {"after": str(after + limit)}}
+    return answer

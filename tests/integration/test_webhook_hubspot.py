@@ -1,0 +1,190 @@
+"""`POST /webhooks/hubspot`: HubSpot subscription batches signed v3 (or v1/v2), from the fixtures and from the
+sandbox's fake; the signer itself is checked against HubSpot's published test vectors (api-facts hubspot §1)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from connectors.hubspot import HubSpotClient
+from connectors.policy import Policy
+from core import store
+from core.models import InboxEvent
+from core.settings import Settings
+from sandbox.hubspot.webhooks import batch, signature_headers
+from webhooks.app import create_app
+
+FIXTURES = Path(__file__).resolve().parents[2] / "webhooks" / "hubspot" / "fixtures"
+URL = "http://localhost/webhooks/hubspot"  # what the test client's request.url is
+
+
+def fixture(name: str) -> list[dict[str, Any]]:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def rows() -> list[InboxEvent]:
+    with store.session() as s:
+        return list(s.scalars(select(InboxEvent).where(InboxEvent.source == "hubspot").order_by(InboxEvent.id)))
+
+
+@pytest.fixture
+def client(settings: Settings) -> Any:
+    return create_app(settings).test_client()
+
+
+@pytest.fixture
+def secret(settings: Settings) -> str:
+    return settings.env.secret("hubspot_client_secret")
+
+
+def post(client: Any, body: Any, headers: dict[str, str] | None = None, *, secret: str | None = None,
+         versions: tuple[str, ...] = ("v3",), timestamp_ms: int | None = None) -> Any:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    if headers is None:
+        headers = signature_headers(secret or "", "POST", URL, data, timestamp_ms, versions)
+    return client.post("/webhooks/hubspot", data=data, headers=headers, content_type="application/json")
+
+
+def three_events() -> list[dict[str, Any]]:
+    return batch("contact.propertyChange", {"events": [
+        {"objectId": 1001, "propertyName": "email", "propertyValue": "anna@example.com"},
+        {"subscriptionType": "ticket.propertyChange", "objectId": 1002},
+        {"subscriptionType": "contact.deletion", "objectId": 1003}]})
+
+
+# ---------------------------------------------------------------- the signer, against HubSpot's vectors
+
+VECTOR_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
+
+
+def test_signer_matches_hubspots_published_vectors() -> None:
+    body, uri = "{'example_field':'example_value'}", "https://www.example.com/webhook_uri"
+    v3 = signature_headers(VECTOR_SECRET, "POST", uri, body, 1693657560000, ("v3",))
+    assert v3["X-HubSpot-Signature-v3"] == "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y="
+    assert v3["X-HubSpot-Request-Timestamp"] == "1693657560000"
+    v1 = signature_headers(VECTOR_SECRET, "POST", uri, body, versions=("v1",))
+    assert v1["X-HubSpot-Signature"] == "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750"
+    v2 = signature_headers(VECTOR_SECRET, "POST", uri, body, versions=("v2",))
+    assert v2["X-HubSpot-Signature"] == "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383"
+    doc_body = ('[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,'
+                '"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM",'
+                '"changeFlag":"NEW","appId":54321}]')
+    assert signature_headers(VECTOR_SECRET, "POST", uri, doc_body, versions=("v1",))["X-HubSpot-Signature"] \
+        == "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"
+
+
+# ---------------------------------------------------------------- receiving
+
+def test_a_v3_batch_is_stored_once_per_event(client: Any, secret: str) -> None:
+    events = three_events()
+    first = post(client, events, secret=secret)
+    assert first.status_code == 202 and len(first.get_json()["ids"]) == 3
+    stored = rows()
+    assert [r.kind for r in stored] == ["contact.propertyChange", "ticket.propertyChange", "contact.deletion"]
+    assert [r.event_key for r in stored] == [f"{e['subscriptionId']}:{e['eventId']}" for e in events]
+    again = post(client, events, secret=secret)  # HubSpot's retry of the same batch
+    assert again.status_code == 200 and again.get_json()["ids"] == first.get_json()["ids"]
+    assert len(rows()) == 3
+
+
+def test_a_batch_with_one_new_event_stores_only_that_one(client: Any, secret: str) -> None:
+    events = three_events()
+    assert post(client, events[:2], secret=secret).status_code == 202
+    assert post(client, events, secret=secret).status_code == 202
+    assert len(rows()) == 3
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))
+def test_each_fixture_is_accepted(client: Any, secret: str, name: str) -> None:
+    body = fixture(name)
+    assert post(client, body, secret=secret).status_code == 202
+    (row,) = rows()
+    assert row.kind == body[0]["subscriptionType"] == name.split("__")[0]
+    assert row.payload == body[0]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_older_signature_versions_are_accepted(client: Any, secret: str, version: str) -> None:
+    response = post(client, fixture("contact.creation__new"), secret=secret, versions=(version,))
+    assert response.status_code == 202 and len(rows()) == 1
+
+
+def test_forged_signature_is_refused(client: Any, secret: str) -> None:
+    assert post(client, three_events(), secret="not-the-secret").status_code == 401
+    headers = signature_headers(secret, "POST", URL, json.dumps(three_events()).encode())
+    tampered = three_events()  # signed one body, sent another
+    assert post(client, tampered, headers).status_code == 401
+    v1 = signature_headers("not-the-secret", "POST", URL, b"[]", versions=("v1",))
+    assert post(client, fixture("contact.creation__new"), v1).status_code == 401
+    assert rows() == []
+
+
+def test_missing_signature_is_refused(client: Any) -> None:
+    response = post(client, three_events(), {})
+    assert response.status_code == 401 and response.get_json() == {"error": "unauthorized"}
+    assert rows() == []
+
+
+def test_stale_timestamp_is_refused(client: Any, secret: str) -> None:
+    stale = int(time.time() * 1000) - 6 * 60 * 1000
+    assert post(client, three_events(), secret=secret, timestamp_ms=stale).status_code == 401
+    assert rows() == []
+
+
+def test_malformed_json_is_a_400(client: Any, secret: str) -> None:
+    response = post(client, b'[{"eventId": 1,', secret=secret)
+    assert response.status_code == 400 and "JSON" in response.get_json()["error"]
+    not_events = post(client, [{"eventId": "one"}], secret=secret)
+    assert not_events.status_code == 400 and not_events.get_json()["error"]
+    assert rows() == []
+
+
+# ---------------------------------------------------------------- from the sandbox, over real HTTP
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for_rows(count: int, timeout: float = 2.0) -> list[InboxEvent]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = rows()
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    return rows()
+
+
+def test_sandbox_emit_reaches_a_served_app(sandbox: Any, served: str) -> None:
+    record = sandbox.emit("hubspot", "ticket.propertyChange",
+                          {"objectId": 77, "propertyName": "hs_pipeline_stage", "propertyValue": "4"},
+                          url=f"{served}/webhooks/hubspot")
+    assert record["status"] == 202
+    (row,) = rows()
+    assert row.kind == "ticket.propertyChange"
+    assert row.payload["objectId"] == 77 and row.payload["propertyValue"] == "4"
+
+
+def test_api_changes_send_property_change_webhooks(sandbox: Any, served: str) -> None:
+    sandbox.running.sandbox.webhook_url = served  # as `--webhook-url` does; the fixture unsets it
+    client = HubSpotClient(sandbox.base_url, sandbox.credentials["hubspot_access_token"],
+                           Policy("hubspot", timeout=2))
+    ticket = client.create_ticket({"subject": "Webhook", "hs_pipeline_stage": "1"})
+    client.update_ticket(ticket["id"], {"hs_pipeline_stage": "4"})
+    found = wait_for_rows(1)
+    assert [(r.kind, r.payload["objectId"], r.payload["propertyName"], r.payload["propertyValue"])
+            for r in found] == [("ticket.propertyChange", int(ticket["id"]), "hs_pipeline_stage", "4")]
+    assert found[0].payload["changeSource"] == "INTEGRATION"  # an echo of an API write, as HubSpot marks it
