@@ -167,11 +167,17 @@ class Policy:
                     state.attempt_number, state.upcoming_sleep)
 
 
+# Pacing spaces calls evenly at the rate; vendors count in sliding windows, where network jitter alone can put
+# one call too many into a window at exactly the rate. 10% below it leaves room for that.
+PACING_MARGIN = 1.1
+
+
 def for_vendor(vendor: str, settings: Settings, limit_key: str | None = None,
                pacer: pacing.Pacer | None = None) -> Policy:
-    """The policy for `vendor` from settings: its YAML limit, the process's shared pacer, the timeout."""
+    """The policy for `vendor` from settings: its YAML limit less the margin, the process's shared pacer, the
+    timeout."""
     limit = settings.config.limits.get(limit_key or vendor)
     pacer = pacer or pacing.shared(settings.env.database_url, settings.env.redis_url)
     return Policy(vendor=vendor, requests=limit.requests if limit else None,
-                  per_seconds=limit.per_seconds if limit else 1.0, pacer=pacer,
+                  per_seconds=limit.per_seconds * PACING_MARGIN if limit else 1.0, pacer=pacer,
                   timeout=settings.config.timeouts_seconds)
