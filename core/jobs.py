@@ -16,6 +16,7 @@ from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab  # noqa: F401 - crontab is re-exported for flows
 from huey.consumer import Consumer
+from redis import ConnectionPool
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -31,9 +32,10 @@ RETRY_BACKOFF = 2.0
 
 def make_huey(redis_url: str | None = None, sqlite_path: str | None = None, immediate: bool = False) -> Huey:
     if redis_url:
-        # Timeouts so that a Redis outage makes /readyz answer 503 instead of hanging.
-        return RedisHuey("switchboard", url=redis_url, immediate=immediate, utc=True,
-                         socket_connect_timeout=3, socket_timeout=10)
+        # Timeouts so that a Redis outage makes /readyz answer 503 instead of hanging. huey refuses `url` together
+        # with connection options, so the pool is built here.
+        pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=3, socket_timeout=10)
+        return RedisHuey("switchboard", connection_pool=pool, immediate=immediate, utc=True)
     path = sqlite_path or str(settings.data_dir() / "huey.db")
     return SqliteHuey("switchboard", filename=path, immediate=immediate, utc=True)
 
@@ -103,7 +105,10 @@ def run_clock(stop: threading.Event, target: Huey | None = None) -> None:
     """Tick at the start of every minute until `stop` is set."""
     log.info("clock started")
     while not stop.is_set():
-        tick(target=target)
+        try:
+            tick(target=target)
+        except Exception:  # a database or queue outage skips this minute; the clock itself keeps going
+            log.exception("clock tick failed")
         stop.wait(60 - time.time() % 60 + 0.5)
     log.info("clock stopped")
 

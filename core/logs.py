@@ -13,7 +13,10 @@ from pythonjsonlogger.json import JsonFormatter
 
 EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
 # A phone number: an optional +, then 7 to 15 digits that may be split by spaces, dots, dashes or brackets.
-PHONE = re.compile(r"(?<![\w+])\+?\d[\d ().-]{5,17}\d(?!\w)")
+# Not right after "<digit>:", which is a port (127.0.0.1:39126 (4526)) or the seconds of a time (14:22:36.331998).
+PHONE = re.compile(r"(?<![\w+])(?<!\d:)\+?\d[\d ().-]{5,17}\d(?!\w)")
+# An ISO date (2026-11-24, perhaps with a time) looks like a phone number to PHONE; it is not personal data.
+ISO_DATE = re.compile(r"(?<!\d)(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
 def mask(text: str) -> str:
@@ -21,6 +24,8 @@ def mask(text: str) -> str:
     text = EMAIL.sub(lambda m: f"{m.group(1)}***@***", text)
 
     def _phone(m: re.Match[str]) -> str:
+        if ISO_DATE.search(m.group(0)):
+            return m.group(0)
         digits = re.sub(r"\D", "", m.group(0))
         return f"***{digits[-2:]}" if len(digits) >= 7 else m.group(0)
 
@@ -53,5 +58,5 @@ def configure(level: str = "INFO", stream=None, json: bool | None = None) -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "httpx", "httpcore", "werkzeug", "mail.log"):
+    for noisy in ("urllib3", "httpx", "httpcore", "werkzeug", "mail.log", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -25,8 +25,18 @@ def load_jobs() -> None:
 
 def serve_gunicorn(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
     from webhooks.app import create_app
+
+    class RootLogger(Logger):
+        """gunicorn's own messages through the handler core.logs installed: JSON off a terminal, and masked."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                log.handlers[:] = []
+                log.propagate = True
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -35,6 +45,9 @@ def serve_gunicorn(host: str, port: int, workers: int) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 4)
             self.cfg.set("accesslog", None)  # access logs would carry survey tokens and query strings
+            self.cfg.set("logger_class", RootLogger)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: every web process on a host
+                self.cfg.set("control_socket_disable", True)   # would share ~/.gunicorn/gunicorn.ctl
 
         def load(self) -> Any:
             return create_app()
@@ -43,14 +56,16 @@ def serve_gunicorn(host: str, port: int, workers: int) -> None:
 
 
 def run_embedded(host: str, port: int, sandbox_port: int, smtp_port: int, console: Console) -> None:
-    env = settings.load_env()
+    loaded = settings.load()  # environment and YAML checked before anything starts
+    env = loaded.env
     sandbox = None
     if env.sandboxed:
         from sandbox.server import start as start_sandbox
         callback_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         sandbox = start_sandbox("127.0.0.1", sandbox_port, smtp_port, webhook_url=f"http://{callback_host}:{port}")
-        env = env.with_sandbox(sandbox.base_url, smtp_port=smtp_port)
-    loaded = settings.use(settings.load(env))
+        # Not settings.load() again: the sandbox's default credentials would look like half-set real ones.
+        loaded = settings.Settings(env=env.with_sandbox(sandbox.base_url, smtp_port=smtp_port), config=loaded.config)
+    settings.use(loaded)
     store.upgrade()
     load_jobs()
 
@@ -75,10 +90,11 @@ def run_embedded(host: str, port: int, sandbox_port: int, smtp_port: int, consol
                       f"127.0.0.1:{smtp_port}; credentials: {sandbox.credentials_note}")
     console.print("Ctrl-C stops.")
     try:
-        server.serve_forever()
+        server.serve_forever()  # werkzeug's returns quietly on the KeyboardInterrupt our handler raises
     except KeyboardInterrupt:
-        console.print("stopping...")
+        pass
     finally:
+        console.print("stopping...")
         stop.set()
         server.server_close()
         consumer.stop(graceful=True)

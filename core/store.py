@@ -41,11 +41,17 @@ def dispose() -> None:
     _sessionmakers.clear()
 
 
-def _create_engine(url: str) -> Engine:
+def _sqlite_directory(url: str) -> None:
+    """SQLite creates the file but not its directory; a fresh checkout or data volume has neither."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        _sqlite_directory(url)
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(eng, "connect")
@@ -86,6 +92,9 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
 
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
+    url = url or settings.get().env.database_url
+    if url.startswith("sqlite"):
+        ping(url)  # through our engine first: creates the directory and puts the new file in WAL mode
     command.upgrade(alembic_config(url), revision)
 
 

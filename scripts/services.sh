@@ -5,11 +5,12 @@
 set -uo pipefail
 PGHOST=${PGHOST:-127.0.0.1}; PGPORT=${PGPORT:-5432}
 REDIS_PORT=${REDIS_PORT:-6379}
+# SERVICES_WAIT: seconds to wait for each server (default 30).
 failed=0
 
 wait_for() {  # name, check command...
   local name=$1; shift
-  for _ in $(seq 1 30); do "$@" >/dev/null 2>&1 && { echo "services: $name is up"; return 0; }; sleep 1; done
+  for _ in $(seq 1 "${SERVICES_WAIT:-30}"); do "$@" >/dev/null 2>&1 && { echo "services: $name is up"; return 0; }; sleep 1; done
   echo "services: $name is not reachable" >&2; return 1
 }
 

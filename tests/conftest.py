@@ -15,6 +15,8 @@ from typing import Any
 
 # Before anything imports core.jobs: the huey SQLite file and other embedded files go to a scratch directory.
 os.environ.setdefault("SWITCHBOARD_DATA_DIR", tempfile.mkdtemp(prefix="switchboard-test-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker inherits the controller's directory: one huey file each
+    os.environ["SWITCHBOARD_DATA_DIR"] = tempfile.mkdtemp(prefix=f"switchboard-test-{os.environ['PYTEST_XDIST_WORKER']}-")
 for _name in list(os.environ):  # a developer's real credentials must never reach a test
     if _name.startswith(("HUBSPOT_", "HAPPYFOX_", "AIRCALL_", "GMAIL_", "GOOGLE_", "SMTP_")) or _name in (
             "DATABASE_URL", "REDIS_URL", "FORM_WEBHOOK_SECRET", "ADMIN_TOKEN", "SECRET_KEY", "SWITCHBOARD_CONFIG"):
