@@ -62,6 +62,15 @@ def _create_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # The driver's own BEGIN is deferred: a transaction that reads and then writes cannot wait for a
+            # concurrent writer and fails at once with "database is locked". We begin every transaction ourselves.
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(eng, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            # IMMEDIATE takes the write lock up front, so a second writer waits (busy_timeout) instead of failing;
+            # readers are not blocked in WAL mode. (SQLAlchemy's documented pysqlite recipe.)
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         return eng
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 3})
 
