@@ -1,6 +1,8 @@
 """The connectors a flow talks through, built once per process from settings (tests point them at the sandbox)."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 from typing import Any
 
@@ -39,14 +41,61 @@ class Vendors:
         from connectors.mail import Mailer
         return Mailer.from_settings(self.settings)
 
+    # Clients for creates that no vendor makes idempotent (a HappyFox ticket, a HubSpot ticket, call or contact):
+    # they retry inline only a 429, which the vendor certainly did not act on. A timeout or a dropped connection
+    # after the request went out may hide a create that happened; retried inline it would make a second object.
+    # Instead the job fails and its retry searches by the key stamped on the object before it creates.
+    @functools.cached_property
+    def happyfox_create(self) -> Any:
+        return creating(self.happyfox)
 
-_current: dict[int, Vendors] = {}
+    @functools.cached_property
+    def hubspot_create(self) -> Any:
+        return creating(self.hubspot)
+
+
+def creating(client: Any) -> Any:
+    """A copy of `client` sharing its HTTP session and pacing, whose policy retries only rate limiting."""
+    from connectors.errors import RateLimited
+    from connectors.policy import Policy
+
+    class CreatePolicy(Policy):
+        def _retryable(self, exc: BaseException) -> bool:
+            return isinstance(exc, RateLimited) and super()._retryable(exc)
+
+    policy = client.policy
+    clone = copy.copy(client)
+    clone.policy = CreatePolicy(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)})
+    return clone
+
+
+class MissingSetup(LookupError):
+    """The vendor account lacks what Switchboard needs (a custom field, a property): no retry can help."""
+
+
+_current: list[Vendors] = []
 
 
 def get() -> Vendors:
-    """The vendors for the process's current settings."""
+    """The vendors for the process's current settings, rebuilt when the settings change (tests). The settings
+    object itself is compared, not its id(): a new object may reuse a freed one's id."""
     loaded = settings_module.get()
-    if id(loaded) not in _current:
-        _current.clear()
-        _current[id(loaded)] = Vendors(loaded)
-    return _current[id(loaded)]
+    if not _current or _current[0].settings is not loaded:
+        _current[:] = [Vendors(loaded)]
+    return _current[0]
+
+
+def happyfox_field_id(field: int | str) -> int:
+    """A HappyFox ticket custom field's id: given as an id in YAML, or looked up by name once per process (one
+    discovery call, so that steady-state intake needs no more than the writes themselves)."""
+    if isinstance(field, int) or str(field).isdigit():
+        return int(field)
+    current = get()
+    cache: dict[str, int] = current.__dict__.setdefault("_happyfox_fields", {})
+    if field not in cache:
+        for item in current.happyfox.ticket_custom_fields():
+            cache[str(item.get("name"))] = int(item["id"])
+        if field not in cache:
+            raise MissingSetup(f"HappyFox has no ticket custom field named {field!r}: create it, or give its id "
+                              "in config intake.happyfox_key_field / happyfox_fields")
+    return cache[field]

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from flask import Blueprint, Request, Response, jsonify, request
 
-from core import jobs, settings, store
+from core import ingest, settings
 from core.metrics import INBOX_RECEIVED
 from core.settings import Config, Env
 
@@ -58,19 +58,11 @@ def receive(name: str) -> tuple[Response, int]:
 
 
 def accept(source: str, events: list[Event]) -> tuple[Response, int]:
-    """Store the events durably, queue the new ones, answer 202 (anything new) or 200 (all repeats)."""
-    ids, new = [], []
-    with store.session() as s:
-        for event in events:
-            row, created = store.put_inbox(s, source, event.key, event.kind, event.payload)
-            ids.append(row.id)
-            if created:
-                new.append(row.id)
-    for inbox_id in new:
-        try:
-            jobs.enqueue("process_inbox", inbox_id)
-        except Exception as exc:  # stored is what we promised; the sweep queues it when the queue is back
-            log.error("could not queue inbox %s (%s); the sweep will", inbox_id, type(exc).__name__)
+    """Store the events durably, queue the new ones, answer 202 (anything new) or 200 (all repeats). The write is a
+    group commit shared with the other requests in flight, and the jobs are queued by batch (core/ingest.py)."""
+    stored = ingest.store_events(source, [(event.key, event.kind, event.payload) for event in events])
+    ids = [inbox_id for inbox_id, _ in stored]
+    new = [inbox_id for inbox_id, created in stored if created]
     INBOX_RECEIVED.labels(source, "stored").inc(len(new))
     INBOX_RECEIVED.labels(source, "repeat").inc(len(ids) - len(new))
     body = {"id": str(ids[0]) if ids else None, "ids": [str(i) for i in ids]}

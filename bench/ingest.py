@@ -1,0 +1,266 @@
+"""Webhook ingest: acknowledgement latency and throughput of `POST /webhooks/form` under concurrent load, side by
+side with a bare Flask endpoint answering 202 on the same server; and the outbound API calls per form intake.
+
+Both apps run on the same WSGI server (werkzeug, threaded) in this process, on loopback; the load comes from
+separate client processes so that the clients do not share the server's interpreter lock. Our endpoint verifies
+the Standard Webhooks signature, validates the form, stores the event in the inbox (SQLite in WAL mode, the
+embedded default: committed before the answer) and queues its job; every request carries a new webhook-id, so
+every one is a new event. Bounded: a short warm-up and a few seconds of load per side.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", 2))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
+WARMUP = 0.5
+CLIENT_PROCESSES = 2
+THREADS_PER_PROCESS = int(os.environ.get("BENCH_THREADS", 6))
+TARGET_THROUGHPUT_RATIO = 0.67
+TARGET_P99_RATIO = 1.5
+MINIMUM_CALLS_PER_FORM = 3   # HappyFox create, HubSpot batch upsert, HubSpot ticket create (association inline)
+
+FORM = {"form": "website", "fields": {"vezeteknev": "Bench", "keresztnev": "Berta", "email": "berta@example.com",
+                                      "cel": "hibabejelentes", "termek": "Norma", "rovid_leiras": "Terhelés"}}
+
+
+# ---------------------------------------------------------------- load generation (client processes)
+
+def _signed_requests(secret: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+    from standardwebhooks import Webhook
+    webhook, raw = Webhook(secret), json.dumps(FORM)
+    now = datetime.now(timezone.utc)
+    stamp = str(int(now.timestamp()))
+    prepared = []
+    for _ in range(count):
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        prepared.append((raw.encode(), {"webhook-id": msg_id, "webhook-timestamp": stamp,
+                                        "webhook-signature": webhook.sign(msg_id, now, raw),
+                                        "Content-Type": "application/json"}))
+    return prepared
+
+
+def _client(url: str, secret: str, seconds: float, warmup: float, threads: int) -> tuple[list[float], int]:
+    """One client process: `threads` loops posting as fast as answers come; latencies after the warm-up."""
+    parts = urlsplit(url)
+    requests = _signed_requests(secret, 6000)
+    lock, latencies, errors, index = threading.Lock(), [], [0], [0]
+    start = time.perf_counter()
+    measure_from, stop_at = start + warmup, start + warmup + seconds
+
+    def loop() -> None:
+        while True:
+            with lock:
+                body, headers = requests[index[0] % len(requests)]
+                index[0] += 1
+            began = time.perf_counter()
+            if began >= stop_at:
+                return
+            try:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                conn.request("POST", parts.path, body=body, headers=headers)
+                status = conn.getresponse().status
+                conn.close()
+            except OSError:
+                status = 0
+            ended = time.perf_counter()
+            if began >= measure_from and ended <= stop_at:
+                with lock:
+                    if status == 202:
+                        latencies.append(ended - began)
+                    else:
+                        errors[0] += 1
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return latencies, errors[0]
+
+
+def load(url: str, secret: str, seconds: float = SECONDS) -> dict[str, float]:
+    with multiprocessing.get_context("spawn").Pool(CLIENT_PROCESSES) as pool:
+        results = pool.starmap(_client, [(url, secret, seconds, WARMUP, THREADS_PER_PROCESS)] * CLIENT_PROCESSES)
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    if not latencies:
+        raise RuntimeError(f"no successful request to {url} ({errors} errors)")
+    return {"requests": len(latencies), "errors": errors, "throughput": len(latencies) / seconds,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000}
+
+
+def median_of(results: list[dict[str, float]]) -> dict[str, float]:
+    """Per measure, the median over rounds (requests and errors summed)."""
+    merged = {name: statistics.median(r[name] for r in results) for name in ("throughput", "p50_ms", "p99_ms")}
+    merged.update(requests=sum(r["requests"] for r in results), errors=sum(r["errors"] for r in results))
+    return merged
+
+
+# ---------------------------------------------------------------- the servers
+
+def bare_app() -> Any:
+    from flask import Flask
+    app = Flask("bare")
+
+    @app.post("/webhooks/form")
+    def accept() -> tuple[str, int]:
+        return '{"id": "0"}', 202
+    return app
+
+
+def serve(app: Any) -> tuple[Any, str]:
+    from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/webhooks/form"
+
+
+# ---------------------------------------------------------------- outbound calls per form intake
+
+def calls_per_intake(settings: Any, sandbox: Any) -> dict[str, int]:
+    """Run form intakes against the sandbox and count the calls its fakes saw."""
+    import httpx
+
+    from core import store
+    from flows import inbox
+    http = httpx.Client(base_url=sandbox.base_url)
+    http.post("/_sandbox/limits", json={name: None for name in sandbox.sandbox.vendors})
+
+    def intake(email: str) -> tuple[int, int]:
+        http.delete("/_sandbox/calls")
+        with store.session() as s:
+            row, _ = store.put_inbox(s, "form", str(uuid.uuid4()), "form",
+                                     {"form": "website", "fields": {**_our_fields(), "email": email},
+                                      "attachments": []})
+            inbox_id = row.id
+        inbox.process_inbox.call_local(inbox_id)
+        return inbox_id, len(http.get("/_sandbox/calls").json())
+
+    _, cold = intake("cold@example.com")
+    inbox_id, warm = intake("warm@example.com")
+    http.delete("/_sandbox/calls")
+    inbox.process_inbox.call_local(inbox_id)  # the job delivered again
+    repeat = len(http.get("/_sandbox/calls").json())
+    return {"cold": cold, "warm": warm, "repeat": repeat}
+
+
+def _our_fields() -> dict[str, str]:
+    return {"last_name": "Bench", "first_name": "Berta", "purpose": "hibabejelentes", "product": "Norma",
+            "summary": "Terhelés"}
+
+
+# ---------------------------------------------------------------- the run
+
+def run() -> str:
+    """Run the benchmark; its section of docs/benchmarks.md."""
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on either side, as in production
+    scratch = tempfile.mkdtemp(prefix="switchboard-bench-")
+    os.environ["SWITCHBOARD_DATA_DIR"] = scratch  # huey's queue file; set before core.jobs is imported
+    from core import settings as settings_module
+    from core import store
+    from core.settings import Env, load_config
+    from sandbox.server import start as start_sandbox
+    from webhooks.app import create_app
+
+    sandbox = start_sandbox("127.0.0.1", 0, 0)
+    try:
+        database_url = f"sqlite:///{scratch}/bench.db"
+        env = Env(_env_file=None, database_url=database_url).with_sandbox(sandbox.base_url,
+                                                                          smtp_port=sandbox.smtp_port)
+        loaded = settings_module.use(settings_module.Settings(env=env, config=load_config(env.switchboard_config)))
+        store.upgrade(database_url)
+        secret = env.secret("form_webhook_secret")
+
+        bare_server, bare_url = serve(bare_app())
+        ours_server, ours_url = serve(create_app(loaded))
+        try:
+            # Alternating rounds, the median of each side: other work on the machine hits both alike.
+            rounds = [(load(bare_url, secret), load(ours_url, secret)) for _ in range(ROUNDS)]
+            bare = median_of([b for b, _ in rounds])
+            ours = median_of([o for _, o in rounds])
+        finally:
+            bare_server.shutdown()
+            ours_server.shutdown()
+        stored = _stored_count()
+        calls = calls_per_intake(loaded, sandbox)
+    finally:
+        sandbox.stop()
+        store.dispose()
+    return report(bare, ours, stored, calls)
+
+
+def _stored_count() -> int:
+    from sqlalchemy import func, select
+
+    from core import store
+    from core.models import InboxEvent
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(InboxEvent)) or 0)
+
+
+def report(bare: dict[str, float], ours: dict[str, float], stored: int, calls: dict[str, int]) -> str:
+    throughput_ratio = ours["throughput"] / bare["throughput"]
+    p99_ratio = ours["p99_ms"] / bare["p99_ms"]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    rows = [f"| bare Flask 202 | {bare['throughput']:.0f} | {bare['p50_ms']:.2f} | {bare['p99_ms']:.2f} | "
+            f"{bare['requests']:.0f} | {bare['errors']:.0f} |",
+            f"| `POST /webhooks/form` | {ours['throughput']:.0f} | {ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | "
+            f"{ours['requests']:.0f} | {ours['errors']:.0f} |"]
+    return "\n".join([
+        "## Webhook ingest (`bench/ingest.py`)",
+        "",
+        f"Loopback, werkzeug threaded server for both apps, {CLIENT_PROCESSES} client processes x "
+        f"{THREADS_PER_PROCESS} threads, {ROUNDS} alternating rounds of {SECONDS:g} s per side (each after a "
+        f"{WARMUP:g} s warm-up; the table shows the median round), "
+        f"{os.cpu_count()} CPUs shared by server and clients. Ours verifies the signature, validates the form and "
+        "commits the event to the inbox (SQLite, WAL, synchronous=FULL; a group commit shared by the requests in "
+        "flight, core/ingest.py) before it answers 202; its job is queued right after. Every request is a new "
+        "event.",
+        "",
+        "| endpoint | requests/s | p50 ms | p99 ms | measured requests | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        f"- throughput ratio {throughput_ratio:.2f}x (target >= {TARGET_THROUGHPUT_RATIO}x): "
+        f"{verdict(throughput_ratio >= TARGET_THROUGHPUT_RATIO)}",
+        f"- p99 ratio {p99_ratio:.2f}x (target <= {TARGET_P99_RATIO}x): {verdict(p99_ratio <= TARGET_P99_RATIO)}",
+        f"- events durably stored during the run: {stored} (every 202 answered after its commit)",
+        "",
+        "On a 2-CPU machine shared by the server, the clients and other work, the ratios move by several hundredths "
+        "between runs, p99 the most. Without the inbox write the receiver's own work (signature, form validation, "
+        "JSON answer) costs about a fifth of the bare endpoint's throughput; the durable write, even shared, and "
+        "the hand-over between the waiting requests cost the rest.",
+        "",
+        "### Outbound API calls per form intake",
+        "",
+        "| case | calls | minimum the vendor APIs allow |",
+        "| --- | ---: | ---: |",
+        f"| first intake of a process (includes the one-off HappyFox custom-field discovery) | {calls['cold']} | "
+        f"{MINIMUM_CALLS_PER_FORM} |",
+        f"| every later intake | {calls['warm']} | {MINIMUM_CALLS_PER_FORM} |",
+        f"| the same job delivered again | {calls['repeat']} | 0 |",
+        "",
+        "The minimum: HappyFox ticket create, HubSpot contact batch upsert, HubSpot ticket create with its "
+        "association to the contact inline. The confirmation mail goes over SMTP and is not an API call.",
+    ])
+
+
+if __name__ == "__main__":
+    print(run())

@@ -1,0 +1,140 @@
+"""Ops commands for the inbox and manual reports: `switchboard inbox list|replay`, `switchboard ticket create`.
+
+`ticket create` is the staff path for channels Switchboard does not receive itself (post, fax, social media, in
+person): the report is validated by the same model as the admin API (`core.reports.ManualReport`), stored in the
+inbox as kind "manual" and run through the same intake, here and now, so the command can print the ticket id.
+"""
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from core.cli import load_settings
+from core.reports import ManualReport
+
+console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: one line per row, never wrapped
+errors = Console(stderr=True)
+STATUSES = ("pending", "running", "failed", "dead", "done")
+
+
+@click.group()
+def inbox() -> None:
+    """Inbound events: list them by status, replay dead ones."""
+
+
+@inbox.command("list")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only rows in this state.")
+@click.option("--limit", type=int, default=50, show_default=True)
+def inbox_list(status: str | None, limit: int) -> None:
+    """The newest inbox rows (no payloads: they hold personal data)."""
+    from core import store
+    from core.models import InboxEvent
+    load_settings()
+    with store.session() as s:
+        query = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit)
+        if status:
+            query = query.where(InboxEvent.status == status)
+        rows = s.scalars(query).all()
+        table = Table("id", "source", "kind", "status", "attempts", "received (UTC)", "last error")
+        for r in rows:
+            table.add_row(str(r.id), r.source, r.kind, r.status, str(r.attempts),
+                          r.received_at.strftime("%Y-%m-%d %H:%M:%S"), r.last_error or "")
+    console.print(table)
+    console.print(f"{len(rows)} row(s)" + (f" with status {status}" if status else ""))
+
+
+@inbox.command("replay")
+@click.argument("inbox_ids", nargs=-1, type=int)
+@click.option("--all-dead", is_flag=True, help="Every dead row.")
+@click.option("--now", "run_now", is_flag=True, help="Run here instead of queueing for a worker.")
+def inbox_replay(inbox_ids: tuple[int, ...], all_dead: bool, run_now: bool) -> None:
+    """Make dead (or failed) rows pending again and queue them."""
+    from flows import inbox as inbox_flow
+    load_settings()
+    if not inbox_ids and not all_dead:
+        raise click.UsageError("give inbox ids or --all-dead")
+    ids = inbox_flow.replay(list(inbox_ids), all_dead=all_dead)
+    missing = sorted(set(inbox_ids) - set(ids))
+    if missing:
+        errors.print(f"[yellow]not replayable (unknown, running or done):[/yellow] {', '.join(map(str, missing))}")
+    failed = 0
+    with click.progressbar(ids, label="replaying", file=sys.stderr) as bar:
+        for inbox_id in bar:
+            if not run_now:
+                inbox_flow.process_inbox(inbox_id)
+                continue
+            try:
+                inbox_flow.run(inbox_id)
+            except Exception as exc:  # the row holds the reason; carry on with the others
+                failed += 1
+                errors.print(f"inbox {inbox_id}: {inbox_flow.reason(exc)}")
+    verb = "ran" if run_now else "queued"
+    console.print(f"{verb} {len(ids)} row(s)" + (f", {failed} failed again" if failed else ""))
+    if missing or failed:
+        sys.exit(1)
+
+
+@click.group()
+def ticket() -> None:
+    """Tickets entered by staff."""
+
+
+@ticket.command("create")
+@click.option("--channel", required=True, type=click.Choice(["post", "fax", "social", "in_person", "phone",
+                                                             "email"]))
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--first-name", default=None)
+@click.option("--last-name", default=None)
+@click.option("--subject", required=True)
+@click.option("--details", default="")
+@click.option("--category", default="egyeb", show_default=True, help="A category key from the YAML.")
+@click.option("--language", type=click.Choice(["hu", "en"]), default="hu", show_default=True)
+@click.option("--key", default=None, help="Idempotency key: running the command again with it does nothing new.")
+@click.option("--queue", is_flag=True, help="Queue for a worker instead of running here.")
+def ticket_create(channel: str, email: str | None, phone: str | None, first_name: str | None,
+                  last_name: str | None, subject: str, details: str, category: str, language: str,
+                  key: str | None, queue: bool) -> None:
+    """Record a report that came by post, fax, social media or in person, through the same intake as the form."""
+    from core import store
+    from core.models import Ticket
+    from flows import inbox as inbox_flow
+    loaded = load_settings()
+    try:
+        report = ManualReport(channel=channel, email=email, phone=phone, first_name=first_name,
+                              last_name=last_name, subject=subject, details=details, category=category,
+                              language=language, key=key)
+    except ValidationError as exc:
+        for error in exc.errors():
+            errors.print(f"[red]{'.'.join(map(str, error['loc'])) or 'report'}[/red]: {error['msg']}")
+        sys.exit(2)
+    if report.category not in loaded.config.categories:
+        errors.print(f"[red]category[/red]: must be one of {', '.join(loaded.config.categories)}")
+        sys.exit(2)
+    with store.session() as s:
+        row, created = store.put_inbox(s, "manual", report.key or str(uuid.uuid4()), "manual",
+                                       report.model_dump(exclude={"key"}))
+        inbox_id = row.id
+    if queue:
+        if created:
+            inbox_flow.process_inbox(inbox_id)
+        console.print(f"inbox {inbox_id} {'queued' if created else 'already recorded'}")
+        return
+    try:
+        inbox_flow.run(inbox_id)
+    except Exception as exc:
+        errors.print(f"[red]inbox {inbox_id} failed[/red]: {inbox_flow.reason(exc)}; a worker retries it")
+        sys.exit(1)
+    with store.session() as s:
+        made = s.scalar(select(Ticket).where(Ticket.source_key == f"inbox:{inbox_id}"))
+        if made is None:
+            errors.print(f"[red]inbox {inbox_id}[/red]: no ticket (see `switchboard inbox list --status dead`)")
+            sys.exit(1)
+        console.print(f"ticket {made.happyfox_display_id or made.id} (inbox {inbox_id}, HubSpot ticket "
+                      f"{made.hubspot_ticket_id})")

@@ -1,0 +1,390 @@
+"""Intake: every report, whatever its channel, becomes one HappyFox ticket, one HubSpot contact, one mirrored
+HubSpot ticket associated to it, and a confirmation mail carrying the ticket's display id (policy 000, 001).
+
+`register(report)` is the one flow; each channel only turns its event into a `Report`:
+form (`form`), manual entry (`manual`: post, fax, social media, in person), the support mailbox (a HappyFox
+ticket Switchboard did not create) and a missed call or voicemail (`flows/calls.py`).
+
+Each step is an outbound write through `effects.once` with a key stamped on the remote object
+(`happyfox-ticket:<report key>` in the HappyFox custom field, `hubspot-ticket:<report key>` in a HubSpot ticket
+property), so a job that crashed after any write and runs again creates nothing twice. A first attempt makes
+three API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create with its association inline.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+
+from core import audit, settings, store, workdays
+from core.models import Ticket
+from core.reports import ManualReport
+
+from . import effects, identity, inbox, vendors
+from .identity import Person
+
+log = logging.getLogger(__name__)
+ACTOR = "intake"
+DEFAULT_CATEGORY = "egyeb"
+
+
+@dataclass
+class Report:
+    channel: str                      # form | email | phone | post | fax | social | in_person
+    key: str                          # the idempotency base of every write: "inbox:17", "happyfox:1003"
+    person: Person
+    subject: str
+    details: str = ""
+    category: str = DEFAULT_CATEGORY  # a key of config categories
+    service_area: str | None = None
+    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # {filename, content_type, data: bytes}
+    happyfox: dict[str, Any] | None = None  # the HappyFox ticket when HappyFox made it (the mailbox channel)
+    customer_id: int | None = None    # when the caller resolved the customer already
+
+    @property
+    def source_key(self) -> str:
+        return self.key
+
+
+# ---------------------------------------------------------------- the flow
+
+def register(report: Report) -> int:
+    """Run the whole intake for `report`, idempotently; our ticket id."""
+    ticket_id = _open(report)
+    _happyfox_ticket(report, ticket_id)
+    contact_id = _hubspot_contact(report, ticket_id)
+    _hubspot_ticket(report, ticket_id, contact_id)
+    _confirm(report, ticket_id)
+    return ticket_id
+
+
+def _open(report: Report) -> int:
+    """Record the customer and our ticket (once per report key); audit the registration."""
+    config = settings.get().config
+    with store.session() as s:
+        if report.customer_id is not None:
+            customer = identity.current(s, report.customer_id)
+            identity.touch(customer, report.received_at)
+        else:
+            customer = identity.resolve(s, report.person, ACTOR, at=report.received_at)
+        # A phone-only report from a customer we know by email still gets its confirmation mail.
+        report.person.email = report.person.email or identity.value_of(s, customer.id, "email")
+        report.person.phone = report.person.phone or identity.value_of(s, customer.id, "phone")
+        report.person.first_name = report.person.first_name or customer.first_name
+        report.person.last_name = report.person.last_name or customer.last_name
+        report.person.language = report.person.language or customer.language
+        report.customer_id = customer.id
+        ticket = s.scalar(select(Ticket).where(Ticket.source_key == report.source_key))
+        if ticket is None:
+            ticket = Ticket(source_key=report.source_key, customer_id=customer.id, channel=report.channel,
+                            category=report.category, service_area=report.service_area,
+                            subject=report.subject, status="New", opened_at=report.received_at,
+                            confirm_due_at=workdays.due_after_working_days(
+                                report.received_at, config.sla.confirm_within_working_days))
+            if report.happyfox is not None:
+                ticket.happyfox_id = int(report.happyfox["id"])
+                ticket.happyfox_display_id = report.happyfox.get("display_id")
+            s.add(ticket)
+            s.flush()
+            audit.record(s, ACTOR, "ticket.registered", customer_id=customer.id, ticket_id=ticket.id,
+                         channel=report.channel, category=report.category, key=report.key)
+        return ticket.id
+
+
+def _happyfox_ticket(report: Report, ticket_id: int) -> None:
+    if report.happyfox is not None:
+        user_id = (report.happyfox.get("user") or {}).get("id")
+        _link(ticket_id, "happyfox", user_id)
+        return
+    config = settings.get().config
+    happyfox = vendors.get().happyfox
+    key = f"happyfox-ticket:{report.key}"
+    key_field = vendors.happyfox_field_id(config.intake.happyfox_key_field)
+    custom_fields: dict[int, Any] = {key_field: key}
+    values = {"service_area": report.service_area, "channel": report.channel, "category": report.category}
+    for name, wanted in config.intake.happyfox_fields.items():
+        if values.get(name):
+            custom_fields[vendors.happyfox_field_id(wanted)] = values[name]
+    category = config.categories.get(report.category) or config.categories[DEFAULT_CATEGORY]
+    person = report.person
+
+    def created(ticket: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return str(ticket["id"]), {"display_id": ticket.get("display_id"),
+                                   "user_id": (ticket.get("user") or {}).get("id")}
+
+    def create() -> tuple[str, dict[str, Any]]:
+        return created(vendors.get().happyfox_create.create_ticket(
+            subject=report.subject, text=_text(report), category=category.happyfox, email=person.email,
+            name=_full_name(person) or person.email or person.phone, phone=person.phone,
+            priority=config.intake.happyfox_priority, custom_fields=custom_fields,
+            attachments=report.attachments or None))
+
+    def find() -> tuple[str, dict[str, Any]] | None:
+        ticket = happyfox.find_ticket(key_field, key)
+        return created(ticket) if ticket else None
+
+    remote_id, detail = effects.once_detail(key, create, find=find)
+    with store.session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        if ticket.happyfox_id is None:
+            ticket.happyfox_id = int(remote_id)
+            ticket.happyfox_display_id = detail.get("display_id")
+            audit.record(s, ACTOR, "happyfox.ticket_created", customer_id=ticket.customer_id, ticket_id=ticket.id,
+                         happyfox_id=int(remote_id))
+    _link(ticket_id, "happyfox", detail.get("user_id"))
+
+
+def _hubspot_contact(report: Report, ticket_id: int) -> str:
+    with store.session() as s:
+        customer_id = s.get(Ticket, ticket_id).customer_id  # type: ignore[union-attr]
+    assert customer_id is not None
+    return identity.hubspot_contact(customer_id, report.person, report.key, ACTOR)
+
+
+def _hubspot_ticket(report: Report, ticket_id: int, contact_id: str) -> None:
+    config = settings.get().config
+    hubspot = vendors.get().hubspot
+    key = f"hubspot-ticket:{report.key}"
+    prop = config.intake.hubspot_key_property
+    with store.session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        display_id = ticket.happyfox_display_id
+    category = config.categories.get(report.category) or config.categories[DEFAULT_CATEGORY]
+    properties = {"subject": f"{display_id} {report.subject}" if display_id else report.subject,
+                  "content": _text(report), "hs_pipeline": config.hubspot.pipeline,
+                  "hs_pipeline_stage": config.hubspot.default_stage, "hs_ticket_category": category.hubspot,
+                  prop: key}
+
+    def find() -> str | None:
+        found = hubspot.find_ticket(prop, key)
+        return str(found["id"]) if found else None
+
+    def create() -> str:
+        return str(vendors.get().hubspot_create.create_ticket(properties, contact_id=contact_id)["id"])
+
+    remote_id = effects.once(key, create, find=find)
+    with store.session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        if ticket.hubspot_ticket_id is None:
+            ticket.hubspot_ticket_id = remote_id
+            audit.record(s, ACTOR, "hubspot.ticket_mirrored", customer_id=ticket.customer_id, ticket_id=ticket.id,
+                         hubspot_ticket_id=remote_id, contact_id=contact_id)
+
+
+def _confirm(report: Report, ticket_id: int) -> None:
+    """The confirmation mail with the ticket's display id, sent once (policy 000: on creation; 001: within
+    two working days)."""
+    config = settings.get().config
+    person = report.person
+    if report.channel not in config.intake.confirm_channels:
+        return
+    with store.session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        display_id = ticket.happyfox_display_id or str(ticket.happyfox_id)
+        if ticket.confirmed_at is not None:
+            return
+    if not person.email:
+        with store.session() as s:
+            audit.record(s, ACTOR, "ticket.not_confirmed", ticket_id=ticket_id, reason="no email address")
+        return
+    key = f"confirmation:{report.key}"
+    mail = vendors.get().mail
+    language = person.language or "hu"
+    effects.send_once(key, lambda: mail.send(
+        person.email, config.intake.confirmation_template, language, message_id=_message_id(key),
+        ticket_id=display_id, subject=report.subject, name=_greeting_name(person),
+        working_days=config.sla.confirm_within_working_days))
+    with store.session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None
+        if ticket.confirmed_at is None:
+            ticket.told_id, ticket.confirmed_at = display_id, datetime.now(timezone.utc)
+            audit.record(s, ACTOR, "ticket.confirmed", customer_id=ticket.customer_id, ticket_id=ticket.id,
+                         told_id=display_id)
+
+
+def _link(ticket_id: int, system: str, value: Any) -> None:
+    if value in (None, ""):
+        return
+    with store.session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None and ticket.customer_id is not None
+        identity.link(s, ticket.customer_id, system, value, ACTOR)
+
+
+# ---------------------------------------------------------------- wording
+
+def _full_name(person: Person) -> str | None:
+    """Hungarian order (family name first) for Hungarian customers, as the policies write names."""
+    parts = [person.last_name, person.first_name] if (person.language or "hu") == "hu" else \
+        [person.first_name, person.last_name]
+    name = " ".join(p for p in parts if p)
+    return name or None
+
+
+def _greeting_name(person: Person) -> str:
+    return _full_name(person) or ""
+
+
+def split_name(name: str | None, language: str = "hu") -> tuple[str | None, str | None]:
+    """(first, last) from one name field: the family name comes first in Hungarian, last in English."""
+    words = (name or "").split()
+    if not words:
+        return None, None
+    if len(words) == 1:
+        return words[0], None
+    if language == "hu":
+        return " ".join(words[1:]), words[0]
+    return " ".join(words[:-1]), words[-1]
+
+
+def _text(report: Report) -> str:
+    body = report.details or report.subject
+    facts = [f"Channel: {report.channel}"]
+    if report.service_area:
+        facts.append(f"Service area: {report.service_area}")
+    return f"{body}\n\n--\n" + "\n".join(facts)
+
+
+def _message_id(key: str) -> str:
+    """A stable Message-ID for the key, so a resend (were there one) is recognisably the same message."""
+    return "switchboard." + re.sub(r"[^A-Za-z0-9.-]", "-", key)
+
+
+# ---------------------------------------------------------------- channels
+
+def report_from_form(event: inbox.Event) -> Report:
+    config = settings.get().config
+    form = event.payload.get("form") or config.default_form
+    spec = config.forms[form]
+    fields: dict[str, str] = dict(event.payload.get("fields") or {})
+    first, last = fields.get("first_name"), fields.get("last_name")
+    if not (first or last) and fields.get("name"):
+        first, last = split_name(fields["name"], spec.language)
+    category = fields.get(spec.category_field) if spec.category_field else None
+    attachments = [{"filename": a["filename"], "content_type": a.get("content_type"),
+                    "data": base64.b64decode(a["data_b64"])} for a in event.payload.get("attachments") or []]
+    return Report(channel="form", key=f"inbox:{event.id}",
+                  person=Person(email=fields.get("email"), phone=fields.get("phone"), first_name=first,
+                                last_name=last, language=spec.language),
+                  subject=fields.get("summary") or fields.get("purpose") or "(no subject)",
+                  details=fields.get("details", ""),
+                  category=category if category in config.categories else DEFAULT_CATEGORY,
+                  service_area=fields.get(spec.service_area_field) if spec.service_area_field else None,
+                  received_at=event.received_at, attachments=attachments)
+
+
+def report_from_manual(event: inbox.Event) -> Report:
+    config = settings.get().config
+    manual = ManualReport.model_validate(event.payload)
+    return Report(channel=manual.channel, key=f"inbox:{event.id}",
+                  person=Person(email=manual.email, phone=manual.phone, first_name=manual.first_name,
+                                last_name=manual.last_name, language=manual.language),
+                  subject=manual.subject, details=manual.details,
+                  category=manual.category if manual.category in config.categories else DEFAULT_CATEGORY,
+                  received_at=event.received_at)
+
+
+@inbox.on("form", "form")
+def on_form(event: inbox.Event) -> int:
+    return register(report_from_form(event))
+
+
+@inbox.on("manual", "manual")
+def on_manual(event: inbox.Event) -> int:
+    return register(report_from_manual(event))
+
+
+# ---------------------------------------------------------------- the support mailbox (HappyFox-made tickets)
+
+def _stamped_key(ticket: dict[str, Any]) -> str | None:
+    """Our idempotency key on a HappyFox ticket, when Switchboard created it."""
+    wanted = settings.get().config.intake.happyfox_key_field
+    for item in ticket.get("custom_fields") or []:
+        if not isinstance(item, dict):
+            continue
+        if (item.get("name") == wanted or str(item.get("id")) == str(wanted)) and item.get("value"):
+            return str(item["value"])
+    return None
+
+
+def _known(happyfox_id: int) -> Ticket | None:
+    with store.session() as s:
+        return s.scalar(select(Ticket).where(Ticket.happyfox_id == happyfox_id))
+
+
+def _complete(ticket: Ticket) -> bool:
+    return ticket.hubspot_ticket_id is not None and (ticket.confirmed_at is not None or ticket.told_id is not None)
+
+
+def _customer_replied(ticket: Ticket, hint: dict[str, Any]) -> None:
+    """A reply by the customer on a known ticket is activity: retention counts from the last one."""
+    updates = [u for u in hint.get("updates") or [] if isinstance(u, dict)]
+    newest = max(updates, key=lambda u: u.get("update_id") or 0, default=None)
+    by = (newest or {}).get("by") or {}
+    if ticket.customer_id is None or not isinstance(by, dict) or by.get("type") != "user":
+        return
+    from connectors.happyfox import parse_time
+    try:
+        at = parse_time(newest.get("timestamp")) if newest else None
+    except ValueError:
+        at = None
+    with store.session() as s:
+        identity.touch(identity.current(s, ticket.customer_id), at)
+
+
+def report_from_happyfox(ticket: dict[str, Any], received_at: datetime) -> Report:
+    config = settings.get().config
+    user = ticket.get("user") or {}
+    category_id = (ticket.get("category") or {}).get("id") if isinstance(ticket.get("category"), dict) \
+        else ticket.get("category")
+    category = next((name for name, spec in config.categories.items() if spec.happyfox == category_id),
+                    DEFAULT_CATEGORY)
+    phone = (user.get("primary_phone") or {}).get("number") if isinstance(user.get("primary_phone"), dict) else None
+    first, last = split_name(user.get("name"), "hu")
+    return Report(channel="email", key=f"happyfox:{int(ticket['id'])}",
+                  person=Person(email=user.get("email"), phone=phone, first_name=first, last_name=last),
+                  subject=ticket.get("subject") or "(no subject)", details=ticket.get("first_message") or "",
+                  category=category, received_at=received_at, happyfox=ticket)
+
+
+def _erased_ticket(happyfox_id: int, inbox_id: int | None = None) -> bool:
+    """A ticket of an erased person that a stale HappyFox still shows: not copied back (flows/retention.py)."""
+    from .retention import blocked
+    return blocked(ACTOR, inbox_id=inbox_id, happyfox_ticket=happyfox_id)
+
+
+@inbox.on("happyfox", "ticket")
+def on_happyfox_ticket(event: inbox.Event) -> int | None:
+    """A HappyFox ticket event. A ticket Switchboard created (our key stamped on it, or its id known) is left to
+    the other flows; one HappyFox created from the support mailbox is linked to its customer and mirrored like a
+    form's. The body is only a hint: the ticket is re-read before anything is written (api-facts happyfox §5)."""
+    hint = event.payload.get("ticket") or {}
+    happyfox_id = int(event.payload["ticket_id"])
+    known = _known(happyfox_id)
+    if known is not None:
+        _customer_replied(known, hint)
+        if known.source_key != f"happyfox:{happyfox_id}" or _complete(known):
+            return None
+    # Ours with its id not recorded yet (the echo can beat our own record), or an erased person's.
+    if _stamped_key(hint) or _erased_ticket(happyfox_id, event.id):
+        return None
+    ticket = vendors.get().happyfox.get_ticket(happyfox_id)
+    if _stamped_key(ticket):
+        return None
+    from connectors.happyfox import parse_time
+    try:  # the mail arrived when HappyFox made the ticket, not when its webhook reached us
+        received = parse_time(ticket.get("created_at")) or event.received_at
+    except ValueError:
+        received = event.received_at
+    return register(report_from_happyfox(ticket, received))

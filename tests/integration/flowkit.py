@@ -1,0 +1,128 @@
+"""What the flow tests share: storing an inbox event as the receiver does, running the inbox job synchronously,
+signing a form delivery, shortening the connectors' back-off, and reading the sandbox's objects."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from standardwebhooks import Webhook
+from tenacity import wait_fixed
+
+from core import store
+from core.models import Audit, Customer, Identity, InboxEvent, Ticket
+from flows import inbox, vendors
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fast_vendors(attempts: int = 2) -> vendors.Vendors:
+    """The process's connectors with a tiny back-off, so that a fault test takes milliseconds, not seconds."""
+    current = vendors.get()
+    for name in ("hubspot", "happyfox", "aircall", "mail", "hubspot_create", "happyfox_create"):
+        policy = getattr(current, name).policy
+        policy.backoff = wait_fixed(0.01)
+        policy.attempts = attempts
+        policy.max_inline_wait = 0.5
+    return current
+
+
+def put(source: str, kind: str, payload: dict[str, Any], key: str | None = None) -> int:
+    with store.session() as s:
+        row, _ = store.put_inbox(s, source, key or str(uuid.uuid4()), kind, payload)
+        return row.id
+
+
+def website_form(email: str = "kata.kovacs@example.com", **fields: str) -> dict[str, Any]:
+    ours = {"last_name": "Kovács", "first_name": "Kata", "email": email, "purpose": "hibabejelentes",
+            "product": "Norma", "summary": "A belépés hibát ad", "details": "Bejelentkezéskor 500-as hiba."}
+    ours.update(fields)
+    return {"form": "website", "fields": ours, "attachments": []}
+
+
+def put_form(email: str = "kata.kovacs@example.com", **fields: str) -> int:
+    return put("form", "form", website_form(email, **fields))
+
+
+def run(inbox_id: int) -> str:
+    return inbox.process_inbox.call_local(inbox_id)
+
+
+def row(inbox_id: int) -> InboxEvent:
+    with store.session() as s:
+        found = s.get(InboxEvent, inbox_id)
+        s.expunge_all()
+    assert found is not None
+    return found
+
+
+def tickets() -> list[Ticket]:
+    with store.session() as s:
+        found = list(s.scalars(select(Ticket).order_by(Ticket.id)))
+        s.expunge_all()
+    return found
+
+
+def customers(live_only: bool = True) -> list[Customer]:
+    with store.session() as s:
+        query = select(Customer).order_by(Customer.id)
+        if live_only:
+            query = query.where(Customer.merged_into_id.is_(None))
+        found = list(s.scalars(query))
+        s.expunge_all()
+    return found
+
+
+def identities(customer_id: int) -> dict[str, list[str]]:
+    with store.session() as s:
+        found: dict[str, list[str]] = {}
+        for item in s.scalars(select(Identity).where(Identity.customer_id == customer_id).order_by(Identity.id)):
+            found.setdefault(item.system, []).append(item.value)
+    return found
+
+
+def audit_actions() -> list[str]:
+    with store.session() as s:
+        return list(s.scalars(select(Audit.action).order_by(Audit.id)))
+
+
+def audit_rows() -> list[Audit]:
+    with store.session() as s:
+        found = list(s.scalars(select(Audit).order_by(Audit.id)))
+        s.expunge_all()
+    return found
+
+
+def objects(sandbox: Any, service: str, kind: str) -> list[dict[str, Any]]:
+    """The live objects of one kind in a fake (HubSpot keeps archived ones flagged)."""
+    found = sandbox.state(service).get(kind, {})
+    items = list(found.values()) if isinstance(found, dict) else list(found)
+    return [item for item in items if not (isinstance(item, dict) and item.get("archived"))]
+
+
+def writes(sandbox: Any) -> list[tuple[str, str, str]]:
+    """The outbound calls the fakes saw, as (service, method, path)."""
+    return [(c["service"], c["method"], c["path"]) for c in sandbox.calls()]
+
+
+def signed(secret: str, body: dict[str, Any], msg_id: str | None = None) -> tuple[str, dict[str, str]]:
+    """A Standard Webhooks delivery of `body`, as the website form sends it."""
+    raw = json.dumps(body)
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    stamp = int(time.time())
+    from datetime import datetime, timezone
+    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(stamp, timezone.utc), raw)
+    return raw, {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": signature,
+                 "Content-Type": "application/json"}
+
+
+def fixture(path: str) -> dict[str, Any]:
+    return json.loads((ROOT / path).read_text())
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

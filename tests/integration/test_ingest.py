@@ -1,0 +1,83 @@
+"""The receiver's group commit (core/ingest.py) on SQLite and PostgreSQL: every event stored once and durably before
+`store_events` returns, repeats answered with the first id, many threads sharing commits."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from core import ingest, store
+from core import settings as settings_module
+from core.models import InboxEvent
+
+from ..conftest import make_settings
+
+
+@pytest.fixture
+def db(database_url):
+    settings_module.use(make_settings(database_url))
+    store.upgrade(database_url)
+    yield database_url
+    settings_module.use(None)
+    store.dispose()
+
+
+def count() -> int:
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(InboxEvent)))
+
+
+def test_events_are_stored_once_with_repeats_answered_by_the_first_id(db):
+    first = ingest.store_events("form", [("a", "form", {"n": 1}), ("b", "form", {"n": 2}), ("a", "form", {"n": 1})])
+    assert [created for _, created in first] == [True, True, False]
+    assert first[0][0] == first[2][0] != first[1][0]
+    again = ingest.store_events("form", [("b", "form", {"n": 2})])
+    assert again == [(first[1][0], False)]
+    other_source = ingest.store_events("aircall", [("a", "call.ended", {"n": 3})])
+    assert other_source[0][1] is True
+    assert count() == 3
+    with store.session() as s:
+        row = s.get(InboxEvent, first[0][0])
+        assert (row.source, row.event_key, row.kind, row.payload, row.status) == ("form", "a", "form", {"n": 1},
+                                                                                  "pending")
+
+
+def test_concurrent_requests_share_commits_and_lose_nothing(db):
+    results: dict[int, list] = {}
+
+    def post(n: int) -> None:
+        results[n] = ingest.store_events("form", [(f"k{n % 40}", "form", {"n": n % 40})])
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(80)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert count() == 40
+    created = [n for n, [(_, made)] in results.items() if made]
+    assert len(created) == 40  # each key created by exactly one request
+    ids = {n % 40: inbox_id for n, [(inbox_id, _)] in results.items()}
+    assert all(results[n][0][0] == ids[n % 40] for n in results)
+
+
+def test_more_events_than_one_batch_holds_are_all_written(db, monkeypatch):
+    monkeypatch.setattr(ingest, "MAX_BATCH", 2)
+    stored = ingest.store_events("hubspot", [(f"e{n}", "contact.creation", {"n": n}) for n in range(5)])
+    assert [created for _, created in stored] == [True] * 5 and len({i for i, _ in stored}) == 5
+    assert count() == 5
+
+
+def test_a_failed_write_fails_every_waiting_request_and_the_next_one_works(db, monkeypatch):
+    real = ingest._write_sqlite if store.engine().dialect.name == "sqlite" else ingest._write_core
+    name = real.__name__
+
+    def broken(*args):
+        monkeypatch.setattr(ingest, name, real)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(ingest, name, broken)
+    with pytest.raises(RuntimeError):
+        ingest.store_events("form", [("x", "form", {})])
+    assert count() == 0
+    assert ingest.store_events("form", [("x", "form", {})])[0][1] is True
