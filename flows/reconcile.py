@@ -1,0 +1,387 @@
+"""Reconciliation: a periodic job (and `switchboard sync`) that finds what events missed and repairs it through the
+same flows. Webhooks get lost, arrive out of order or fail for good; this is the net under them.
+
+Two passes over what changed since the cursor, each oldest first:
+1. HappyFox tickets (the system of record for tickets and status), 50 a page; per 100 of them one HubSpot search
+   reads their mirrors' stages (`hs_object_id IN [...]`: HubSpot's search takes many ids in one call, its own
+   4/s budget is paced by the connector). Drift found: a HappyFox ticket Switchboard does not know (intake
+   registers it), a row without its HubSpot mirror (`missing_link` when the mirror stamped with our key exists,
+   `missing_mirror` when none does, or it was deleted), a stale status, a wrong stage, a closed ticket without
+   its survey: `closure.mirror_status` repairs the last three.
+2. HubSpot tickets modified since the cursor whose stage differs from what their status maps to: a stage change
+   whose event was lost, handled as `hubspot.on_mirror_change` says (`closure.on_mirror_changed`).
+
+The cursor (`cursors` row "reconcile", JSON) holds the run's window, its phase and the last ticket position done,
+updated after every ticket, so a run that crashed resumes where it stopped. The next run starts from the last
+completed run's start, less an overlap. A lease row keeps two runs (clock and CLI) from repairing at once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from core import audit, jobs, settings, store
+from core.models import Cursor, Customer, Erasure, Identity, Ticket
+
+from . import closure, effects, intake, vendors
+
+log = logging.getLogger(__name__)
+ACTOR = "reconcile"
+CURSOR, LEASE = "reconcile", "reconcile:lease"
+CURSOR_CHARS = 200                    # cursors.value is String(200)
+LEASE_TTL = timedelta(minutes=30)
+OVERLAP = timedelta(minutes=2)        # events stamped just before the last run started
+FIRST_LOOKBACK = timedelta(days=1)    # the very first run: older tickets only with an explicit --since
+GRACE = timedelta(minutes=5)          # a row this young may still be in intake: its mirror is not missing yet
+BATCH = 100                           # HubSpot ids per search (IN filter) and per checkpointed chunk
+KINDS = ("missing_mirror", "missing_link", "status", "wrong_stage", "survey")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Fix:
+    kind: str        # one of KINDS
+    ticket_id: int
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    since: datetime
+    resumed: bool = False
+    checked: int = 0
+    fixes: list[Fix] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set, repr=False)  # mirrors checked in the HappyFox pass
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(f.kind for f in self.fixes)
+        return {kind: found[kind] for kind in KINDS}
+
+
+class Busy(Exception):
+    """Another reconciliation holds the lease."""
+
+
+Progress = Callable[[str], None]
+
+
+# ---------------------------------------------------------------- cursor and lease
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _ensure(s: Any, name: str, value: str) -> Cursor:
+    row = s.get(Cursor, name)
+    if row is None:
+        try:
+            with s.begin_nested():
+                s.add(Cursor(name=name, value=value))
+        except IntegrityError:
+            pass
+        row = s.get(Cursor, name)
+    return row
+
+
+def load_cursor() -> dict[str, Any] | None:
+    with store.session() as s:
+        row = s.get(Cursor, CURSOR)
+        return json.loads(row.value) if row is not None and row.value else None
+
+
+def _encode(state: dict[str, Any]) -> str:
+    """The state as the cursor row holds it (200 characters). When the ids done at the current position do not
+    fit, they are dropped: a resume then checks that second's tickets again, which repairs nothing twice."""
+    text = json.dumps(state, separators=(",", ":"))
+    if len(text) > CURSOR_CHARS:
+        text = json.dumps({**state, "done": []}, separators=(",", ":"))
+    return text
+
+
+def save_cursor(state: dict[str, Any]) -> None:
+    with store.session() as s:
+        _ensure(s, CURSOR, "").value = _encode(state)
+
+
+def _take_lease() -> bool:
+    now = _now()
+    with store.session() as s:
+        _ensure(s, LEASE, "")
+        taken = s.execute(update(Cursor).where(Cursor.name == LEASE, Cursor.value < now.isoformat())
+                          .values(value=(now + LEASE_TTL).isoformat()))
+        return taken.rowcount == 1
+
+
+def _release_lease() -> None:
+    with store.session() as s:
+        s.execute(update(Cursor).where(Cursor.name == LEASE).values(value=""))
+
+
+def _window(since: datetime | None) -> tuple[dict[str, Any], bool]:
+    """The run's state: a new window, or the crashed run's to resume; (state, resumed)."""
+    previous = load_cursor()
+    if since is None and previous is not None and previous.get("phase") != "done":
+        return previous, True
+    if since is None:
+        since = (datetime.fromisoformat(previous["started"]) - OVERLAP) if previous else _now() - FIRST_LOOKBACK
+    return {"since": since.replace(microsecond=0).isoformat(), "started": _now().replace(microsecond=0).isoformat(),
+            "phase": "happyfox", "position": None, "done": []}, False
+
+
+def _checkpoint(state: dict[str, Any], position: str | None, item_id: str) -> None:
+    """Remember one more item done: its position (modification time), and which ids at that position are done,
+    since many tickets share a second."""
+    if position is None:
+        return
+    if state.get("position") != position:
+        state["position"], state["done"] = position, []
+    state["done"].append(item_id)
+    save_cursor(state)
+
+
+def _pending(items: Iterable[T], state: dict[str, Any], position: Callable[[T], str | None],
+             ident: Callable[[T], str]) -> Iterator[T]:
+    """Items not done before a crash: at the saved position, the ids already done are skipped."""
+    done = set(state.get("done") or [])
+    for item in items:
+        if position(item) == state.get("position") and ident(item) in done:
+            continue
+        yield item
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# ---------------------------------------------------------------- HubSpot reads
+
+def read_stages(hubspot_ids: list[str]) -> dict[str, str | None]:
+    """Each mirror's stage, 100 ids a search; a mirror that no longer exists is absent. Search is eventually
+    consistent (api-facts hubspot §3), so an id it misses is confirmed by a GET before it counts as gone."""
+    from connectors.errors import NotFound
+    hubspot = vendors.get().hubspot
+    stages: dict[str, str | None] = {}
+    for chunk in _chunks(hubspot_ids, BATCH):
+        groups = [{"filters": [{"propertyName": "hs_object_id", "operator": "IN", "values": chunk}]}]
+        # The connector's paged search (the contract's methods search by one value only).
+        for found in hubspot._search(hubspot._tickets_search, groups, [closure.STAGE_PROPERTY], limit=BATCH):
+            stages[str(found["id"])] = (found.get("properties") or {}).get(closure.STAGE_PROPERTY)
+        for missing in [i for i in chunk if i not in stages]:
+            try:
+                stages[missing] = (hubspot.get_ticket(missing).get("properties") or {}).get(closure.STAGE_PROPERTY)
+            except NotFound:
+                pass
+    return stages
+
+
+# ---------------------------------------------------------------- repairs
+
+def _create_mirror(row: Ticket, key: str, stage: str, searched: bool) -> str:
+    """A HubSpot mirror for a ticket that has none, shaped as intake's, stamped with `key` so a retry finds it."""
+    config = settings.get().config
+    hubspot = vendors.get().hubspot
+    prop = config.intake.hubspot_key_property
+    category = config.categories.get(row.category or "") or config.categories.get(intake.DEFAULT_CATEGORY)
+    properties = {"subject": " ".join(p for p in (row.happyfox_display_id, row.subject) if p) or "(no subject)",
+                  "content": row.subject or "", "hs_pipeline": config.hubspot.pipeline,
+                  "hs_pipeline_stage": stage, prop: key}
+    if category is not None:
+        properties["hs_ticket_category"] = category.hubspot
+    with store.session() as s:
+        contact_id = s.scalar(select(Identity.value).where(Identity.customer_id == row.customer_id,
+                                                           Identity.system == "hubspot")) if row.customer_id else None
+
+    def find() -> str | None:
+        found = hubspot.find_ticket(prop, key)
+        return str(found["id"]) if found else None
+
+    return effects.once(key, lambda: str(hubspot.create_ticket(properties, contact_id=contact_id)["id"]),
+                        find=find, retry=not searched)
+
+
+def _erased(row: Ticket) -> bool:
+    """An erasure in progress archives the mirror before it deletes the HappyFox ticket: never made again."""
+    if row.customer_id is None:
+        return False
+    with store.session() as s:
+        customer = s.get(Customer, row.customer_id)
+        return (customer is not None and customer.erased_at is not None) or s.scalar(
+            select(Erasure.id).where(Erasure.customer_id == row.customer_id).limit(1)) is not None
+
+
+def _link_mirror(row: Ticket, report: Report) -> tuple[str, str | None]:
+    """Give a row whose mirror is missing (never made, or deleted in HubSpot) its mirror; (its id, its stage)."""
+    config = settings.get().config
+    old = row.hubspot_ticket_id
+    key = f"hubspot-ticket:{row.source_key}" + (f":after:{old}" if old else "")
+    target = closure.stage_for(row.status) or config.hubspot.default_stage
+    found = None if old else vendors.get().hubspot.find_ticket(config.intake.hubspot_key_property, key)
+    if found is not None:
+        hubspot_id, kind = str(found["id"]), "missing_link"
+        stage = (found.get("properties") or {}).get(closure.STAGE_PROPERTY)
+    else:
+        hubspot_id, kind, stage = _create_mirror(row, key, target, searched=not old), "missing_mirror", target
+    with store.session() as s:
+        current = s.get(Ticket, row.id)
+        assert current is not None
+        current.hubspot_ticket_id = hubspot_id
+        audit.record(s, ACTOR, f"reconcile.{kind}", customer_id=current.customer_id, ticket_id=row.id,
+                     hubspot_ticket_id=hubspot_id, replaced=old)
+    if stage is not None:
+        closure.remember_stage(row.id, hubspot_id, stage)
+    report.fixes.append(Fix(kind, row.id, f"HubSpot ticket {hubspot_id}"))
+    return hubspot_id, stage
+
+
+def _record(result: closure.Mirrored | None, report: Report) -> None:
+    if result is None:
+        return
+    if result.closed_now or result.reopened:
+        report.fixes.append(Fix("status", result.ticket_id, f"now {result.status}"))
+    if result.stage_written is not None:
+        report.fixes.append(Fix("wrong_stage", result.ticket_id, f"stage {result.stage_written}"))
+    if result.survey_sent:
+        report.fixes.append(Fix("survey", result.ticket_id, "survey sent"))
+
+
+def _unknown_happyfox(ticket: dict[str, Any], report: Report) -> None:
+    """A HappyFox ticket Switchboard never registered (a mailbox ticket whose event was lost). One Switchboard
+    created carries our key: its row went missing with a database restore, and nothing is guessed."""
+    from connectors.happyfox import parse_time
+    if intake._stamped_key(ticket):
+        log.warning("HappyFox ticket %s carries our key but has no row here; left alone", ticket.get("id"))
+        return
+    if intake._erased_ticket(int(ticket["id"])):  # an erased person's ticket that HappyFox still shows
+        return
+    received = parse_time(ticket.get("created_at")) or _now()
+    ticket_id = intake.register(intake.report_from_happyfox(ticket, received))
+    report.fixes.append(Fix("missing_mirror", ticket_id, f"registered HappyFox ticket {ticket.get('id')}"))
+    _record(closure.mirror_status(ticket_id, ticket), report)
+
+
+def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: Report,
+                    progress: Progress | None) -> None:
+    from connectors.happyfox import modified_at
+    ids = [int(t["id"]) for t in chunk]
+    with store.session() as s:
+        rows = {r.happyfox_id: r for r in s.scalars(select(Ticket).where(Ticket.happyfox_id.in_(ids)))}
+        s.expunge_all()
+    stages = read_stages([r.hubspot_ticket_id for r in rows.values() if r.hubspot_ticket_id])
+    young = _now() - GRACE
+    for ticket in chunk:
+        row = rows.get(int(ticket["id"]))
+        if row is None:
+            _unknown_happyfox(ticket, report)
+        else:
+            hubspot_id = row.hubspot_ticket_id
+            stage = stages.get(hubspot_id) if hubspot_id else None
+            if (hubspot_id is None or hubspot_id not in stages) and row.opened_at < young \
+                    and not _erased(row):
+                hubspot_id, stage = _link_mirror(row, report)
+            _record(closure.mirror_status(row.id, ticket, hubspot_stage=stage), report)
+            if hubspot_id:
+                report.seen.add(hubspot_id)
+        report.checked += 1
+        stamp = modified_at(ticket)
+        _checkpoint(state, stamp.isoformat() if stamp else None, str(ticket["id"]))
+        if progress:
+            progress("happyfox")
+
+
+def _happyfox_pass(state: dict[str, Any], report: Report, progress: Progress | None) -> None:
+    from connectors.happyfox import modified_at
+    start = datetime.fromisoformat(state.get("position") or state["since"])
+    tickets = vendors.get().happyfox.tickets(updated_since=start)
+
+    def position(t: dict[str, Any]) -> str | None:
+        stamp = modified_at(t)
+        return stamp.isoformat() if stamp else None
+
+    for chunk in _chunks(_pending(tickets, state, position, lambda t: str(t["id"])), BATCH):
+        _happyfox_chunk(chunk, state, report, progress)
+
+
+def _hubspot_stamp(ticket: dict[str, Any]) -> str | None:
+    value = (ticket.get("properties") or {}).get("hs_lastmodifieddate")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat() if value else None
+
+
+def _hubspot_pass(state: dict[str, Any], report: Report, progress: Progress | None) -> None:
+    start = datetime.fromisoformat(state.get("position") or state["since"])
+    # Listed in full before repairing: a repair bumps the mirror's modification time, which would shift the
+    # offset-paged search under our feet and skip a ticket.
+    listed = list(_pending(vendors.get().hubspot.tickets_modified_since(start), state, _hubspot_stamp,
+                           lambda t: str(t["id"])))
+    for chunk in _chunks(listed, BATCH):
+        with store.session() as s:
+            rows = {r.hubspot_ticket_id: r for r in s.scalars(
+                select(Ticket).where(Ticket.hubspot_ticket_id.in_([str(t["id"]) for t in chunk])))}
+            s.expunge_all()
+        for mirror in chunk:
+            row = rows.get(str(mirror["id"]))
+            stage = (mirror.get("properties") or {}).get(closure.STAGE_PROPERTY)
+            target = closure.stage_for(row.status) if row is not None else None
+            if row is not None and str(mirror["id"]) not in report.seen and target is not None and stage != target:
+                before = len(report.fixes)
+                if closure.on_mirror_changed(row.id, current=stage) == "unchanged":
+                    _record(closure.mirror_status(row.id, hubspot_stage=stage), report)
+                if len(report.fixes) == before:
+                    report.fixes.append(Fix("wrong_stage", row.id, f"HubSpot stage {stage} handled"))
+            report.checked += 1
+            _checkpoint(state, _hubspot_stamp(mirror), str(mirror["id"]))
+            if progress:
+                progress("hubspot")
+
+
+# ---------------------------------------------------------------- the run
+
+def reconcile(since: datetime | None = None, progress: Progress | None = None) -> Report:
+    """One reconciliation run: resumes a crashed run unless `since` starts a new window. Raises Busy when
+    another run holds the lease."""
+    if not _take_lease():
+        raise Busy("another reconciliation is running")
+    try:
+        state, resumed = _window(since)
+        report = Report(since=datetime.fromisoformat(state["since"]), resumed=resumed)
+        save_cursor(state)
+        if state["phase"] == "happyfox":
+            _happyfox_pass(state, report, progress)
+            state.update(phase="hubspot", position=None, done=[])
+            save_cursor(state)
+        if state["phase"] == "hubspot":
+            _hubspot_pass(state, report, progress)
+            state.update(phase="done", position=None, done=[])
+            save_cursor(state)
+    finally:
+        _release_lease()
+    if report.fixes:
+        log.info("reconciliation fixed %s", ", ".join(f"{k} {n}" for k, n in report.counts().items() if n))
+        with store.session() as s:
+            audit.record(s, ACTOR, "reconcile.run", checked=report.checked, **report.counts())
+    return report
+
+
+@jobs.periodic(jobs.crontab(minute="*/10"))
+def reconcile_job() -> int:
+    """The periodic run; the number of repairs."""
+    try:
+        return len(reconcile().fixes)
+    except Busy:
+        log.info("reconciliation skipped: another run holds the lease")
+        return 0

@@ -1,0 +1,103 @@
+"""The confirmation SLA (policy 001): a customer is told their ticket id within 2 working days of receipt
+(Hungarian working days and opening hours, core/workdays.py). Intake sets `Ticket.confirm_due_at` and
+`confirmed_at`; this flow raises an alert for every ticket that missed it, once per ticket
+(`Ticket.sla_alerted_at`): a log line, the `switchboard_sla_breaches_total` metric, and a mail with template
+`sla_alert` to `config.sla.alert_to`. `breaches()` feeds `switchboard sla report`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import and_, or_, select, update
+
+from core import audit, jobs, settings, store
+from core.metrics import SLA_BREACHES
+from core.models import Ticket
+
+from . import effects, vendors
+
+log = logging.getLogger(__name__)
+ACTOR = "sla"
+KIND = "confirmation"
+# Tickets overdue for longer are reported but not alerted: a first deployment over an old database must not mail
+# staff about every ticket of past years.
+ALERT_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One missed confirmation; ids and times only (the report is printed and logged)."""
+    ticket_id: int
+    display_id: str | None
+    channel: str
+    opened_at: datetime
+    due_at: datetime
+    confirmed_at: datetime | None
+    alerted_at: datetime | None
+
+
+def _missed(now: datetime):  # type: ignore[no-untyped-def]
+    """Due before `now` and not confirmed by the due time."""
+    return and_(Ticket.confirm_due_at.is_not(None), Ticket.confirm_due_at < now,
+                or_(Ticket.confirmed_at.is_(None), Ticket.confirmed_at > Ticket.confirm_due_at))
+
+
+def breaches(since: datetime | None = None, now: datetime | None = None) -> list[Breach]:
+    """Every ticket that missed its confirmation deadline (due at or after `since`), oldest first."""
+    now = now or datetime.now(timezone.utc)
+    query = select(Ticket).where(_missed(now)).order_by(Ticket.confirm_due_at, Ticket.id)
+    if since is not None:
+        query = query.where(Ticket.confirm_due_at >= since)
+    with store.session() as s:
+        return [Breach(t.id, t.happyfox_display_id or t.told_id, t.channel, t.opened_at, t.confirm_due_at,
+                       t.confirmed_at, t.sla_alerted_at) for t in s.scalars(query)]
+
+
+def _alert(ticket: Ticket) -> None:
+    config = settings.get().config
+    if not config.sla.alert_to:
+        return
+    display_id = ticket.happyfox_display_id or ticket.told_id or str(ticket.id)
+    effects.send_once(f"sla-alert:{ticket.id}", lambda: vendors.get().mail.send(
+        config.sla.alert_to, "sla_alert", "hu", message_id=f"sla-alert-{ticket.id}", ticket_id=display_id,
+        subject=ticket.subject or "", opened_at=ticket.opened_at, due_at=ticket.confirm_due_at,
+        channel=ticket.channel, working_days=config.sla.confirm_within_working_days))
+
+
+def check(now: datetime | None = None) -> list[int]:
+    """Alert every ticket newly found in breach; the ids alerted now."""
+    now = now or datetime.now(timezone.utc)
+    with store.session() as s:
+        due = list(s.scalars(select(Ticket).where(_missed(now), Ticket.sla_alerted_at.is_(None),
+                                                  Ticket.confirm_due_at >= now - ALERT_WINDOW)
+                             .order_by(Ticket.id).limit(500)))
+        s.expunge_all()
+    alerted = []
+    for ticket in due:
+        with store.session() as s:
+            # Claimed by one conditional UPDATE: two checks running at once alert a ticket once.
+            claimed = s.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.sla_alerted_at.is_(None))
+                                .values(sla_alerted_at=now)).rowcount == 1
+        if not claimed:
+            continue
+        try:
+            _alert(ticket)
+        except Exception:
+            with store.session() as s:  # not alerted after all: the next check tries again
+                s.execute(update(Ticket).where(Ticket.id == ticket.id).values(sla_alerted_at=None))
+            raise
+        SLA_BREACHES.labels(kind=KIND).inc()
+        log.warning("ticket %s missed its confirmation deadline %s (channel %s)", ticket.id,
+                    ticket.confirm_due_at.isoformat(), ticket.channel)  # type: ignore[union-attr]
+        with store.session() as s:
+            audit.record(s, ACTOR, "sla.breached", customer_id=ticket.customer_id, ticket_id=ticket.id, kind=KIND)
+        alerted.append(ticket.id)
+    return alerted
+
+
+@jobs.periodic(jobs.crontab(minute="*/5"))
+def check_sla() -> int:
+    """The periodic check (every 5 minutes)."""
+    return len(check())
