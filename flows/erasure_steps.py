@@ -1,0 +1,270 @@
+"""One erasure step per processor, as a table of small functions (the Fides habit: a processor's erasure described
+in one place). Each step finds the person afresh on every attempt (by the identities we hold and by searching the
+vendor), deletes what it finds, and answers a receipt of ids and counts, never personal data. A delete of what is
+already gone counts as done, so a step can be retried until it completes (DESIGN "Rules").
+
+The Switchboard step runs last, when every processor's step is done, since it removes the identities the others
+find the person by.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connectors.errors import NotFound
+from core import models, settings
+from core.models import Audit, Customer, Effect, Identity, InboxEvent, Ticket
+
+from . import identity, vendors
+from .traces import Traces
+
+REDACTED_TICKET = {"subject": "[erased]", "content": ""}
+REDACTED_CALL = {"hs_call_title": "", "hs_call_body": "", "hs_call_from_number": "", "hs_call_to_number": "",
+                 "hs_call_recording_url": ""}
+
+
+@dataclass
+class Subject:
+    """What Switchboard knows of the person: the live customer and those merged into it."""
+    customer_ids: list[int]
+    ids: dict[str, list[str]] = field(default_factory=dict)   # system -> values (identities)
+    happyfox_tickets: list[str] = field(default_factory=list)
+    hubspot_tickets: list[str] = field(default_factory=list)
+    hubspot_calls: list[str] = field(default_factory=list)
+
+    @property
+    def emails(self) -> list[str]:
+        return self.ids.get("email", [])
+
+    @property
+    def phones(self) -> list[str]:
+        return self.ids.get("phone", [])
+
+    def traces(self) -> Traces:
+        return Traces.of(self.emails, self.phones)
+
+
+def subject_of(s: Session, customer_id: int) -> Subject:
+    live = identity.current(s, customer_id)
+    ids = [live.id] + list(s.scalars(select(Customer.id).where(Customer.merged_into_id == live.id)))
+    subject = Subject(ids)
+    for item in s.scalars(select(Identity).where(Identity.customer_id.in_(ids)).order_by(Identity.id)):
+        subject.ids.setdefault(item.system, []).append(item.value)
+    for ticket in s.scalars(select(Ticket).where(Ticket.customer_id.in_(ids))):
+        if ticket.happyfox_id:
+            subject.happyfox_tickets.append(str(ticket.happyfox_id))
+        if ticket.hubspot_ticket_id:
+            subject.hubspot_tickets.append(ticket.hubspot_ticket_id)
+    for entry in s.scalars(select(Audit).where(Audit.customer_id.in_(ids), Audit.action == "call.logged")):
+        if (entry.detail or {}).get("hubspot_call_id"):
+            subject.hubspot_calls.append(str(entry.detail["hubspot_call_id"]))
+    return subject
+
+
+def _tolerant(update: Callable[[str, dict[str, Any]], Any], object_id: str, properties: dict[str, Any]) -> None:
+    try:
+        update(object_id, properties)
+    except NotFound:  # archived by an earlier attempt
+        pass
+
+
+def _count(results: dict[str, str]) -> dict[str, int]:
+    return {"deleted": sum(r == "deleted" for r in results.values()),
+            "already_gone": sum(r == "gone" for r in results.values())}
+
+
+# ---------------------------------------------------------------- processors
+
+def erase_hubspot(subject: Subject) -> dict[str, Any]:
+    """Blank and archive the contact's tickets and logged calls (an archived record keeps its properties in the
+    recycle bin for 90 days), then GDPR-delete the contact, which removes its associations (api-facts hubspot §4):
+    so the contact goes last, and a retry still finds the tickets and calls through the associations."""
+    hubspot = vendors.get().hubspot
+    contacts = set(subject.ids.get("hubspot", []))
+    for email in subject.emails:
+        contacts |= {str(c["id"]) for c in hubspot.search_contacts(email=email)}
+    for phone in subject.phones:
+        contacts |= {str(c["id"]) for c in hubspot.search_contacts(phone=phone)}
+    tickets, calls = set(subject.hubspot_tickets), set(subject.hubspot_calls)
+    for contact_id in sorted(contacts):
+        try:
+            tickets |= set(hubspot.associated_ids("contacts", contact_id, "tickets"))
+            calls |= set(hubspot.associated_ids("contacts", contact_id, "calls"))
+        except NotFound:
+            pass
+    archived_tickets, archived_calls, deleted_contacts = {}, {}, {}
+    for ticket_id in sorted(tickets):
+        _tolerant(hubspot.update_ticket, ticket_id, REDACTED_TICKET)
+        archived_tickets[ticket_id] = hubspot.archive_ticket(ticket_id)
+    for call_id in sorted(calls):
+        _tolerant(hubspot.update_call, call_id, REDACTED_CALL)
+        archived_calls[call_id] = hubspot.archive_call(call_id)
+    for contact_id in sorted(contacts):
+        deleted_contacts[contact_id] = hubspot.gdpr_delete_contact(contact_id)
+    return {"contacts_gdpr_deleted": deleted_contacts, "tickets_archived": archived_tickets,
+            "calls_archived": archived_calls,
+            "counts": {"contacts": len(contacts), "tickets": len(tickets), "calls": len(calls)},
+            "remote_ids": {"hubspot": sorted(contacts), "hubspot_ticket": sorted(tickets),
+                           "hubspot_call": sorted(calls)}}
+
+
+def erase_happyfox(subject: Subject) -> dict[str, Any]:
+    """Delete the person's tickets; anonymise their contact, since HappyFox documents no contact delete
+    (api-facts happyfox §3)."""
+    happyfox = vendors.get().happyfox
+    users = set(subject.ids.get("happyfox", []))
+    for email in subject.emails:
+        users |= {str(u["id"]) for u in happyfox.search_users(f"email:{email}")}
+    for phone in subject.phones:
+        users |= {str(u["id"]) for u in happyfox.search_users(phone)}
+    emails = set(subject.emails)
+    for user_id in sorted(users):
+        try:
+            email = happyfox.get_user(user_id).get("email")
+        except NotFound:
+            continue
+        if email:
+            emails.add(str(email).lower())
+    tickets = set(subject.happyfox_tickets)
+    for email in sorted(emails):
+        tickets |= {str(t["id"]) for t in happyfox.tickets_of_contact(email)}
+    deleted = {ticket_id: happyfox.delete_ticket(ticket_id) for ticket_id in sorted(tickets, key=int)}
+    anonymised = {}
+    for user_id in sorted(users):
+        try:
+            happyfox.anonymise_user(user_id)
+            anonymised[user_id] = "anonymised"
+        except NotFound:
+            anonymised[user_id] = "gone"
+    return {"tickets_deleted": deleted, "contacts_anonymised": anonymised,
+            "note": "HappyFox documents no contact delete: the contact's name, email, phones and custom fields "
+                    "were blanked instead",
+            "counts": {"tickets": len(tickets), "contacts": len(users)},
+            "remote_ids": {"happyfox": sorted(users), "happyfox_ticket": sorted(tickets)}}
+
+
+def erase_aircall(subject: Subject) -> dict[str, Any]:
+    """Delete the recordings and voicemails of the person's calls, then their contacts (api-facts aircall A.4-5).
+    Aircall offers no API to delete a call-log entry: its number and time stay in Aircall's call history, which the
+    receipt lists for a request to Aircall."""
+    aircall = vendors.get().aircall
+    contacts = set(subject.ids.get("aircall", []))
+    for email in subject.emails:
+        contacts |= {str(c["id"]) for c in aircall.search_contacts(email=email)}
+    for phone in subject.phones:
+        contacts |= {str(c["id"]) for c in aircall.search_contacts(phone=phone)}
+    phones = set(subject.phones)
+    calls = [c for c in aircall.calls()
+             if identity.normalise_phone(c.get("raw_digits")) in phones
+             or str((c.get("contact") or {}).get("id")) in contacts]
+    recordings, voicemails = {}, {}
+    for call in calls:
+        if call.get("recording"):
+            recordings[str(call["id"])] = aircall.delete_recording(call["id"])
+        if call.get("voicemail"):
+            voicemails[str(call["id"])] = aircall.delete_voicemail(call["id"])
+    deleted = {contact_id: aircall.delete_contact(contact_id) for contact_id in sorted(contacts)}
+    call_ids = sorted(str(c["id"]) for c in calls)
+    return {"recordings_deleted": recordings, "voicemails_deleted": voicemails, "contacts_deleted": deleted,
+            "counts": {"calls": len(calls), "recordings": len(recordings), "voicemails": len(voicemails),
+                       "contacts": len(contacts)},
+            "retained_by_vendor": {"call_log": call_ids,
+                                   "note": "Aircall's API cannot delete call-log entries (number, time); ask "
+                                           "Aircall to erase these calls"},
+            "remote_ids": {"aircall": sorted(contacts), "aircall_call": call_ids}}
+
+
+def erase_gmail(subject: Subject) -> dict[str, Any]:
+    """Permanently delete the support mailbox's messages from or to the person's addresses (api-facts B.2)."""
+    gmail = vendors.get().gmail
+    ids: list[str] = []
+    for email in subject.emails:
+        ids += [i for i in gmail.messages_about(email) if i not in ids]
+    if ids:
+        gmail.delete_messages(ids)
+    return {"messages_deleted": ids, "counts": {"messages": len(ids)}}
+
+
+# ---------------------------------------------------------------- Switchboard's own store
+
+def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str, Any]:
+    """In one transaction: identities removed, names blanked, tickets kept only as anonymous statistics (when
+    `retention.keep_anonymous_tickets`), complaint identification cleared (the record stays 5 years, policy 004),
+    inbox payloads and effect details that mention the person redacted. Then every table is scanned for the
+    person's email and phone: any left makes the step fail, visibly, before anything is committed."""
+    keep = settings.get().config.retention.keep_anonymous_tickets
+    traces, ids, now = subject.traces(), subject.customer_ids, datetime.now(timezone.utc)
+    source_keys = set()
+    identities = s.scalars(select(Identity).where(Identity.customer_id.in_(ids))).all()
+    for item in identities:
+        s.delete(item)
+    for customer in s.scalars(select(Customer).where(Customer.id.in_(ids))):
+        customer.first_name = customer.last_name = None
+        customer.erased_at = customer.erased_at or now
+    complaint = getattr(models, "Complaint", None)
+    complained: set[int] = set()
+    if complaint is not None:
+        for row in s.scalars(select(complaint).where(complaint.customer_id.in_(ids))):
+            row.customer_name = row.customer_email = row.customer_phone = None
+            row.id_removed_at = row.id_removed_at or now
+            complained.add(row.ticket_id)
+    tickets = s.scalars(select(Ticket).where(Ticket.customer_id.in_(ids))).all()
+    for ticket in tickets:
+        source_keys.add(ticket.source_key)
+        if keep or ticket.id in complained:
+            ticket.subject = ticket.survey_comment = ticket.survey_token = None
+            # The vendors' objects are gone: a stale copy of one must look unknown (and meet its tombstone).
+            ticket.happyfox_id = ticket.hubspot_ticket_id = None
+        else:
+            s.delete(ticket)
+    inbox_ids = {int(k.split(":", 1)[1]) for k in source_keys if k.startswith("inbox:") and k[6:].isdigit()}
+    matched = [row.id for row in s.execute(select(InboxEvent.id, InboxEvent.payload)).yield_per(500)
+               if row.id in inbox_ids or traces.in_value(row.payload)]
+    for start in range(0, len(matched), 500):
+        s.execute(update(InboxEvent).where(InboxEvent.id.in_(matched[start:start + 500]))
+                  .values(payload={"erased": erasure_id}))
+    redacted = len(matched)
+    effects = 0
+    for effect in s.scalars(select(Effect).where(Effect.detail.is_not(None))):
+        if traces.in_value(effect.detail):
+            effect.detail = {"erased": erasure_id}
+            effects += 1
+    s.flush()
+    residue = residue_in_store(s, traces)
+    if residue:
+        raise RuntimeError(f"personal data left in {', '.join(residue)}")  # table.column names only
+    return {"identities_removed": len(identities), "customers_anonymised": ids,
+            "tickets": {"kept_anonymous" if keep else "deleted": len(tickets)},
+            "complaints_identification_removed": len(complained), "inbox_redacted": redacted,
+            "effects_redacted": effects, "counts": {"identities": len(identities), "tickets": len(tickets)}}
+
+
+def residue_in_store(s: Session, traces: Traces) -> list[str]:
+    """`table.column` of every value in the database that still mentions the person (every table, by
+    reflection, so a table added later is covered too)."""
+    from sqlalchemy import MetaData, Table
+    found = []
+    metadata = MetaData()
+    for name in sa_inspect(s.connection()).get_table_names():
+        table = Table(name, metadata, autoload_with=s.connection())
+        for row in s.execute(select(table)).mappings():
+            for column, value in row.items():
+                if traces.in_value(value) and f"{name}.{column}" not in found:
+                    found.append(f"{name}.{column}")
+    return found
+
+
+PROCESSORS: dict[str, Callable[[Subject], dict[str, Any]]] = {
+    "hubspot": erase_hubspot,
+    "happyfox": erase_happyfox,
+    "aircall": erase_aircall,
+    "gmail": erase_gmail,
+}
+LAST = "switchboard"
+ORDER = (*PROCESSORS, LAST)

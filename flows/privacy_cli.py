@@ -1,0 +1,189 @@
+"""Privacy ops commands (policy 002): `switchboard erase`, `switchboard erasure status|list|retry`,
+`switchboard export`, `switchboard retention preview|sweep|withdraw|hold`.
+
+Nothing here prints an email or a phone number: requests are shown by id, subject hash and customer id.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from core.cli import load_settings
+
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True)
+
+
+def _person(email: str | None, phone: str | None) -> None:
+    if not email and not phone:
+        raise click.UsageError("give --email or --phone")
+
+
+def _print_status(data: dict) -> None:
+    console.print(f"erasure {data['id']}: [bold]{data['status']}[/bold] (customer {data['customer_id']}, "
+                  f"reason {data['reason']}, requested {data['requested_at']}, completed {data['completed_at']})")
+    table = Table("step", "status", "attempts", "last error", "receipt")
+    for step in data["steps"]:
+        receipt = step["receipt"] or {}
+        summary = json.dumps(receipt.get("counts", {})) if receipt else ""
+        table.add_row(step["processor"], step["status"], str(step["attempts"]), step["last_error"] or "", summary)
+    console.print(table)
+
+
+@click.command()
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--queue", is_flag=True, help="Queue the steps for a worker instead of running them here.")
+def erase(email: str | None, phone: str | None, queue: bool) -> None:
+    """Erase everything every processor and Switchboard hold about a person."""
+    from flows import erasure
+    _person(email, phone)
+    load_settings()
+    try:
+        erasure_id = erasure.request(email=email, phone=phone, actor="cli")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if queue:
+        erasure.start(erasure_id)
+        console.print(f"erasure {erasure_id} queued; `switchboard erasure status {erasure_id}` follows it")
+        return
+    result = erasure.run(erasure_id)
+    _print_status(erasure.status(erasure_id))
+    if result != "done":
+        errors.print(f"[yellow]erasure {erasure_id} is not complete[/yellow]: a worker retries the failed steps")
+        sys.exit(1)
+
+
+@click.group()
+def erasure() -> None:
+    """Erasure requests: their steps, receipts and failures."""
+
+
+@erasure.command("status")
+@click.argument("erasure_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="The full receipts as JSON.")
+def erasure_status(erasure_id: int, as_json: bool) -> None:
+    from flows import erasure as flow
+    load_settings()
+    try:
+        data = flow.status(erasure_id)
+    except LookupError as exc:
+        errors.print(str(exc))
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        _print_status(data)
+    if data["status"] != "done":
+        sys.exit(3)
+
+
+@erasure.command("list")
+@click.option("--status", type=click.Choice(["pending", "failed", "done"]), default=None)
+def erasure_list(status: str | None) -> None:
+    from flows import erasure as flow
+    load_settings()
+    rows = flow.listing(status)
+    table = Table("id", "customer", "reason", "status", "requested (UTC)", "steps")
+    for row in rows:
+        steps = " ".join(f"{name}:{state}" for name, state in row["steps"].items())
+        table.add_row(str(row["id"]), str(row["customer_id"]), row["reason"], row["status"],
+                      row["requested_at"][:19], steps)
+    console.print(table)
+    console.print(f"{len(rows)} request(s)")
+
+
+@erasure.command("retry")
+@click.argument("erasure_id", type=int)
+@click.option("--now", "run_now", is_flag=True, help="Run here instead of queueing for a worker.")
+def erasure_retry(erasure_id: int, run_now: bool) -> None:
+    """Try the steps that are not done again."""
+    from flows import erasure as flow
+    load_settings()
+    if run_now:
+        flow.run(erasure_id)
+        _print_status(flow.status(erasure_id))
+    else:
+        console.print(f"queued: {', '.join(flow.retry(erasure_id)) or 'nothing (all done)'}")
+
+
+@click.command()
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the JSON and HTML files (default: the data directory's exports/).")
+def export(email: str | None, phone: str | None, out_dir: str | None) -> None:
+    """Export everything every processor and Switchboard hold about a person (JSON + HTML)."""
+    from flows import access
+    _person(email, phone)
+    load_settings()
+    try:
+        result = access.export(email=email, phone=phone, out_dir=out_dir)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    console.print(f"written: {result.json_path}\n         {result.html_path}")
+    if not result.complete:
+        errors.print(f"[red]incomplete[/red]: {', '.join(f'{k} ({v})' for k, v in result.data['errors'].items())}")
+        sys.exit(1)
+
+
+@click.group()
+def retention() -> None:
+    """The retention schedule: who becomes due, the sweep, consent withdrawal, legal hold."""
+
+
+@retention.command("preview")
+@click.option("--days", type=int, default=30, show_default=True, help="Due within this many days.")
+def retention_preview(days: int) -> None:
+    from flows import retention as flow
+    load_settings()
+    rows = flow.due_within(days)
+    table = Table("customer", "due on", "reason", "legal hold")
+    for due in rows:
+        table.add_row(str(due.customer_id), due.due_on.isoformat(), due.reason, "yes" if due.legal_hold else "")
+    console.print(table)
+    console.print(f"{len(rows)} customer(s) due within {days} day(s)")
+
+
+@retention.command("sweep")
+def retention_sweep() -> None:
+    """Open an erasure request for every due customer not under legal hold (the clock does this daily)."""
+    from flows import retention as flow
+    load_settings()
+    opened = flow.sweep()
+    console.print(f"opened {len(opened)} erasure request(s)" + (f": {', '.join(map(str, opened))}" if opened else ""))
+
+
+@retention.command("withdraw")
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+def retention_withdraw(email: str | None, phone: str | None) -> None:
+    """Record a withdrawal of consent: the person's data is due now."""
+    from flows import retention as flow
+    _person(email, phone)
+    load_settings()
+    customer_id = flow.withdraw_consent(email=email, phone=phone, actor="cli")
+    if customer_id is None:
+        errors.print("no customer matches")
+        sys.exit(1)
+    console.print(f"customer {customer_id}: consent withdrawn; the next sweep opens the erasure")
+
+
+@retention.command("hold")
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--release", is_flag=True, help="Release the hold.")
+def retention_hold(email: str | None, phone: str | None, release: bool) -> None:
+    """Put a customer under legal hold (the sweep passes them by), or release it."""
+    from flows import retention as flow
+    _person(email, phone)
+    load_settings()
+    customer_id = flow.set_legal_hold(not release, email=email, phone=phone)
+    if customer_id is None:
+        errors.print("no customer matches")
+        sys.exit(1)
+    console.print(f"customer {customer_id}: legal hold {'released' if release else 'set'}")

@@ -1,0 +1,294 @@
+"""Retention (policy 002): personal data is kept until consent is withdrawn, and at most `retention.years` after the
+customer's last activity, or for a contracted customer `retention.contract_years` after the contract ends,
+whichever is later. A daily sweep opens an erasure request (`flows/erasure.py`) for every customer that is due and
+not under legal hold.
+
+Tombstones: after an erasure only salted hashes of the person's identifiers remain (`core.audit.subject_hash`).
+`is_tombstoned(...)` is the check every sync flow makes before copying a person in from a vendor, so that a system
+still answering with stale data (a late webhook, a reconciliation page, a HubSpot event) cannot bring the erased
+person back. Vendor object ids (a HappyFox ticket, an Aircall call) are tombstoned for good; an email or a phone
+only blocks data from before the erasure (`occurred_at`), so a new, explicit contact starts a new customer.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import audit, jobs, settings, store
+from core.jobs import crontab
+from core.models import Customer, Erasure, InboxEvent, Tombstone
+
+from . import identity, inbox
+
+log = logging.getLogger(__name__)
+ACTOR = "retention"
+PERSON_SYSTEMS = ("email", "phone")  # what a new, explicit contact may legitimately bring again
+OPEN = ("pending", "failed")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------- tombstones
+
+def tombstone_keys(**identifiers: Any) -> dict[str, str]:
+    """{hash: system} for identifiers given as `email=`, `phone=`, `hubspot=`, `aircall_call=`... (a value or a list
+    of values). Email and phone are normalised first, so every spelling of a number hashes alike."""
+    keys: dict[str, str] = {}
+    for system, values in identifiers.items():
+        if values is None:
+            continue
+        for value in values if isinstance(values, (list, tuple, set)) else [values]:
+            normal = identity.normalise(system, value) if system in PERSON_SYSTEMS else (
+                str(value).strip() if value not in (None, "") else None)
+            if normal:
+                keys[audit.subject_hash(f"{system}:{normal}")] = system
+    return keys
+
+
+def add_tombstones(s: Session, erasure_id: int | None, **identifiers: Any) -> int:
+    """Record the identifiers' hashes (once each); how many were new."""
+    added = 0
+    for key in tombstone_keys(**identifiers):
+        if s.get(Tombstone, key) is None:
+            try:
+                with s.begin_nested():
+                    s.add(Tombstone(hash=key, erasure_id=erasure_id))
+                added += 1
+            except IntegrityError:  # a concurrent step recorded it
+                pass
+    return added
+
+
+def is_tombstoned(email: str | None = None, phone: str | None = None, *, occurred_at: datetime | None = None,
+                  **vendor_ids: Any) -> bool:
+    """Whether these identifiers belong to an erased person, so that a sync flow must not copy them back.
+
+    `vendor_ids` are the vendors' ids of the person or of their objects: `hubspot`, `happyfox`, `aircall` (contact
+    ids), `hubspot_ticket`, `hubspot_call`, `happyfox_ticket`, `aircall_call`; a tombstoned one always blocks.
+    An email or phone blocks data that `occurred_at` before the erasure (all data when `occurred_at` is None):
+    a person who contacts us again after their erasure becomes a new customer."""
+    person = tombstone_keys(email=email, phone=phone)
+    objects = tombstone_keys(**vendor_ids)
+    if not person and not objects:
+        return False
+    with store.session() as s:
+        if objects and s.scalar(select(Tombstone.hash).where(Tombstone.hash.in_(list(objects))).limit(1)):
+            return True
+        if not person:
+            return False
+        query = select(Tombstone.hash).where(Tombstone.hash.in_(list(person)))
+        if occurred_at is not None:
+            query = query.where(Tombstone.created_at >= occurred_at)
+        return s.scalar(query.limit(1)) is not None
+
+
+def blocked(actor: str, inbox_id: int | None = None, **identifiers: Any) -> bool:
+    """`is_tombstoned`, for a flow's one-line guard: when it blocks, the event that brought the stale data
+    (`inbox_id`) has its payload redacted, and the block is audited with hashes only."""
+    if not is_tombstoned(**identifiers):
+        return False
+    with store.session() as s:
+        row = s.get(InboxEvent, inbox_id) if inbox_id is not None else None
+        if row is not None:
+            row.payload = {"erased": "tombstone"}
+        audit.record(s, actor, "sync.blocked_erased", inbox_id=inbox_id,
+                     hashes=sorted(tombstone_keys(**{k: v for k, v in identifiers.items() if k != "occurred_at"})))
+    log.info("%s: stale data of an erased person not copied back", actor)
+    return True
+
+
+# ---------------------------------------------------------------- the schedule
+
+def _plus_years(moment: date | datetime, years: int) -> date:
+    day = moment.date() if isinstance(moment, datetime) else moment
+    return day + relativedelta(years=years)  # 29 February + n years lands on 28 February
+
+
+@dataclass
+class Due:
+    customer_id: int
+    due_on: date
+    reason: str          # consent_withdrawn | retention
+    legal_hold: bool
+
+
+def due_date(customer: Customer) -> tuple[date, str]:
+    """When the customer's data must go, and why."""
+    spec = settings.get().config.retention
+    if customer.consent_withdrawn_at is not None:
+        return customer.consent_withdrawn_at.date(), "consent_withdrawn"
+    due = _plus_years(customer.last_activity_at, spec.years)
+    if customer.contract_end is not None:
+        due = max(due, _plus_years(customer.contract_end, spec.contract_years))
+    return due, "retention"
+
+
+def due_within(days: int = 0, today: date | None = None) -> list[Due]:
+    """Live customers whose data is due on or before today + `days` and who have no open erasure."""
+    spec = settings.get().config.retention
+    today = today or _now().date()
+    horizon = today + timedelta(days=days)
+    # Cheap first cut in SQL: a contract only makes the date later, so nobody is due whose last activity is
+    # younger than `years` before the horizon.
+    recent = datetime.combine(horizon - relativedelta(years=spec.years),
+                              datetime.min.time(), timezone.utc) + timedelta(days=1)
+    found = []
+    with store.session() as s:
+        open_erasures = select(Erasure.customer_id).where(Erasure.status.in_(OPEN),
+                                                          Erasure.customer_id.is_not(None))
+        candidates = s.scalars(select(Customer).where(
+            Customer.erased_at.is_(None), Customer.merged_into_id.is_(None),
+            Customer.id.not_in(open_erasures),
+            (Customer.consent_withdrawn_at.is_not(None)) | (Customer.last_activity_at < recent)
+        ).order_by(Customer.id))
+        for customer in candidates:
+            due_on, reason = due_date(customer)
+            if due_on <= horizon:
+                found.append(Due(customer.id, due_on, reason, customer.legal_hold))
+    return found
+
+
+def _refresh_contract_end(customer_id: int) -> bool:
+    """Read the contract end from the customer's HubSpot contact (HubSpot owns contact properties); whether it
+    was read. A customer without a HubSpot contact has no contract there."""
+    from . import vendors
+    prop = settings.get().config.retention.contract_end_property
+    with store.session() as s:
+        contact_id = identity.value_of(s, customer_id, "hubspot")
+    if contact_id is None:
+        return True
+    from connectors.errors import NotFound, VendorError
+    try:
+        contact = vendors.get().hubspot.get_contact(contact_id, properties=[prop])
+    except NotFound:
+        return True
+    except VendorError:
+        return False
+    with store.session() as s:
+        customer = s.get(Customer, customer_id)
+        assert customer is not None
+        customer.contract_end = parse_hubspot_date((contact.get("properties") or {}).get(prop))
+    return True
+
+
+def sweep(today: date | None = None, refresh: bool = True) -> list[int]:
+    """Open an erasure request for every due customer not under legal hold; the new erasure ids. A customer due
+    by age has their contract end re-read from HubSpot first: a contract renewed there keeps them."""
+    from . import erasure
+    opened = []
+    for due in due_within(0, today):
+        if due.legal_hold:
+            continue
+        if due.reason == "retention" and refresh:
+            if not _refresh_contract_end(due.customer_id):
+                log.warning("retention: customer %s skipped this sweep (HubSpot not reachable)", due.customer_id)
+                continue
+            with store.session() as s:
+                customer = s.get(Customer, due.customer_id)
+                assert customer is not None
+                if due_date(customer)[0] > (today or _now().date()):
+                    continue
+        opened.append(erasure.request(customer_id=due.customer_id, reason=due.reason, actor=ACTOR))
+        erasure.start(opened[-1])
+    if opened:
+        log.info("retention sweep opened %s erasure request(s)", len(opened))
+    return opened
+
+
+@jobs.periodic(crontab(minute="30", hour="1"))
+def retention_sweep() -> int:
+    """Daily, at night: open the erasures that are due."""
+    return len(sweep())
+
+
+# ---------------------------------------------------------------- consent and legal hold
+
+def _customer_for(s: Session, email: str | None, phone: str | None, customer_id: int | None) -> Customer | None:
+    if customer_id is not None:
+        return identity.current(s, customer_id)
+    found = identity.find(s, email=email, phone=phone)
+    return found[0] if found else None
+
+
+def withdraw_consent(email: str | None = None, phone: str | None = None, customer_id: int | None = None,
+                     actor: str = "cli", at: datetime | None = None) -> int | None:
+    """The customer withdrew consent: their data is due now (the next sweep opens the erasure). Their id, or None
+    when nobody matches."""
+    with store.session() as s:
+        customer = _customer_for(s, email, phone, customer_id)
+        if customer is None:
+            return None
+        if customer.consent_withdrawn_at is None:
+            customer.consent_withdrawn_at = at or _now()
+            audit.record(s, actor, "consent.withdrawn", customer_id=customer.id)
+        return customer.id
+
+
+def set_legal_hold(held: bool, email: str | None = None, phone: str | None = None,
+                   customer_id: int | None = None, actor: str = "cli") -> int | None:
+    with store.session() as s:
+        customer = _customer_for(s, email, phone, customer_id)
+        if customer is None:
+            return None
+        customer.legal_hold = held
+        audit.record(s, actor, "legal_hold.set" if held else "legal_hold.released", customer_id=customer.id)
+        return customer.id
+
+
+def parse_hubspot_date(value: Any) -> date | None:
+    """A HubSpot date property: `YYYY-MM-DD`, or epoch milliseconds at midnight UTC (api-facts hubspot §1d)."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, timezone.utc).date()
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def _truthy(value: Any) -> bool:
+    return str(value or "").strip().lower() not in ("", "false", "no", "0", "none", "null")
+
+
+@inbox.on("hubspot", "contact.propertyChange")
+def on_contact_property(event: inbox.Event) -> str | None:
+    """HubSpot owns contact properties: a contract end or a consent withdrawal set there reaches us here."""
+    spec = settings.get().config.retention
+    name, value = event.payload.get("propertyName"), event.payload.get("propertyValue")
+    if name not in (spec.contract_end_property, spec.consent_withdrawn_property):
+        return None
+    contact_id = str(event.payload.get("objectId"))
+    with store.session() as s:
+        found = identity.find(s, hubspot=contact_id)
+        if not found:
+            return None
+        customer = found[0]
+        if name == spec.contract_end_property:
+            customer.contract_end = parse_hubspot_date(value)
+            audit.record(s, "hubspot", "contract_end.changed", customer_id=customer.id)
+            return "contract_end"
+        customer_id = customer.id
+    if _truthy(value):
+        occurred = event.payload.get("occurredAt")
+        at = datetime.fromtimestamp(int(occurred) / 1000, timezone.utc) if str(occurred or "").isdigit() else None
+        withdraw_consent(customer_id=customer_id, actor="hubspot", at=at)
+        return "consent_withdrawn"
+    return None
+
+
+@inbox.on("admin", "consent.withdrawn")
+def on_admin_withdrawal(event: inbox.Event) -> int | None:
+    """`POST /admin/customers/consent-withdrawal` (webhooks/privacy.py) stores the request; this applies it."""
+    return withdraw_consent(email=event.payload.get("email"), phone=event.payload.get("phone"), actor="admin",
+                            at=event.received_at)
