@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast services browser bench sandbox clean
+.PHONY: install run test test-fast services browser system-deps bench sandbox clean
 
 install: $(STAMP)
 
@@ -27,7 +27,10 @@ services:
 browser:
 	scripts/browser.sh
 
-test: install services browser
+system-deps: install
+	scripts/system-deps.sh
+
+test: install services browser system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install

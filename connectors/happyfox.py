@@ -137,6 +137,12 @@ class HappyFoxClient:
                     return ticket
         return None
 
+    def tickets_of_contact(self, email: str) -> list[dict[str, Any]]:
+        """Every ticket of the contact with this email, in any status (`q=contact:"..."`, §2.3)."""
+        email = email.strip().lower()
+        return [t for t in self._search(f'contact:"{email}"', 50)
+                if str((t.get("user") or {}).get("email") or email).lower() == email]
+
     def _custom_field_name(self, field_id: int) -> str:
         if field_id not in self._custom_field_names:
             self._custom_field_names = {f["id"]: f["name"] for f in self.ticket_custom_fields()}
@@ -158,6 +164,13 @@ class HappyFoxClient:
                        "status": status if update is None else None}
             ticket = self._post(f"{path}/staff_pvtnote/", {k: v for k, v in payload.items() if v is not None})
         return ticket or self.get_ticket(ticket_id)
+
+    def update_custom_fields(self, ticket_id: int | str, staff_id: int, fields: dict[int, Any]) -> dict[str, Any]:
+        """Set ticket custom fields (`t-cf-<id>`) with a message-less `staff_update/`: no reply, no notification
+        (`update_customer` defaults to false); it appends an empty update (§2.4, §2.7). The ticket after it."""
+        payload: dict[str, Any] = {"staff": staff_id}
+        payload.update({f"t-cf-{int(field_id)}": value for field_id, value in fields.items()})
+        return self._post(f"/ticket/{int(ticket_id)}/staff_update/", payload)
 
     def delete_ticket(self, ticket_id: int | str) -> str:
         try:  # POST, not DELETE, and `staff_id` rather than `staff` (§2.4, §2.5)

@@ -35,6 +35,8 @@ TICKET_TO_CONTACT, CALL_TO_CONTACT, CALL_TO_TICKET = 16, 194, 220
 CONTACT_PROPERTIES = ["email", "firstname", "lastname", "phone", "mobilephone", "company"]
 TICKET_PROPERTIES = ["subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category",
                      "hs_ticket_priority", "hs_lastmodifieddate", "createdate"]
+CALL_PROPERTIES = ["hs_timestamp", "hs_call_title", "hs_call_body", "hs_call_direction", "hs_call_duration",
+                   "hs_call_status", "hs_call_from_number", "hs_call_to_number", "hs_call_recording_url"]
 
 
 def _association(target_id: str, type_id: int) -> dict[str, Any]:
@@ -230,6 +232,14 @@ class HubSpotClient:
 
     def archive_call(self, call_id: str) -> str:
         return self._delete(self._calls.archive, str(call_id))
+
+    def get_call(self, call_id: str, properties: list[str] | None = None) -> dict[str, Any]:
+        return self._call(self._calls.get_by_id, str(call_id), properties=properties or CALL_PROPERTIES)
+
+    def update_call(self, call_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+        """Erasure blanks a call's numbers and texts before archiving it: an archived call keeps its properties
+        in the recycle bin for 90 days (api-facts hubspot §4)."""
+        return self._call(self._calls.update, str(call_id), {"properties": properties})
 
     # ---------------------------------------------------------------- associations and discovery
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from core import logs, settings
 from core.settings import ConfigError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # no hard wraps: a log drain would split paths and key paths
 
 
 class LazyGroup(click.Group):
@@ -39,6 +39,16 @@ class LazyGroup(click.Group):
 # Ops commands that live beside the code they run. Each entry is one line; DESIGN "What done looks like".
 LAZY_COMMANDS = {
     "sandbox": "sandbox.cli:sandbox",
+    "inbox": "flows.cli:inbox",
+    "ticket": "flows.cli:ticket",
+    "erase": "flows.privacy_cli:erase",
+    "erasure": "flows.privacy_cli:erasure",
+    "export": "flows.privacy_cli:export",
+    "retention": "flows.privacy_cli:retention",
+    "sync": "flows.sync_cli:sync",
+    "sla": "flows.sync_cli:sla",
+    "complaints": "flows.complaints_cli:complaints",
+    "report": "flows.complaints_cli:report",  # a group: other reports add subcommands there
 }
 
 
@@ -83,9 +93,17 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply the Alembic migrations (the `release` process on a PaaS)."""
+    from sqlalchemy.exc import OperationalError
+
     from core import store
     load_settings()
-    store.upgrade(revision=revision)
+    try:
+        store.upgrade(revision=revision)
+    except OperationalError as exc:  # an operator's problem, not a bug: say which database, hide its password
+        url = store.engine().url.render_as_string(hide_password=True)
+        console.print(f"[red]database unreachable[/red] {url}: {str(exc.orig).strip().splitlines()[0]}",
+                      highlight=False)
+        sys.exit(1)
     console.print(f"[green]database at {revision}[/green]")
 
 

@@ -169,6 +169,42 @@ class Audit(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class Complaint(Base):
+    """The complaint register of policy 004, one row per complaint-category ticket (its twelve fields are numbered
+    below). `customer_*` is identification data collected for the complaint only: cleared when it closes
+    (`id_removed_at`); the rest is kept until `keep_until` (closure + 5 years)."""
+    __tablename__ = "complaints"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(Id, ForeignKey("tickets.id"), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    customer_name: Mapped[str | None] = mapped_column(String(400))          # (1) customer data
+    customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_phone: Mapped[str | None] = mapped_column(String(40))
+    subject: Mapped[str | None] = mapped_column(Text)                        # (2) the event or fact concerned
+    description: Mapped[str | None] = mapped_column(Text)                    # (2) description
+    received_at: Mapped[datetime] = mapped_column(index=True)                # (3)
+    channel: Mapped[str] = mapped_column(String(20))                         # (4)
+    event_type: Mapped[str | None] = mapped_column(String(40))               # (5) a code of config complaints
+    person_concerned: Mapped[str | None] = mapped_column(String(200))        # (6)
+    loss_amount_huf: Mapped[int | None] = mapped_column(BigInteger)          # (7)
+    measure: Mapped[str | None] = mapped_column(Text)                        # (8)
+    measure_due_at: Mapped[datetime | None]                                  # (9)
+    measure_responsible: Mapped[str | None] = mapped_column(String(200))     # (9)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)  # (10) open | closed
+    outcome: Mapped[str | None] = mapped_column(String(20))                  # (11) founded | unfounded
+    closed_at: Mapped[datetime | None]                                       # (12)
+    investigation_ended_at: Mapped[datetime | None]
+    notice_due_at: Mapped[datetime | None]    # unfounded: the written answer with reasons is due
+    notice_sent_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    due_alerted_at: Mapped[datetime | None]
+    overdue_alerted_at: Mapped[datetime | None]
+    id_removed_at: Mapped[datetime | None]
+    keep_until: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Cursor(Base):
     """Where a periodic job (reconciliation, sweeps) resumes after a crash."""
     __tablename__ = "cursors"

@@ -191,6 +191,7 @@ class RetentionSpec(Strict):
     contract_years: int = Field(default=5, ge=1, le=10)
     contract_end_property: str = "contract_end_date"
     keep_anonymous_tickets: bool = True
+    consent_withdrawn_property: str = "consent_withdrawn"  # a HubSpot contact property: set means withdrawn
 
 
 class SlaSpec(Strict):
@@ -216,6 +217,9 @@ class HubSpotSpec(Strict):
     pipeline: str = "0"
     default_stage: str = "1"
     source_id: str = "switchboard"
+    # A stage change made on the HubSpot mirror: HappyFox owns status, so by default the mirror is put back
+    # ("revert"); "push" carries the change to HappyFox instead (flows/closure.py).
+    on_mirror_change: Literal["revert", "push"] = "revert"
 
 
 class IntakeSpec(Strict):
@@ -232,6 +236,46 @@ class IntakeSpec(Strict):
     confirmation_template: str = "confirmation"
 
 
+class EventTypeSpec(Strict):
+    code: str
+    label: dict[str, str]  # {"hu": ..., "en": ...}
+
+
+# Policy 004's seven operational-risk event types; YAML may relabel them, the codes are what the register stores.
+DEFAULT_EVENT_TYPES = [EventTypeSpec(code=c, label={"hu": hu, "en": en}) for c, hu, en in (
+    ("internal_fraud", "Belső csalás", "Internal fraud"),
+    ("external_fraud", "Külső csalás", "External fraud"),
+    ("employment", "Munkáltatói gyakorlat és munkahelyi biztonság", "Employment practices and workplace safety"),
+    ("clients_products", "Ügyfelek, üzleti gyakorlat, marketing és termékpolitika",
+     "Clients, business practices, marketing and product policy"),
+    ("physical_assets", "Tárgyi eszközökben bekövetkező károk", "Damage to physical assets"),
+    ("disruption", "Üzletmenet megszakadása, rendszerhiba", "Business disruption or system failure"),
+    ("execution", "Végrehajtás, teljesítés és folyamatkezelés", "Execution, delivery and process management"))]
+
+
+class ComplaintsSpec(Strict):
+    """The complaint register (policy 004): event types, the escalation threshold and who hears of what, and where
+    staff fill the register's fields: HappyFox ticket custom fields (id or name) and HubSpot ticket properties,
+    both keyed by the register's field names (event_type, person_concerned, loss_amount_huf, measure,
+    measure_due_at, measure_responsible, outcome, investigation_ended_at)."""
+    event_types: list[EventTypeSpec] = DEFAULT_EVENT_TYPES
+    escalation_threshold_huf: int = Field(default=100_000, ge=0)
+    managing_director: str | None = None  # the escalation mail's address
+    escalation_template: str = "escalation"
+    language: Literal["hu", "en"] = "hu"  # of staff mails and the quarterly report
+    alert_to: list[str] = []              # deadline alerts; empty: sla.alert_to
+    alert_template: str = "complaint_deadline"
+    report_recipients: list[str] = []
+    report_template: str = "complaint_report"
+    happyfox_fields: dict[str, int | str] = {}
+    hubspot_properties: dict[str, str] = {}
+    keep_years: int = Field(default=5, ge=5, le=30)
+
+    def label(self, code: str | None, language: str = "hu") -> str:
+        spec = next((e for e in self.event_types if e.code == code), None)
+        return (spec.label.get(language) or spec.label.get("hu") or code) if spec else (code or "")
+
+
 class Config(Strict):
     forms: dict[str, FormSpec]
     default_form: str = "website"
@@ -242,6 +286,7 @@ class Config(Strict):
     survey: SurveySpec = SurveySpec()
     hubspot: HubSpotSpec = HubSpotSpec()
     intake: IntakeSpec = IntakeSpec()
+    complaints: ComplaintsSpec = ComplaintsSpec()
     limits: dict[str, LimitSpec] = {
         "hubspot": LimitSpec(requests=100, per_seconds=10),
         "hubspot_search": LimitSpec(requests=4, per_seconds=1),

@@ -12,6 +12,8 @@ from core import runtime
 
 from . import admin, health, receiver
 from . import survey
+from . import complaints as complaints_admin
+from . import privacy
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -26,6 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (health.bp, receiver.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)
+    app.register_blueprint(complaints_admin.bp)  # the complaint register page (HTML, staff only)
+    app.register_blueprint(privacy.bp)  # consent withdrawal (staff only)
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page

@@ -138,6 +138,46 @@ def upgrade() -> None:
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)
 
+    op.create_table('complaints',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('customer_name', sa.String(length=400), nullable=True),
+    sa.Column('customer_email', sa.String(length=320), nullable=True),
+    sa.Column('customer_phone', sa.String(length=40), nullable=True),
+    sa.Column('subject', sa.Text(), nullable=True),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('received_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('event_type', sa.String(length=40), nullable=True),
+    sa.Column('person_concerned', sa.String(length=200), nullable=True),
+    sa.Column('loss_amount_huf', sa.BigInteger(), nullable=True),
+    sa.Column('measure', sa.Text(), nullable=True),
+    sa.Column('measure_due_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('measure_responsible', sa.String(length=200), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('outcome', sa.String(length=20), nullable=True),
+    sa.Column('closed_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('investigation_ended_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('notice_due_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('notice_sent_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('escalated_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('due_alerted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('overdue_alerted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('id_removed_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('keep_until', sa.Date(), nullable=True),
+    sa.Column('created_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', core.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('ticket_id')
+    )
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_complaints_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_received_at'), ['received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_status'), ['status'], unique=False)
+
     op.create_table('erasure_steps',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('erasure_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -171,6 +211,12 @@ def downgrade() -> None:
     op.drop_table('rate_limits')
     op.drop_table('tombstones')
     op.drop_table('erasure_steps')
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaints_status'))
+        batch_op.drop_index(batch_op.f('ix_complaints_received_at'))
+        batch_op.drop_index(batch_op.f('ix_complaints_customer_id'))
+
+    op.drop_table('complaints')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tickets_customer_id'))
 

@@ -22,6 +22,9 @@ STATUSES = [("New", "pending", True), ("Pending", "pending", False), ("On Hold",
             ("In Progress", "pending", False), ("Reopened", "pending", False), ("Solved", "completed", False),
             ("Closed", "completed", False)]
 PRIORITIES = [("Low", False), ("Medium", True), ("High", False), ("Critical", False)]
+COMPLAINT_FIELDS = [("Complaint event type", "text"), ("Person concerned", "text"), ("Potential loss (HUF)", "number"),
+                    ("Measure taken", "text"), ("Measure deadline", "date"), ("Measure responsible", "text"),
+                    ("Complaint outcome", "text"), ("Investigation ended", "date")]
 
 
 class Failed(Exception):
@@ -68,7 +71,12 @@ def seed(state: dict[str, Any]) -> None:
          "categories": [{"category": c, "order": 1} for c in range(1, 9)]},
         {"id": 2, "name": "Service area", "type": "text", "required": False, "compulsory_on_completed": False,
          "compulsory_on_move": False, "visible_to_staff_only": False, "depends_on_choice": None, "choices": None,
-         "categories": [{"category": c, "order": 2} for c in range(1, 9)]}]
+         "categories": [{"category": c, "order": 2} for c in range(1, 9)]},
+        # The complaint register's fields staff fill (config complaints.happyfox_fields), on Complaint (7) only.
+        *({"id": i, "name": n, "type": t, "required": False, "compulsory_on_completed": False,
+           "compulsory_on_move": False, "visible_to_staff_only": True, "depends_on_choice": None, "choices": None,
+           "categories": [{"category": 7, "order": i}]}
+          for i, (n, t) in enumerate(COMPLAINT_FIELDS, 3))]
     state["user_custom_fields"] = [
         {"id": 1, "name": "Company", "type": "text", "required": False, "order": 1, "choices": None,
          "depends_on_choice": None, "visible_to_staff_only": False},

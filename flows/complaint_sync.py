@@ -1,0 +1,156 @@
+"""The complaint register kept in step with HappyFox and HubSpot, from the same ticket events as the status
+mirror (flows/closure.py): the fields staff fill in either system go into the register (flows/complaints.py
+`apply`) and across to the other system; a closed HappyFox status closes the complaint, a reopened one reopens
+it; a customer-visible staff reply after an unfounded investigation is the written answer.
+
+The inbox handlers at the bottom run after intake's (a complaint-category ticket is registered as soon as intake
+has made it) and only re-read a HappyFox ticket that is, or has just become, a complaint.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+
+from core import audit, settings, store
+from core.models import Complaint, Ticket
+
+from . import complaint_fields as fields
+from . import inbox, intake, vendors  # noqa: F401 - intake's handlers are registered before ours
+from .complaints import ACTOR, apply, close, complaint_category, find, register, reopen
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- HappyFox and HubSpot in step
+
+def _closed_status(name: str | None) -> bool | None:
+    for spec in settings.get().config.statuses.values():
+        if name in spec.happyfox:
+            return spec.closed
+    return None
+
+
+def _notice_sent(ticket: dict[str, Any], since: datetime) -> datetime | None:
+    """The first customer-visible staff reply at or after the end of the investigation: the written answer."""
+    from connectors.happyfox import parse_time
+    for update in ticket.get("updates") or []:
+        message = update.get("message") if isinstance(update, dict) else None
+        by = update.get("by") or {} if isinstance(update, dict) else {}
+        if message and message.get("message_type") != "p" and by.get("type") == "staff":
+            stamp = parse_time(update.get("timestamp"))
+            if stamp and stamp >= since:
+                return stamp
+    return None
+
+
+def sync_from_happyfox(happyfox_ticket: dict[str, Any]) -> int | None:
+    """Bring the register in step with a (freshly read) HappyFox ticket; the complaint id, or None."""
+    spec = settings.get().config.complaints
+    with store.session() as s:
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == int(happyfox_ticket["id"])))
+    if ticket_id is None:
+        return None
+    category = happyfox_ticket.get("category")
+    category_id = category.get("id") if isinstance(category, dict) else category
+    complaint_id = register(ticket_id, description=happyfox_ticket.get("first_message"),
+                            force=complaint_category(category_id) is not None)
+    if complaint_id is None:
+        return None
+    changed = apply(complaint_id, fields.happyfox_values(happyfox_ticket, spec), "happyfox")
+    _mirror_to_hubspot(ticket_id, changed)
+    with store.session() as s:
+        c = s.get(Complaint, complaint_id)
+        assert c is not None
+        if c.outcome == "unfounded" and c.investigation_ended_at and c.notice_sent_at is None:
+            c.notice_sent_at = _notice_sent(happyfox_ticket, c.investigation_ended_at)
+            if c.notice_sent_at:
+                audit.record(s, ACTOR, "complaint.notice_sent", ticket_id=c.ticket_id, complaint_id=c.id,
+                             on_time=bool(c.notice_due_at and c.notice_sent_at <= c.notice_due_at))
+    status = happyfox_ticket.get("status")
+    closed = _closed_status(status.get("name") if isinstance(status, dict) else None)
+    if closed:
+        from connectors.happyfox import modified_at
+        close(complaint_id, modified_at(happyfox_ticket) or datetime.now(timezone.utc))
+    elif closed is False:
+        reopen(complaint_id)
+    return complaint_id
+
+
+def _mirror_to_hubspot(ticket_id: int, changed: dict[str, Any]) -> None:
+    props = settings.get().config.complaints.hubspot_properties
+    properties = {props[name]: fields.render(name, value) for name, value in changed.items() if name in props}
+    with store.session() as s:
+        hubspot_id = s.scalar(select(Ticket.hubspot_ticket_id).where(Ticket.id == ticket_id))
+    if properties and hubspot_id:
+        vendors.get().hubspot.update_ticket(hubspot_id, properties)  # setting a value twice is harmless
+
+
+def _mirror_to_happyfox(ticket_id: int, changed: dict[str, Any]) -> None:
+    config = settings.get().config
+    wanted = config.complaints.happyfox_fields
+    with store.session() as s:
+        happyfox_id = s.scalar(select(Ticket.happyfox_id).where(Ticket.id == ticket_id))
+    if not happyfox_id:
+        return
+    values = {vendors.happyfox_field_id(wanted[name]): fields.render(name, value)
+              for name, value in changed.items() if name in wanted}
+    if values:
+        vendors.get().happyfox.update_custom_fields(happyfox_id, config.intake.staff_id, values)
+
+
+def sync_from_hubspot(hubspot_ticket_id: str, property_name: str, value: Any) -> int | None:
+    """A mapped HubSpot ticket property changed: into the register, and onto the HappyFox ticket. No echo loop:
+    each side's write comes back as an event carrying the value the register already holds, so nothing changes
+    and nothing is written again."""
+    spec = settings.get().config.complaints
+    name = fields.hubspot_field(property_name, spec)
+    if name is None:
+        return None
+    with store.session() as s:
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.hubspot_ticket_id == str(hubspot_ticket_id)))
+    complaint_id = find(ticket_id) if ticket_id is not None else None
+    if complaint_id is not None and ticket_id is not None:
+        _mirror_to_happyfox(ticket_id, apply(complaint_id, {name: value}, "hubspot"))
+    return complaint_id
+
+
+# ---------------------------------------------------------------- inbox handlers (registered in flows/tasks.py)
+
+def on_intake(event: inbox.Event) -> int | None:
+    """After intake made the ticket of a form or manual report: the register record, when it is a complaint."""
+    with store.session() as s:
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.source_key == f"inbox:{event.id}"))
+    if ticket_id is None:
+        return None
+    fields_in = event.payload.get("fields") or {}
+    description = fields_in.get("details") if isinstance(fields_in, dict) else None
+    return register(ticket_id, description=description or event.payload.get("details"))
+
+
+def on_happyfox_ticket(event: inbox.Event) -> int | None:
+    """A HappyFox ticket changed: only tickets in (or moved to) a complaint category are re-read."""
+    hint = event.payload.get("ticket") or {}
+    happyfox_id = int(event.payload["ticket_id"])
+    category = hint.get("category")
+    category_id = category.get("id") if isinstance(category, dict) else category
+    with store.session() as s:
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == happyfox_id))
+    if ticket_id is None or (find(ticket_id) is None and complaint_category(category_id) is None):
+        return None
+    return sync_from_happyfox(vendors.get().happyfox.get_ticket(happyfox_id))
+
+
+def on_hubspot_property(event: inbox.Event) -> int | None:
+    payload = event.payload
+    if payload.get("propertyName") is None:
+        return None
+    return sync_from_hubspot(str(payload["objectId"]), str(payload["propertyName"]), payload.get("propertyValue"))
+
+
+inbox.on("form", "form")(on_intake)
+inbox.on("manual", "manual")(on_intake)
+inbox.on("happyfox", "ticket")(on_happyfox_ticket)
+inbox.on("hubspot", "ticket.propertyChange")(on_hubspot_property)
