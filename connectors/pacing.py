@@ -62,16 +62,23 @@ class SqlPacer:
                                     **({} if sqlite else {"pool_pre_ping": True}))
         self._known: set[str] = set()
 
+    def _ensure_row(self, key: str) -> None:
+        """Create the key's row in a transaction of its own. A key counts as known only once its row is committed
+        (by us, or by the process whose insert ours waited for): another thread's uncommitted row is invisible to
+        our UPDATE on PostgreSQL, which would then find nothing."""
+        if key in self._known:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(rate_limits).values(key=key, tat=0.0))
+        except IntegrityError:
+            pass
+        self._known.add(key)
+
     def reserve(self, key: str, interval: float) -> float:
+        self._ensure_row(key)
         now = time.time()
         with self.engine.begin() as conn:
-            if key not in self._known:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(rate_limits).values(key=key, tat=0.0))
-                except IntegrityError:
-                    pass
-                self._known.add(key)
             # One UPDATE ... RETURNING is atomic on SQLite and PostgreSQL alike: two processes never get one slot.
             start = case((rate_limits.c.tat > now, rate_limits.c.tat), else_=now)
             tat = conn.execute(update(rate_limits).where(rate_limits.c.key == key)
