@@ -49,8 +49,10 @@ _by_name: dict[str, Any] = {}
 def job(fn: Callable[..., Any] | None = None, *, retries: int = RETRIES, **options: Any) -> Any:
     """Register `fn` as a background job retried with exponential backoff (2 s doubling)."""
     def register(f: Callable[..., Any]) -> Any:
-        task = huey.task(retries=retries, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF,
-                         name=f"{f.__module__}.{f.__name__}", **options)(f)
+        # huey names a task "<module>.<function>" itself; job names are unique across modules (see enqueue).
+        task = huey.task(retries=retries, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF, **options)(f)
+        if _by_name.get(f.__name__, task) is not task:
+            raise ValueError(f"two jobs named {f.__name__!r}: job names must be unique")
         _by_name[f.__name__] = task
         return task
     return register(fn) if fn is not None else register
@@ -66,8 +68,7 @@ def enqueue(name: str, *args: Any) -> Any:
 def periodic(schedule: Callable[[datetime], bool], **options: Any) -> Callable[[Callable[..., Any]], Any]:
     """Register a job the clock enqueues when `schedule` (a huey crontab) matches the minute."""
     def register(f: Callable[..., Any]) -> Any:
-        return huey.periodic_task(schedule, retries=2, retry_delay=60, name=f"{f.__module__}.{f.__name__}",
-                                  **options)(f)
+        return huey.periodic_task(schedule, retries=2, retry_delay=60, **options)(f)
     return register
 
 

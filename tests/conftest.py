@@ -30,7 +30,9 @@ from core import store
 from core.settings import DEFAULT_CONFIG, Env, LimitSpec, Settings, load_config
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis database per xdist worker (gw0 -> 15, gw1 -> 14, ...): a test's FLUSHDB must not empty another's queue.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 15}")
 IN_CI = os.environ.get("CI") == "true"
 
 # Generous limits so that tests are not paced to the vendors' real rates; the pacing tests set their own.
