@@ -40,7 +40,9 @@ class AircallClient:
     # ------------------------------------------------------------ HTTP
 
     def _request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                 json: dict[str, Any] | None = None) -> requests.Response:
+                 json: dict[str, Any] | None = None, idempotent: bool = True) -> requests.Response:
+        """`idempotent=False` for a create: Aircall has no idempotency key, so a lost answer is not retried
+        inline (connectors/policy.py)."""
         url = f"{self.base_url}{path}"
 
         def send() -> requests.Response:
@@ -53,7 +55,7 @@ class AircallClient:
             policy.raise_for_status(VENDOR, response.status_code, _wait_headers(response), response.content)
             return response
 
-        return self.policy.call(send)
+        return self.policy.call(send, idempotent=idempotent)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return self._request(method, path, **kwargs).json()
@@ -106,7 +108,7 @@ class AircallClient:
         body = {"first_name": first_name, "last_name": last_name, "is_shared": True,
                 "phone_numbers": [{"label": "Work", "value": p} for p in phones],
                 "emails": [{"label": "Work", "value": e} for e in emails]}
-        return self._json("POST", "/v1/contacts", json=body)["contact"]
+        return self._json("POST", "/v1/contacts", json=body, idempotent=False)["contact"]
 
     def update_contact(self, contact_id: int | str, **fields: Any) -> dict[str, Any]:
         """A.5: a POST, not a PUT; only first_name, last_name, company_name and information change."""

@@ -60,7 +60,7 @@ class HappyFoxClient:
 
     # ------------------------------------------------------------ transport
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
         def attempt() -> Any:
             try:
                 response = self.http.request(method, path, **kwargs)
@@ -68,19 +68,22 @@ class HappyFoxClient:
                 raise Unavailable(VENDOR, f"{type(exc).__name__} on {method} {path}") from None
             raise_for_status(VENDOR, response.status_code, response.headers, response.content)
             return response.json()
-        return self.policy.call(attempt)
+        return self.policy.call(attempt, idempotent=idempotent)
 
     def _get(self, path: str, **params: Any) -> Any:
         return self._request("GET", path, params=params or None)
 
-    def _post(self, path: str, payload: dict[str, Any], files: list[dict[str, Any]] | None = None) -> Any:
+    def _post(self, path: str, payload: dict[str, Any], files: list[dict[str, Any]] | None = None,
+              idempotent: bool = True) -> Any:
+        """`idempotent=False` for a create: HappyFox has no idempotency key, so a lost answer is not retried inline
+        (connectors/policy.py)."""
         if not files:
-            return self._request("POST", path, json=payload)
+            return self._request("POST", path, json=payload, idempotent=idempotent)
         # Attachments need multipart, the part name `attachments` repeated (§2.1); nested values as JSON text.
         data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in payload.items() if v is not None}
         parts = [("attachments", (f["filename"], f["data"], f.get("content_type") or "application/octet-stream"))
                  for f in files]
-        return self._request("POST", path, data=data, files=parts)
+        return self._request("POST", path, data=data, files=parts, idempotent=idempotent)
 
     # ------------------------------------------------------------ tickets
 
@@ -95,7 +98,7 @@ class HappyFoxClient:
         if priority is not None:
             payload["priority"] = priority
         payload.update({f"t-cf-{field_id}": value for field_id, value in (custom_fields or {}).items()})
-        return self._post("/tickets/", payload, attachments)
+        return self._post("/tickets/", payload, attachments, idempotent=False)
 
     def get_ticket(self, ticket_id: int | str) -> dict[str, Any]:
         return self._get(f"/ticket/{int(ticket_id)}/")
@@ -153,16 +156,19 @@ class HappyFoxClient:
     def update_ticket(self, ticket_id: int | str, staff_id: int, status: int | None = None,
                       update: str | None = None, private_note: str | None = None) -> dict[str, Any]:
         """A customer-visible reply (`staff_update/`) and/or a private note (`staff_pvtnote/`); a status change
-        rides on the note when there is one, else on a staff update, with or without a message (§2.4)."""
+        rides on the note when there is one, else on a staff update, with or without a message (§2.4). A reply or
+        a note is a new entry each time it is posted, so it is not retried inline after a lost answer."""
         path = f"/ticket/{int(ticket_id)}"
         ticket: dict[str, Any] = {}
         if update is not None or (status is not None and private_note is None):
             payload = {"staff": staff_id, "status": status, "text": update}
-            ticket = self._post(f"{path}/staff_update/", {k: v for k, v in payload.items() if v is not None})
+            ticket = self._post(f"{path}/staff_update/", {k: v for k, v in payload.items() if v is not None},
+                                idempotent=update is None)
         if private_note is not None:
             payload = {"staff": staff_id, "text": private_note,
                        "status": status if update is None else None}
-            ticket = self._post(f"{path}/staff_pvtnote/", {k: v for k, v in payload.items() if v is not None})
+            ticket = self._post(f"{path}/staff_pvtnote/", {k: v for k, v in payload.items() if v is not None},
+                                idempotent=False)
         return ticket or self.get_ticket(ticket_id)
 
     def update_custom_fields(self, ticket_id: int | str, staff_id: int, fields: dict[int, Any]) -> dict[str, Any]:
@@ -196,7 +202,7 @@ class HappyFoxClient:
         payload: dict[str, Any] = {"name": name, "email": email}
         if phone:
             payload["phones"] = [{"type": "m", "number": phone, "is_primary": True}]
-        return self._post("/users/", payload)
+        return self._post("/users/", payload, idempotent=False)
 
     def update_user(self, user_id: int | str, **fields: Any) -> dict[str, Any]:
         return self._post(f"/user/{user_id}/", fields)

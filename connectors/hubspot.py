@@ -77,8 +77,10 @@ class HubSpotClient:
 
     # ---------------------------------------------------------------- transport
 
-    def _call(self, method: Callable[..., Any], *args: Any, search: bool = False, **kwargs: Any) -> Any:
-        """One API call under the policy; HubSpot's JSON answer, or None for 204."""
+    def _call(self, method: Callable[..., Any], *args: Any, search: bool = False, idempotent: bool = True,
+              **kwargs: Any) -> Any:
+        """One API call under the policy; HubSpot's JSON answer, or None for 204. `idempotent=False` for a create:
+        HubSpot's basic create takes no idempotency key, so a lost answer is not retried inline (policy.py)."""
         def request() -> Any:
             if search and self.search_limit and self.policy.pacer is not None:
                 pacing.wait(self.policy.pacer, "hubspot_search", *self.search_limit)
@@ -90,7 +92,7 @@ class HubSpotClient:
             except urllib3.exceptions.HTTPError as exc:  # timeouts, refused or dropped connections, MaxRetryError
                 raise Unavailable(VENDOR, type(exc).__name__) from exc
             return json.loads(data) if data else None
-        return self.policy.call(request)
+        return self.policy.call(request, idempotent=idempotent)
 
     @staticmethod
     def _raise(exc: Any) -> None:
@@ -150,7 +152,7 @@ class HubSpotClient:
 
     def create_contact(self, properties: dict[str, Any]) -> dict[str, Any]:
         """Create one contact; Conflict with `existing_id` when the email is taken."""
-        return self._call(self._contacts.create, {"properties": properties, "associations": []})
+        return self._call(self._contacts.create, {"properties": properties, "associations": []}, idempotent=False)
 
     def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[dict[str, Any]]:
         groups = []
@@ -180,7 +182,8 @@ class HubSpotClient:
 
     def create_ticket(self, properties: dict[str, Any], contact_id: str | None = None) -> dict[str, Any]:
         associations = [_association(contact_id, TICKET_TO_CONTACT)] if contact_id else []
-        return self._call(self._tickets.create, {"properties": properties, "associations": associations})
+        return self._call(self._tickets.create, {"properties": properties, "associations": associations},
+                          idempotent=False)
 
     def update_ticket(self, ticket_id: str, properties: dict[str, Any]) -> dict[str, Any]:
         return self._call(self._tickets.update, str(ticket_id), {"properties": properties})
@@ -223,7 +226,8 @@ class HubSpotClient:
         associations = [_association(contact_id, CALL_TO_CONTACT)]
         if ticket_id:
             associations.append(_association(ticket_id, CALL_TO_TICKET))
-        return self._call(self._calls.create, {"properties": properties, "associations": associations})
+        return self._call(self._calls.create, {"properties": properties, "associations": associations},
+                          idempotent=False)
 
     def find_call(self, property_name: str, value: str) -> dict[str, Any] | None:
         groups = [{"filters": [{"propertyName": property_name, "operator": "EQ", "value": str(value)}]}]

@@ -6,6 +6,11 @@ A connector wraps each request as a function that performs it and raises a typed
 `Policy.call` does the rest. A wait longer than `max_inline_wait` (HappyFox locks a client out for 10 minutes
 after a 429) is not slept through inside a worker: the RateLimited error goes up, and the job queue retries
 the whole job later.
+
+A create that the vendor does not make idempotent (a HappyFox ticket, a HubSpot ticket, contact or call) is called
+with `idempotent=False`: only a 429, which the vendor certainly did not act on, is retried inline. After a timeout,
+a 5xx or a dropped connection the create may have happened; retried inline it would make a second object, so the
+error goes up at once and the job's retry searches by the key stamped on the object before it creates again.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_a
 from core.settings import Settings
 
 from . import pacing
-from .errors import Conflict, VendorError, for_status
+from .errors import Conflict, RateLimited, VendorError, for_status
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -145,9 +150,14 @@ class Policy:
         exc = state.outcome.exception() if state.outcome else None
         return max(self.backoff(state), getattr(exc, "retry_after", None) or 0.0)
 
-    def call(self, request: Callable[[], T], *, pace_key: str | None = None) -> T:
-        """Run `request` (one HTTP call that raises typed errors) under this policy."""
-        retrying = Retrying(retry=retry_if_exception(self._retryable), stop=stop_after_attempt(self.attempts),
+    def _retryable_create(self, exc: BaseException) -> bool:
+        return isinstance(exc, RateLimited) and self._retryable(exc)
+
+    def call(self, request: Callable[[], T], *, pace_key: str | None = None, idempotent: bool = True) -> T:
+        """Run `request` (one HTTP call that raises typed errors) under this policy. `idempotent=False` for a
+        create the vendor may have carried out although the answer was lost: only a 429 is retried inline."""
+        retryable = self._retryable if idempotent else self._retryable_create
+        retrying = Retrying(retry=retry_if_exception(retryable), stop=stop_after_attempt(self.attempts),
                             wait=self._wait, reraise=True, before_sleep=self._log_retry)
         for attempt in retrying:
             with attempt:

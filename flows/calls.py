@@ -151,8 +151,7 @@ def _log_call(call: Call, customer_id: int) -> str:
 
     logged_before = effects.recorded(key) is not None
     def create() -> str:
-        return str(vendors.get().hubspot_create.create_call(properties, contact_id,
-                                                            ticket_id=hubspot_ticket_id)["id"])
+        return str(hubspot.create_call(properties, contact_id, ticket_id=hubspot_ticket_id)["id"])
 
     call_id = effects.once(key, create, find=find)
     if not logged_before:

@@ -238,7 +238,7 @@ def hubspot_contact(customer_id: int, person: Person, key: str, actor: str) -> s
                 found = hubspot.search_contacts(phone=person.phone)
                 if found:
                     return str(found[0]["id"])
-                return str(vendors.get().hubspot_create.create_contact(_contact_properties(person))["id"])
+                return str(hubspot.create_contact(_contact_properties(person))["id"])
 
             contact_id = effects.once(effect_key, find_or_create)
     with store.session() as s:

@@ -119,7 +119,7 @@ def _happyfox_ticket(report: Report, ticket_id: int) -> None:
                                    "user_id": (ticket.get("user") or {}).get("id")}
 
     def create() -> tuple[str, dict[str, Any]]:
-        return created(vendors.get().happyfox_create.create_ticket(
+        return created(happyfox.create_ticket(
             subject=report.subject, text=_text(report), category=category.happyfox, email=person.email,
             name=_full_name(person) or person.email or person.phone, phone=person.phone,
             priority=config.intake.happyfox_priority, custom_fields=custom_fields,
@@ -168,7 +168,7 @@ def _hubspot_ticket(report: Report, ticket_id: int, contact_id: str) -> None:
         return str(found["id"]) if found else None
 
     def create() -> str:
-        return str(vendors.get().hubspot_create.create_ticket(properties, contact_id=contact_id)["id"])
+        return str(hubspot.create_ticket(properties, contact_id=contact_id)["id"])
 
     remote_id = effects.once(key, create, find=find)
     with store.session() as s:

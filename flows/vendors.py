@@ -1,8 +1,6 @@
 """The connectors a flow talks through, built once per process from settings (tests point them at the sandbox)."""
 from __future__ import annotations
 
-import copy
-import dataclasses
 import functools
 from typing import Any
 
@@ -40,33 +38,6 @@ class Vendors:
     def mail(self) -> Any:
         from connectors.mail import Mailer
         return Mailer.from_settings(self.settings)
-
-    # Clients for creates that no vendor makes idempotent (a HappyFox ticket, a HubSpot ticket, call or contact):
-    # they retry inline only a 429, which the vendor certainly did not act on. A timeout or a dropped connection
-    # after the request went out may hide a create that happened; retried inline it would make a second object.
-    # Instead the job fails and its retry searches by the key stamped on the object before it creates.
-    @functools.cached_property
-    def happyfox_create(self) -> Any:
-        return creating(self.happyfox)
-
-    @functools.cached_property
-    def hubspot_create(self) -> Any:
-        return creating(self.hubspot)
-
-
-def creating(client: Any) -> Any:
-    """A copy of `client` sharing its HTTP session and pacing, whose policy retries only rate limiting."""
-    from connectors.errors import RateLimited
-    from connectors.policy import Policy
-
-    class CreatePolicy(Policy):
-        def _retryable(self, exc: BaseException) -> bool:
-            return isinstance(exc, RateLimited) and super()._retryable(exc)
-
-    policy = client.policy
-    clone = copy.copy(client)
-    clone.policy = CreatePolicy(**{f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)})
-    return clone
 
 
 class MissingSetup(LookupError):

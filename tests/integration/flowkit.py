@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def fast_vendors(attempts: int = 2) -> vendors.Vendors:
     """The process's connectors with a tiny back-off, so that a fault test takes milliseconds, not seconds."""
     current = vendors.get()
-    for name in ("hubspot", "happyfox", "aircall", "mail", "hubspot_create", "happyfox_create"):
+    for name in ("hubspot", "happyfox", "aircall", "mail"):
         policy = getattr(current, name).policy
         policy.backoff = wait_fixed(0.01)
         policy.attempts = attempts

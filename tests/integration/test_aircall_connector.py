@@ -192,6 +192,26 @@ def test_dropped_connection_is_retried(sandbox):
     assert len(wait_for_calls(sandbox, 2)) == 2
 
 
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 503}, {"drop": True}, {"delay": 0.6}],
+                         ids=["500", "503", "drop", "timeout"])
+def test_a_contact_create_that_fails_is_not_retried_inline(sandbox, fault):
+    # Aircall takes no idempotency key: a retried create could make a second contact.
+    sandbox.fault(service="aircall", method="POST", path="/v1/contacts", times=1, **fault)
+    with pytest.raises(Unavailable):
+        client_for(sandbox, fast_policy(timeout=0.2)).create_contact("A", "B", phones=["+3611111111"])
+    time.sleep(0.1)  # room for a second request to be logged, were there one
+    assert len(wait_for_calls(sandbox, 1)) == 1
+    # Only a delayed create is carried out: the fake answers after the client gave up.
+    assert len(sandbox.state("aircall")["contacts"]) == (1 if "delay" in fault else 0)
+
+
+def test_a_contact_create_answered_429_is_retried_once_made(sandbox):
+    sandbox.fault(service="aircall", method="POST", path="/v1/contacts", status=429, times=1, retry_after=0.1)
+    assert client_for(sandbox).create_contact("A", "B", phones=["+3611111111"])["id"]
+    assert [c["status"] for c in sandbox.calls("aircall")] == [429, 201]
+    assert len(sandbox.state("aircall")["contacts"]) == 1
+
+
 def test_from_settings_talks_to_the_sandbox(settings, sandbox):
     made = simulate(sandbox)
     client = AircallClient.from_settings(settings)

@@ -184,6 +184,59 @@ def test_dropped_connection_is_retried(sandbox: Any, happyfox: HappyFoxClient) -
     assert [c["path"] for c in sandbox.calls("happyfox")].count("/api/1.1/json/priorities/") == 2
 
 
+TICKETS = "/api/1.1/json/tickets/"
+
+
+def ticket_posts(sandbox: Any) -> list[dict[str, Any]]:
+    return [c for c in sandbox.calls("happyfox") if (c["method"], c["path"]) == ("POST", TICKETS)]
+
+
+def ticket_posts_when_settled(sandbox: Any) -> list[dict[str, Any]]:
+    """A dropped or delayed request is logged when the fake finishes it, which may be after the client gave up."""
+    deadline = time.monotonic() + 3
+    while not ticket_posts(sandbox):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.1)  # room for a second request to be logged, were there one
+    return ticket_posts(sandbox)
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 503}, {"drop": True}], ids=["500", "503", "drop"])
+def test_a_create_that_fails_is_not_retried_inline(sandbox: Any, happyfox: HappyFoxClient, fault: dict) -> None:
+    # HappyFox has no idempotency key: a retried create could make a second ticket. The job's retry searches.
+    sandbox.fault(service="happyfox", method="POST", path=TICKETS, times=1, **fault)
+    with pytest.raises(Unavailable):
+        new_ticket(happyfox)
+    assert len(ticket_posts_when_settled(sandbox)) == 1
+    assert sandbox.state("happyfox").get("tickets", {}) == {}
+    new_ticket(happyfox, key="create-ticket:2")  # the fault is spent: the next create goes through
+    assert len(sandbox.state("happyfox")["tickets"]) == 1
+
+
+def test_a_create_that_times_out_but_happens_makes_one_ticket(sandbox: Any, happyfox: HappyFoxClient) -> None:
+    sandbox.fault(service="happyfox", method="POST", path=TICKETS, delay=0.8, times=1)
+    with pytest.raises(Unavailable):
+        new_ticket(happyfox)  # timed out at 0.5 s; the fake creates the ticket at 0.8 s anyway
+    assert len(ticket_posts_when_settled(sandbox)) == 1
+    assert len(sandbox.state("happyfox")["tickets"]) == 1
+    assert happyfox.find_ticket(KEY_FIELD, "create-ticket:1") is not None  # what the job's retry finds
+
+
+def test_a_create_answered_429_is_retried_and_makes_one_ticket(sandbox: Any, happyfox: HappyFoxClient) -> None:
+    sandbox.fault(service="happyfox", method="POST", path=TICKETS, status=429, times=1, retry_after=1)
+    assert new_ticket(happyfox)["id"]
+    assert [c["status"] for c in ticket_posts(sandbox)] == [429, 200]
+    assert len(sandbox.state("happyfox")["tickets"]) == 1
+
+
+def test_a_user_create_that_fails_is_not_retried_inline(sandbox: Any, happyfox: HappyFoxClient) -> None:
+    sandbox.fault(service="happyfox", method="POST", path="/api/1.1/json/users/", status=503, times=1)
+    with pytest.raises(Unavailable):
+        happyfox.create_user("Kiss Béla", "bela@example.com")
+    assert [c["path"] for c in sandbox.calls("happyfox")] == ["/api/1.1/json/users/"]
+    assert not happyfox.search_users("bela@example.com")
+
+
 def test_lockout_surfaces_without_sleeping(sandbox: Any, happyfox: HappyFoxClient) -> None:
     sandbox.limits(happyfox={"requests": 2, "per_seconds": 60})
     happyfox.statuses()

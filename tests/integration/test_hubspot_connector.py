@@ -240,9 +240,75 @@ def test_429s_past_the_attempts_raise_rate_limited(sandbox: Any, hubspot: HubSpo
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_server_errors_are_retried(sandbox: Any, hubspot: HubSpotClient, status: int) -> None:
-    sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/tickets", status=status, times=2)
-    assert hubspot.create_ticket({"subject": "retry", "hs_pipeline_stage": "1"})["id"]
-    assert [c["status"] for c in calls(sandbox, "POST", "/crm/v3/objects/tickets")] == [status, status, 201]
+    ticket_id = hubspot.create_ticket({"subject": "retry", "hs_pipeline_stage": "1"})["id"]
+    sandbox.fault(service="hubspot", method="PATCH", path="/crm/v3/objects/tickets/*", status=status, times=2)
+    assert hubspot.update_ticket(ticket_id, {"hs_pipeline_stage": "4"})["properties"]["hs_pipeline_stage"] == "4"
+    path = f"/crm/v3/objects/tickets/{ticket_id}"
+    assert [c["status"] for c in calls(sandbox, "PATCH", path)] == [status, status, 200]
+
+
+TICKETS = "/crm/v3/objects/tickets"
+
+
+def posts_when_settled(sandbox: Any, path: str) -> list[dict[str, Any]]:
+    """The POSTs to `path` once the fake has logged them: a dropped or delayed request is logged when the fake
+    finishes it, which may be after the client gave up."""
+    deadline = time.monotonic() + 3
+    while not calls(sandbox, "POST", path):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.1)  # room for a second request to be logged, were there one
+    return calls(sandbox, "POST", path)
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 503}, {"drop": True}], ids=["500", "503", "drop"])
+def test_a_ticket_create_that_fails_is_not_retried_inline(sandbox: Any, hubspot: HubSpotClient,
+                                                          fault: dict) -> None:
+    # HubSpot's create takes no idempotency key: a retried create could make a second ticket. The job's retry
+    # searches by the key stamped on the ticket instead.
+    sandbox.fault(service="hubspot", method="POST", path=TICKETS, times=1, **fault)
+    with pytest.raises(Unavailable):
+        hubspot.create_ticket({"subject": "once", "hs_pipeline_stage": "1"})
+    assert len(posts_when_settled(sandbox, TICKETS)) == 1
+    assert sandbox.state("hubspot")["tickets"] == {}
+
+
+def test_a_ticket_create_that_times_out_but_happens_makes_one_ticket(sandbox: Any) -> None:
+    client = make_client(sandbox, timeout=0.2)
+    sandbox.fault(service="hubspot", method="POST", path=TICKETS, delay=0.6, times=1)
+    with pytest.raises(Unavailable):
+        client.create_ticket({"subject": "once", "hs_pipeline_stage": "1", "switchboard_key": "t-9"})
+    assert len(posts_when_settled(sandbox, TICKETS)) == 1  # the fake created the ticket after the client gave up
+    assert len(sandbox.state("hubspot")["tickets"]) == 1
+    assert client.find_ticket("switchboard_key", "t-9") is not None  # what the job's retry finds
+
+
+def test_a_ticket_create_answered_429_is_retried_and_makes_one_ticket(sandbox: Any, hubspot: HubSpotClient) -> None:
+    sandbox.fault(service="hubspot", method="POST", path=TICKETS, status=429, times=1, retry_after=0.05)
+    assert hubspot.create_ticket({"subject": "once", "hs_pipeline_stage": "1"})["id"]
+    assert [c["status"] for c in calls(sandbox, "POST", TICKETS)] == [429, 201]
+    assert len(sandbox.state("hubspot")["tickets"]) == 1
+
+
+def test_contact_and_call_creates_are_not_retried_inline(sandbox: Any, hubspot: HubSpotClient) -> None:
+    sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/contacts", status=503, times=1)
+    with pytest.raises(Unavailable):
+        hubspot.create_contact({"email": "once@example.com"})
+    assert len(calls(sandbox, "POST", "/crm/v3/objects/contacts")) == 1
+    assert sandbox.state("hubspot")["contacts"] == {}
+    contact_id = hubspot.create_contact({"email": "once@example.com"})["id"]
+    sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/calls", status=500, times=1)
+    with pytest.raises(Unavailable):
+        hubspot.create_call({"hs_timestamp": "2026-11-24T09:00:00Z"}, contact_id)
+    assert len(calls(sandbox, "POST", "/crm/v3/objects/calls")) == 1
+    assert sandbox.state("hubspot")["calls"] == {}
+
+
+def test_an_upsert_is_idempotent_by_email_and_still_retried(sandbox: Any, hubspot: HubSpotClient) -> None:
+    sandbox.fault(service="hubspot", method="POST", path=UPSERT, status=503, times=1)
+    assert hubspot.upsert_contact({"email": "upsert@example.com"})
+    assert [c["status"] for c in calls(sandbox, "POST", UPSERT)] == [503, 200]
+    assert len(sandbox.state("hubspot")["contacts"]) == 1
 
 
 def test_a_bad_token_is_raised_at_once(sandbox: Any) -> None:

@@ -194,6 +194,30 @@ def test_a_wait_beyond_max_inline_wait_goes_up_at_once():
     assert caught.value.retry_after == 600  # the job queue reads it to schedule the retry
 
 
+@pytest.mark.parametrize("error", [
+    errors.Unavailable("testvendor", "down", 503), errors.Unavailable("testvendor", "boom", 500),
+    errors.Unavailable("testvendor", "ReadTimeout"), errors.Unavailable("testvendor", "RemoteProtocolError"),
+])
+def test_a_non_idempotent_call_is_not_retried_after_a_failure_it_may_have_survived(error):
+    request = Flaky(error)
+    with pytest.raises(errors.Unavailable):
+        policy().call(request, idempotent=False)
+    assert len(request.calls) == 1  # the create may have happened: the job's retry searches before creating
+
+
+def test_a_non_idempotent_call_is_retried_after_a_429():
+    request = Flaky(errors.RateLimited("testvendor", "slow", 429), errors.RateLimited("testvendor", "slow", 429))
+    assert policy().call(request, idempotent=False) == "ok"
+    assert len(request.calls) == 3
+
+
+def test_a_non_idempotent_call_still_sends_a_long_lockout_up():
+    request = Flaky(errors.RateLimited("testvendor", "locked out", 429, retry_after=600))
+    with pytest.raises(errors.RateLimited):
+        policy(max_inline_wait=30).call(request, idempotent=False)
+    assert len(request.calls) == 1
+
+
 class RecordingPacer:
     def __init__(self) -> None:
         self.reservations: list[tuple[str, float]] = []
