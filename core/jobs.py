@@ -87,6 +87,11 @@ def _claim(name: str, minute: str) -> bool:
         return won.rowcount == 1
 
 
+def job_name(task: Any) -> str:
+    """A task's qualified name, "<module>.<function>", as huey registers it."""
+    return f"{type(task).__module__}.{task.name}"
+
+
 def tick(now: datetime | None = None, target: Huey | None = None) -> list[str]:
     """Enqueue every periodic job due at `now`'s minute that no other clock has enqueued yet."""
     target = target or huey
@@ -94,9 +99,9 @@ def tick(now: datetime | None = None, target: Huey | None = None) -> list[str]:
     minute = now.strftime("%Y-%m-%dT%H:%M")
     fired = []
     for task in target.read_periodic(now.replace(tzinfo=None)):
-        if _claim(task.name, minute):
+        if _claim(job_name(task), minute):
             target.enqueue(task)
-            fired.append(task.name)
+            fired.append(job_name(task))
     if fired:
         log.info("clock fired %s", ", ".join(fired))
     return fired

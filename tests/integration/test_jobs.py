@@ -20,6 +20,8 @@ from core.settings import ROOT
 from tests.conftest import make_settings
 from webhooks.app import create_app
 
+HERE = __name__  # huey qualifies a task's name with the module it is defined in
+
 
 @pytest.fixture
 def own_signals():
@@ -135,8 +137,8 @@ def two_clocks(tmp_path: Path):
     """Two huey instances on one queue, as two clock processes would have, each knowing the same schedule."""
     clocks = [jobs.make_huey(sqlite_path=str(tmp_path / "queue.db")) for _ in range(2)]
     for huey in clocks:
-        huey.periodic_task(crontab(), name="tests.every_minute")(lambda: None)
-        huey.periodic_task(crontab(minute="*/5"), name="tests.every_five")(lambda: None)
+        huey.periodic_task(crontab(), name="every_minute")(lambda: None)
+        huey.periodic_task(crontab(minute="*/5"), name="every_five")(lambda: None)
     return clocks
 
 
@@ -165,7 +167,7 @@ def test_two_clocks_enqueue_each_periodic_job_once_per_minute(clock_db, tmp_path
     clocks = two_clocks(tmp_path)
     minute = datetime(2026, 11, 24, 10, 0, 7, tzinfo=timezone.utc)
 
-    assert sorted(tick_together(clocks, minute)) == ["tests.every_five", "tests.every_minute"]
+    assert sorted(tick_together(clocks, minute)) == [f"{HERE}.every_five", f"{HERE}.every_minute"]
     assert clocks[0].pending_count() == 2
     # Any number of further ticks within the same minute (a restart, a third clock) fire nothing.
     assert tick_together(clocks, minute.replace(second=59)) == []
@@ -173,7 +175,7 @@ def test_two_clocks_enqueue_each_periodic_job_once_per_minute(clock_db, tmp_path
     assert clocks[0].pending_count() == 2
 
     # The next minute: only the every-minute job, once.
-    assert tick_together(clocks, minute + timedelta(minutes=1)) == ["tests.every_minute"]
+    assert tick_together(clocks, minute + timedelta(minutes=1)) == [f"{HERE}.every_minute"]
     assert clocks[0].pending_count() == 3
     # A clock running late for a past minute does not fire it twice either.
     assert jobs.tick(minute, target=clocks[1]) == []
@@ -183,7 +185,7 @@ def test_clock_minutes_are_utc(clock_db, tmp_path):
     [huey, _] = two_clocks(tmp_path)
     budapest = timezone(timedelta(hours=1))
     assert sorted(jobs.tick(datetime(2026, 11, 24, 11, 5, tzinfo=budapest), target=huey)) == [
-        "tests.every_five", "tests.every_minute"]
+        f"{HERE}.every_five", f"{HERE}.every_minute"]
     # The same instant written in UTC is the same minute: already fired.
     assert jobs.tick(datetime(2026, 11, 24, 10, 5, 30, tzinfo=timezone.utc), target=huey) == []
 
