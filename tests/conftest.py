@@ -168,11 +168,29 @@ def make_settings(database_url: str, sandbox: SandboxClient | None = None, **env
     return Settings(env=base, config=config)
 
 
-@pytest.fixture
-def settings(sqlite_url: str, sandbox: SandboxClient) -> Iterator[Settings]:
-    """Settings for a test: a migrated SQLite database of its own and every connector on the sandbox."""
-    loaded = settings_module.use(make_settings(sqlite_url, sandbox))
-    store.upgrade(sqlite_url)
+def _in_use(loaded: Settings) -> Iterator[Settings]:
+    """Make `loaded` the process's settings on its freshly migrated database, and forget both afterwards."""
+    settings_module.use(loaded)
+    store.upgrade(loaded.env.database_url)
     yield loaded
     settings_module.use(None)
     store.dispose()
+
+
+@pytest.fixture
+def settings(sqlite_url: str, sandbox: SandboxClient) -> Iterator[Settings]:
+    """Settings for a test: a migrated SQLite database of its own and every connector on the sandbox."""
+    yield from _in_use(make_settings(sqlite_url, sandbox))
+
+
+@pytest.fixture
+def any_database(database_url: str, sandbox: SandboxClient) -> Iterator[Settings]:
+    """`settings` on SQLite and on PostgreSQL, for what rests on the database's guarantees."""
+    yield from _in_use(make_settings(database_url, sandbox))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[str]:
+    """A migrated database of each engine in use, with no sandbox; its URL."""
+    for loaded in _in_use(make_settings(database_url)):
+        yield loaded.env.database_url

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from core import settings as settings_module
-from core import store
 from flows import reconcile
 
 from ..integration.flowkit import fast_vendors
@@ -18,15 +16,6 @@ class Crash(RuntimeError):
     """The process dying between two tickets."""
 
 
-@pytest.fixture
-def any_database(database_url, sandbox):
-    """SQLite and PostgreSQL: the cursor, its lease and the row claims must hold on both."""
-    from ..conftest import make_settings
-    loaded = settings_module.use(make_settings(database_url, sandbox))
-    store.upgrade(database_url)
-    yield loaded
-    settings_module.use(None)
-    store.dispose()
 
 
 @pytest.fixture

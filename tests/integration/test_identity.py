@@ -8,23 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from core import settings as settings_module
 from core import store
 from core.models import Audit, Customer, Ticket
 from flows import identity
 from flows.identity import Person
 
-from ..conftest import make_settings
 from .flowkit import customers, fast_vendors, identities, objects
 
 
-@pytest.fixture
-def db(database_url):
-    settings_module.use(make_settings(database_url))
-    store.upgrade(database_url)
-    yield database_url
-    settings_module.use(None)
-    store.dispose()
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -8,19 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from core import ingest, store
-from core import settings as settings_module
 from core.models import InboxEvent
 
-from ..conftest import make_settings
 
 
-@pytest.fixture
-def db(database_url):
-    settings_module.use(make_settings(database_url))
-    store.upgrade(database_url)
-    yield database_url
-    settings_module.use(None)
-    store.dispose()
 
 
 def count() -> int:

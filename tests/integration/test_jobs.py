@@ -123,14 +123,6 @@ def test_enqueue_by_unknown_name_says_what_is_missing():
 
 # ---------------------------------------------------------------- the clock
 
-@pytest.fixture
-def clock_db(database_url):
-    """The clock's claims live in the database: SQLite and PostgreSQL."""
-    settings_module.use(make_settings(database_url))
-    store.upgrade(database_url)
-    yield database_url
-    settings_module.use(None)
-    store.dispose()
 
 
 def two_clocks(tmp_path: Path):
@@ -163,7 +155,7 @@ def tick_together(clocks, now: datetime) -> list[str]:
     return fired
 
 
-def test_two_clocks_enqueue_each_periodic_job_once_per_minute(clock_db, tmp_path):
+def test_two_clocks_enqueue_each_periodic_job_once_per_minute(db, tmp_path):
     clocks = two_clocks(tmp_path)
     minute = datetime(2026, 11, 24, 10, 0, 7, tzinfo=timezone.utc)
 
@@ -181,7 +173,7 @@ def test_two_clocks_enqueue_each_periodic_job_once_per_minute(clock_db, tmp_path
     assert jobs.tick(minute, target=clocks[1]) == []
 
 
-def test_clock_minutes_are_utc(clock_db, tmp_path):
+def test_clock_minutes_are_utc(db, tmp_path):
     [huey, _] = two_clocks(tmp_path)
     budapest = timezone(timedelta(hours=1))
     assert sorted(jobs.tick(datetime(2026, 11, 24, 11, 5, tzinfo=budapest), target=huey)) == [

@@ -19,7 +19,6 @@ from core import settings as settings_module
 from core.models import Audit, Customer, Effect, Identity, Ticket
 from core.settings import Settings, SurveySpec
 from flows import survey, vendors
-from tests.conftest import make_settings
 from webhooks.app import create_app
 
 CLOSED_AT = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -387,13 +386,6 @@ def test_write_job_retries_through_a_vendor_fault(settings, sandbox, vendor_tick
     assert props["switchboard_survey_score"] == "2" and props["switchboard_survey_comment"] == ""
 
 
-@pytest.fixture
-def any_database(database_url, sandbox):
-    loaded = settings_module.use(make_settings(database_url, sandbox))
-    store.upgrade(database_url)
-    yield loaded
-    settings_module.use(None)
-    store.dispose()
 
 
 def test_concurrent_submits_store_one_answer(any_database, sandbox):
