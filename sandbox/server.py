@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,15 @@ from werkzeug.serving import make_server
 
 from core.settings import Env, load_env
 
-from . import control
+from . import control, website
 from .state import Sandbox, credentials, current
 from .vendor import Vendor
 
 log = logging.getLogger(__name__)
 
 VENDOR_MODULES = ("sandbox.hubspot", "sandbox.happyfox", "sandbox.aircall", "sandbox.gmail")
+# Webhook senders that are no vendor: no API prefix, no state, no rate limit; only `POST /_sandbox/emit`.
+SENDERS: dict[str, Callable[[str, dict[str, Any], str, dict[str, str]], Any]] = {website.SERVICE: website.emit}
 
 
 def load_vendors() -> dict[str, Vendor]:
@@ -116,10 +119,15 @@ def notify(service: str, event: str, data: dict[str, Any]) -> None:
     emit_now(sandbox, service, event, data, f"{sandbox.webhook_url.rstrip('/')}/webhooks/{service}", wait=False)
 
 
+def senders(sandbox: Sandbox) -> dict[str, Callable[[str, dict[str, Any], str, dict[str, str]], Any]]:
+    """Every service `emit` can send as: the vendors that send webhooks, and the website's form."""
+    return {**{name: v.emit for name, v in sandbox.vendors.items() if v.emit is not None}, **SENDERS}
+
+
 def emit_now(sandbox: Sandbox, service: str, event: str, data: dict[str, Any], url: str,
              wait: bool = True) -> dict[str, Any]:
-    vendor = sandbox.vendors[service]
-    if vendor.emit is None:
+    sender = senders(sandbox).get(service)
+    if sender is None:
         raise ValueError(f"{service} sends no webhooks")
     record: dict[str, Any] = {"service": service, "event": event, "url": url, "status": None}
     with sandbox.lock:
@@ -127,7 +135,7 @@ def emit_now(sandbox: Sandbox, service: str, event: str, data: dict[str, Any], u
 
     def send() -> None:
         try:
-            record["status"] = vendor.emit(event, data, url, sandbox.credentials)
+            record["status"] = sender(event, data, url, sandbox.credentials)
         except Exception as exc:  # the receiver being down is the receiver's problem, as with the real vendor
             record["status"] = f"error: {type(exc).__name__}"
             log.warning("sandbox webhook %s %s to %s failed: %s", service, event, url, type(exc).__name__)
