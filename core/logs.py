@@ -17,14 +17,17 @@ EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+\.)+[A-Za
 PHONE = re.compile(r"(?<![\w+])(?<!\d:)\+?\d[\d ().-]{5,17}\d(?!\w)")
 # An ISO date (2026-11-24, perhaps with a time) looks like a phone number to PHONE; it is not personal data.
 ISO_DATE = re.compile(r"(?<!\d)(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?!\d)")
+# A UUID (a job's id) holds digit runs split by dashes too; masking them would make jobs untraceable.
+UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
 
 def mask(text: str) -> str:
     """`anna@example.com` -> `a***@***`, `+36 30 123 4567` -> `***67`."""
     text = EMAIL.sub(lambda m: f"{m.group(1)}***@***", text)
+    uuids = [m.span() for m in UUID.finditer(text)]
 
     def _phone(m: re.Match[str]) -> str:
-        if ISO_DATE.search(m.group(0)):
+        if ISO_DATE.search(m.group(0)) or any(start <= m.start() < end for start, end in uuids):
             return m.group(0)
         digits = re.sub(r"\D", "", m.group(0))
         return f"***{digits[-2:]}" if len(digits) >= 7 else m.group(0)
