@@ -24,22 +24,12 @@ import httpx
 from flask import Blueprint, Request, Response, has_request_context, jsonify, request
 
 from .state import Sandbox, current
-from .vendor import Vendor
+from .vendor import Refused, Vendor
 
 bp = Blueprint("aircall", __name__)
 PUBLIC = "https://api.aircall.io"
 MAX_PER_PAGE = 50
 LIMIT = (60, 60)  # A.2: 60/min is the safe floor of the documented 60-120
-
-
-class Failed(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
-
-
-@bp.errorhandler(Failed)
-def _failed(exc: Failed) -> Response:
-    return error(exc.status, exc.message)
 
 
 def error(status: int, message: str) -> Response:
@@ -137,7 +127,7 @@ def _int_arg(name: str, default: int | None = None) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise Failed(400, f"{name} must be an integer") from None
+        raise Refused(400, f"{name} must be an integer") from None
 
 
 def _page(resource: str, items: list[dict[str, Any]]) -> Response:
@@ -168,28 +158,28 @@ def _call_view(call: dict[str, Any]) -> dict[str, Any]:
 def _contact(contact_id: int) -> dict[str, Any]:
     contact = _state()["contacts"].get(contact_id)
     if contact is None:
-        raise Failed(404, "Contact not found")
+        raise Refused(404, "Contact not found")
     return contact
 
 
 def _call(call_id: int) -> dict[str, Any]:
     call = _state()["calls"].get(call_id)
     if call is None:
-        raise Failed(404, "Call not found")
+        raise Refused(404, "Call not found")
     return call
 
 
 def _body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise Failed(400, "Body must be a JSON object")
+        raise Refused(400, "Body must be a JSON object")
     return body
 
 
 def _details(values: Any, field: str, sandbox: Sandbox) -> list[dict[str, Any]]:
     if not isinstance(values, list) or len(values) > 20 or not all(
             isinstance(v, dict) and isinstance(v.get("value"), str) for v in values):
-        raise Failed(400, f"{field} must be a list of at most 20 {{label, value}} objects")
+        raise Refused(400, f"{field} must be a list of at most 20 {{label, value}} objects")
     return [{"id": sandbox.next_id(), "label": v.get("label") or "Other", "value": v["value"]} for v in values]
 
 
@@ -215,7 +205,7 @@ def _delete_asset(call_id: int, asset: str) -> tuple[str, int]:
     with current().lock:
         call = _call(call_id)
         if not call.get(asset):
-            raise Failed(404, f"No {asset} for this call")
+            raise Refused(404, f"No {asset} for this call")
         call[asset] = None
         if not call.get("recording") and not call.get("voicemail"):
             call["asset"] = None
@@ -251,7 +241,7 @@ def search_contacts() -> Response:
 def create_contact() -> tuple[Response, int]:
     body, sandbox = _body(), current()
     if not body.get("phone_numbers"):
-        raise Failed(400, "phone_numbers is mandatory")  # A.5
+        raise Refused(400, "phone_numbers is mandatory")  # A.5
     with sandbox.lock:
         contact_id, now = sandbox.next_id(), iso(time.time())
         contact = {"id": contact_id, "direct_link": f"{PUBLIC}/v1/contacts/{contact_id}",

@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, Request, Response, jsonify, request
 
 from .state import Sandbox, current
-from .vendor import Vendor
+from .vendor import Refused, Vendor
 
 PREFIX = "/gmail/v1/users"
 bp = Blueprint("gmail", __name__)
@@ -29,16 +29,6 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSIO
 REASONS = {400: "invalidArgument", 401: "authError", 403: "forbidden", 404: "notFound", 429: "rateLimitExceeded",
            500: "backendError", 503: "backendError"}
 MAX_BATCH = 1000  # B.2: documented for batchModify, observed for batchDelete
-
-
-class Failed(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
-
-
-@bp.errorhandler(Failed)
-def _failed(exc: Failed) -> Response:
-    return error(exc.status, exc.message)
 
 
 def error(status: int, message: str) -> Response:
@@ -131,7 +121,7 @@ def _int_arg(name: str, default: int) -> int:
     try:
         return int(request.args.get(name, default))
     except ValueError:
-        raise Failed(400, f"Invalid value for {name}") from None
+        raise Refused(400, f"Invalid value for {name}") from None
 
 
 @bp.get(PREFIX + "/<user>/messages")
@@ -139,7 +129,7 @@ def list_messages(user: str) -> Response:
     query = request.args.get("q", "")
     limit = _int_arg("maxResults", 100)
     if not 1 <= limit <= 500:
-        raise Failed(400, "maxResults must be between 1 and 500")
+        raise Refused(400, "maxResults must be between 1 and 500")
     offset = _int_arg("pageToken", 0) if request.args.get("pageToken") else 0
     sandbox = current()
     with sandbox.lock:
@@ -159,11 +149,11 @@ def list_messages(user: str) -> Response:
 def get_message(user: str, message_id: str) -> Response:
     form = request.args.get("format", "full")
     if form not in ("full", "metadata", "minimal", "raw"):
-        raise Failed(400, f"Invalid value at 'format' ({form})")
+        raise Refused(400, f"Invalid value at 'format' ({form})")
     with current().lock:
         message = current().state["gmail"]["messages"].get(message_id)
         if message is None:
-            raise Failed(404, "Requested entity was not found.")
+            raise Refused(404, "Requested entity was not found.")
         shown = {k: v for k, v in message.items() if k != "payload"}
         if form == "full":
             shown["payload"] = message["payload"]
@@ -182,7 +172,7 @@ def get_message(user: str, message_id: str) -> Response:
 def delete_message(user: str, message_id: str) -> tuple[str, int]:
     with current().lock:
         if current().state["gmail"]["messages"].pop(message_id, None) is None:
-            raise Failed(404, "Requested entity was not found.")
+            raise Refused(404, "Requested entity was not found.")
     return "", 204
 
 
@@ -191,9 +181,9 @@ def batch_delete(user: str) -> tuple[str, int]:
     body = request.get_json(silent=True)
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        raise Failed(400, "Invalid ids: a non-empty list of message ids is required")
+        raise Refused(400, "Invalid ids: a non-empty list of message ids is required")
     if len(ids) > MAX_BATCH:
-        raise Failed(400, f"Number of ids cannot exceed {MAX_BATCH}")
+        raise Refused(400, f"Number of ids cannot exceed {MAX_BATCH}")
     with current().lock:
         for message_id in ids:  # B.2: no guarantee that they existed; unknown ids are not an error
             current().state["gmail"]["messages"].pop(message_id, None)

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.serving import make_server
 
 from core.settings import Env, load_env
 
 from . import control, website
 from .state import Sandbox, credentials, current
-from .vendor import Vendor
+from .vendor import Refused, Vendor
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,15 @@ def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
     for vendor in vendors.values():
         app.register_blueprint(vendor.blueprint)
     app.register_blueprint(control.bp)
+
+    @app.errorhandler(Refused)
+    def _refused(exc: Refused) -> Response:
+        if exc.body is not None:
+            response = jsonify(exc.body)
+            response.status_code = exc.status
+            return response
+        vendor = next(v for v in vendors.values() if v.blueprint.name == request.blueprint)
+        return vendor.error(exc.status, exc.message)
 
     @app.before_request
     def _gate() -> Response | None:

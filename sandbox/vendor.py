@@ -8,6 +8,15 @@ from typing import Any
 from flask import Blueprint, Request, Response
 
 
+class Refused(Exception):
+    """A fake refusing a request: the server answers it in the vendor's own error shape (`Vendor.error`), or with
+    `body` as it is where the vendor's shape depends on the case (HappyFox's field errors)."""
+
+    def __init__(self, status: int, message: str = "", body: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.body = status, message, body
+
+
 @dataclass
 class Vendor:
     name: str                                                   # hubspot | happyfox | aircall | gmail

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from ..state import current
+from ..vendor import Refused
 
 API = "/api/1.1/json"
 bp = Blueprint("happyfox", __name__, url_prefix=API)
@@ -27,22 +28,12 @@ COMPLAINT_FIELDS = [("Complaint event type", "text"), ("Person concerned", "text
                     ("Complaint outcome", "text"), ("Investigation ended", "date")]
 
 
-class Failed(Exception):
-    def __init__(self, status: int, body: Any):
-        self.status, self.body = status, body
+def invalid(field: str, message: str = "This field is required.") -> Refused:
+    return Refused(400, body={"error": [{"field": field, "errors": [message]}]})
 
 
-def invalid(field: str, message: str = "This field is required.") -> Failed:
-    return Failed(400, {"error": [{"field": field, "errors": [message]}]})
-
-
-def not_found() -> Failed:
-    return Failed(404, {"error": "Cannot find the requested object"})
-
-
-@bp.errorhandler(Failed)
-def _failed(exc: Failed) -> tuple[Response, int]:
-    return jsonify(exc.body), exc.status
+def not_found() -> Refused:
+    return Refused(404, body={"error": "Cannot find the requested object"})
 
 
 def error(status: int, text: str) -> Response:
@@ -154,8 +145,8 @@ def unknown_route(unknown: str) -> Response:
 
 
 @bp.before_app_request
-def _trailing_slash() -> tuple[Response, int] | None:
+def _trailing_slash() -> None:
     # Every documented path ends in "/" (§1): answer 404 rather than Flask's redirect, which would hide the bug.
     if request.path.startswith(API + "/") and not request.path.endswith("/"):
-        return _failed(not_found())
+        raise not_found()
     return None

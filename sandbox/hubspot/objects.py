@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from ..state import current
+from ..vendor import Refused
 
 TYPES = ("contacts", "tickets", "calls")
 # Properties HubSpot returns when a request names none (api-facts hubspot §3 for contacts; tickets and calls
@@ -29,12 +30,6 @@ MAX_RESULTS = 10_000
 APP_ID = "54321"  # the app id in the webhook fixtures
 
 ErrorFn = Callable[[int, str], Response]
-
-
-class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def now_iso() -> str:
@@ -176,10 +171,6 @@ def announce(subscription_type: str, object_id: str, changes: dict[str, Any] | N
 
 
 def register(bp: Blueprint, error: ErrorFn) -> None:
-    @bp.errorhandler(Refused)
-    def _refused(exc: Refused) -> Response:
-        return error(exc.status, exc.message)
-
     def known(object_type: str) -> None:
         if object_type not in TYPES:
             raise Refused(404, f"Unable to infer object type from: {object_type}")
