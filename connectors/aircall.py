@@ -85,8 +85,27 @@ class AircallClient:
         """Calls started at or after `since` (all within Aircall's 6-month history when None), oldest first."""
         params: dict[str, Any] = {"order": "asc", "fetch_contact": "true"}
         if since is not None:
-            params["from"] = int((since if since.tzinfo else since.replace(tzinfo=timezone.utc)).timestamp())
+            params["from"] = _unix(since)
         return self._pages("/v1/calls", "calls", params)
+
+    def search_calls(self, phone_number: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """The calls with this external number, every page, oldest first (A.4 `GET /v1/calls/search`): only the
+        person's calls are read, never the company's whole history. `phone_number` in E.164 (`+36301234567`)."""
+        if not phone_number:
+            raise ValueError("search_calls needs a phone number")
+        params: dict[str, Any] = {"phone_number": phone_number, "order": "asc"}
+        if since is not None:
+            params["from"] = _unix(since)
+        return self._pages("/v1/calls/search", "calls", params)
+
+    def archive_call(self, call_id: int | str) -> str:
+        """A.4 `PUT /v1/calls/:id/archive` (seen-in-code): the call leaves the active history. Aircall has no call
+        delete. Archiving twice is harmless, so the PUT is retried like a GET; `"gone"` when the call is not there."""
+        try:
+            self._request("PUT", f"/v1/calls/{call_id}/archive")
+        except NotFound:
+            return "gone"
+        return "archived"
 
     def delete_recording(self, call_id: int | str) -> str:
         return self._delete(f"/v1/calls/{call_id}/recording")
@@ -119,6 +138,11 @@ class AircallClient:
 
     def delete_contact(self, contact_id: int | str) -> str:
         return self._delete(f"/v1/contacts/{contact_id}")
+
+
+def _unix(moment: datetime) -> int:
+    """A.3: `from`/`to` are UNIX seconds; a naive datetime is read as UTC."""
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())
 
 
 def _wait_headers(response: requests.Response) -> dict[str, str]:

@@ -150,33 +150,47 @@ def erase_happyfox(subject: Subject) -> dict[str, Any]:
 
 
 def erase_aircall(subject: Subject) -> dict[str, Any]:
-    """Delete the recordings and voicemails of the person's calls, then their contacts (api-facts aircall A.4-5).
-    Aircall offers no API to delete a call-log entry: its number and time stay in Aircall's call history, which the
-    receipt lists for a request to Aircall."""
+    """Find the person's contacts (our link, search by email and phone) and their calls by number
+    (`/v1/calls/search`, never the company's whole history); delete each call's recording and voicemail, archive
+    the call, then delete the contacts, last, since their numbers find the calls on a retry (api-facts aircall
+    A.4-5). Aircall has no call delete: the archived call keeps the number and time, which the receipt lists for a
+    request to Aircall."""
     aircall = vendors.get().aircall
-    contacts = set(subject.ids.get("aircall", []))
+    contacts: dict[str, dict[str, Any] | None] = dict.fromkeys(subject.ids.get("aircall", []))
     for email in subject.emails:
-        contacts |= {str(c["id"]) for c in aircall.search_contacts(email=email)}
+        contacts.update({str(c["id"]): c for c in aircall.search_contacts(email=email)})
     for phone in subject.phones:
-        contacts |= {str(c["id"]) for c in aircall.search_contacts(phone=phone)}
+        contacts.update({str(c["id"]): c for c in aircall.search_contacts(phone=phone)})
     phones = set(subject.phones)
-    calls = [c for c in aircall.calls()
-             if identity.normalise_phone(c.get("raw_digits")) in phones
-             or str((c.get("contact") or {}).get("id")) in contacts]
-    recordings, voicemails = {}, {}
-    for call in calls:
+    for contact_id, contact in contacts.items():
+        if contact is None:  # only our link: read its numbers
+            try:
+                contact = aircall.get_contact(contact_id)
+            except NotFound:
+                continue
+        phones |= {p for p in (identity.normalise_phone(n.get("value")) for n in contact.get("phone_numbers") or [])
+                   if p}
+    calls: dict[str, dict[str, Any]] = {}
+    for phone in sorted(phones):
+        calls.update({str(c["id"]): c for c in aircall.search_calls(phone)})
+    recordings, voicemails, archived = {}, {}, {}
+    for call_id, call in sorted(calls.items(), key=lambda item: int(item[0])):
         if call.get("recording"):
-            recordings[str(call["id"])] = aircall.delete_recording(call["id"])
+            recordings[call_id] = aircall.delete_recording(call_id)
         if call.get("voicemail"):
-            voicemails[str(call["id"])] = aircall.delete_voicemail(call["id"])
+            voicemails[call_id] = aircall.delete_voicemail(call_id)
+        # An earlier attempt's archive is not repeated; the media above goes first, as an archived call keeps it.
+        archived[call_id] = "already_archived" if call.get("archived") else aircall.archive_call(call_id)
     deleted = {contact_id: aircall.delete_contact(contact_id) for contact_id in sorted(contacts)}
-    call_ids = sorted(str(c["id"]) for c in calls)
-    return {"recordings_deleted": recordings, "voicemails_deleted": voicemails, "contacts_deleted": deleted,
+    call_ids = sorted(calls)
+    return {"recordings_deleted": recordings, "voicemails_deleted": voicemails, "calls_archived": archived,
+            "contacts_deleted": deleted,
             "counts": {"calls": len(calls), "recordings": len(recordings), "voicemails": len(voicemails),
                        "contacts": len(contacts)},
             "retained_by_vendor": {"call_log": call_ids,
-                                   "note": "Aircall's API cannot delete call-log entries (number, time); ask "
-                                           "Aircall to erase these calls"},
+                                   "note": "Aircall's API cannot delete a call: these calls are archived, and "
+                                           "their number and time stay in Aircall's archived call history; ask "
+                                           "Aircall to erase them"},
             "remote_ids": {"aircall": sorted(contacts), "aircall_call": call_ids}}
 
 

@@ -195,6 +195,36 @@ def list_calls() -> Response:
     return _page("calls", calls)
 
 
+@bp.get("/v1/calls/search")
+def search_calls() -> Response:
+    """A.4: `/v1/calls` narrowed by `direction`, `user_id`, `phone_number` and `tags[]`, with the same paging and
+    `from`/`to`. `phone_number` is compared with `raw_digits` in E.164 (the number Aircall stores, written with
+    spaces), so a national spelling finds nothing."""
+    start, end = _int_arg("from"), _int_arg("to")
+    direction, user_id = request.args.get("direction"), _int_arg("user_id")
+    phone = _digits(request.args.get("phone_number", ""))
+    tags = set(request.args.getlist("tags[]"))
+    with current().lock:
+        calls = sorted(_state()["calls"].values(), key=lambda c: (c["started_at"], c["id"]))
+    found = [_call_view(c) for c in calls
+             if (start is None or c["started_at"] >= start) and (end is None or c["started_at"] <= end)
+             and (not direction or c["direction"] == direction)
+             and (user_id is None or (c.get("user") or {}).get("id") == user_id)
+             and (not phone or _digits(c.get("raw_digits", "")) == phone)
+             and (not tags or tags & {str(t.get("name", t.get("id"))) if isinstance(t, dict) else str(t)
+                                      for t in c.get("tags") or []})]
+    return _page("calls", found)
+
+
+@bp.put("/v1/calls/<int:call_id>/archive")
+def archive_call(call_id: int) -> Response:
+    """A.4 (seen-in-code): the call leaves the active history and answers itself; archiving twice is allowed."""
+    with current().lock:
+        call = _call(call_id)
+        call["archived"] = True
+    return jsonify(call=_call_view(call))
+
+
 @bp.get("/v1/calls/<int:call_id>")
 def get_call(call_id: int) -> Response:
     return jsonify(call=_call_view(_call(call_id)))
@@ -278,6 +308,11 @@ def delete_contact(contact_id: int) -> tuple[str, int]:
     with current().lock:
         _contact(contact_id)
         del _state()["contacts"][contact_id]
+        # A deleted contact's details are not kept on its calls (api-facts is silent; the brief's reading of
+        # Aircall): the calls show no contact afterwards, as for an unknown number.
+        for call in _state()["calls"].values():
+            if (call.get("contact") or {}).get("id") == contact_id:
+                call["contact"] = None
     return "", 204
 
 

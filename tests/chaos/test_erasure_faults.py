@@ -6,9 +6,13 @@ from __future__ import annotations
 import pytest
 
 from flows import erasure
-
-from tests.integration.privacykit import EMAIL, VENDOR_RESIDUE, database_traces, present_everywhere, quick, \
-    sandbox_traces
+from tests.integration.privacykit import (
+    EMAIL,
+    database_traces,
+    present_everywhere,
+    quick,
+    unexplained_traces,
+)
 
 
 @pytest.fixture
@@ -20,10 +24,12 @@ def flow(settings, sandbox):
 def test_429_and_500_on_two_processors_complete_after_retries(flow):
     present_everywhere(flow)
     # HubSpot: its archive answers 429 asking for a wait longer than a worker sleeps, so each one goes back to the
-    # job queue; Aircall: three 500s, two per attempt (its inline retry), so the second attempt passes.
+    # job queue; Aircall: three 500s, two per attempt (its inline retry), so the second attempt passes, where a
+    # 503 on the first archive (an idempotent PUT) is retried inline.
     flow.fault(service="hubspot", method="DELETE", path="/crm/v3/objects/tickets/*", status=429, times=2,
                retry_after=5)
     flow.fault(service="aircall", method="DELETE", path="/v1/calls/*", status=500, times=3)
+    flow.fault(service="aircall", method="PUT", path="/v1/calls/*", status=503, times=1)
     erasure_id = erasure.request(email=EMAIL)
 
     assert erasure.run(erasure_id) == "failed"
@@ -46,8 +52,11 @@ def test_429_and_500_on_two_processors_complete_after_retries(flow):
     assert steps["hubspot"]["attempts"] == 3 and steps["aircall"]["attempts"] == 2
     assert steps["happyfox"]["attempts"] == 1 and steps["switchboard"]["attempts"] == 1
     assert steps["hubspot"]["receipt"]["counts"] == {"contacts": 1, "tickets": 2, "calls": 2}
-    assert steps["aircall"]["receipt"]["counts"]["recordings"] == 2
-    assert [p for p in sandbox_traces(flow) if not VENDOR_RESIDUE.match(p)] == []
+    aircall = steps["aircall"]["receipt"]
+    assert aircall["counts"]["recordings"] == 2 and set(aircall["recordings_deleted"].values()) == {"deleted"}
+    assert len(aircall["calls_archived"]) == 2 and set(aircall["calls_archived"].values()) == {"archived"}
+    assert [c["status"] for c in flow.calls("aircall") if c["method"] == "PUT"] == [503, 200, 200]
+    assert unexplained_traces(flow) == []
     assert database_traces() == []
 
 

@@ -24,9 +24,9 @@ OTHER_EMAIL = "bela.toth@example.com"
 PHONE_SPELLINGS = ["+36301234567", "36301234567", "06301234567", "0036301234567", "+36 30 123 4567",
                    "06 30 123 4567", "06-30-123-4567", "30/123-4567"]
 NATIONAL = "301234567"
-# What Aircall keeps of a call after its recording is deleted: the call log (its API cannot delete an entry), and
-# in the fake a snapshot of the contact as it was when the call was made. Listed in the Aircall receipt.
-VENDOR_RESIDUE = re.compile(r"^aircall\.calls\.\d+\.(raw_digits|contact(\..*)?)$")
+# What Aircall keeps of a call after its recording is deleted and the call archived: the number in the archived
+# call log (its API cannot delete a call). A deleted contact leaves its calls. Listed in the Aircall receipt.
+VENDOR_RESIDUE = re.compile(r"^aircall\.calls\.(\d+)\.raw_digits$")
 
 
 def quick(attempts: int = 2) -> vendors.Vendors:
@@ -76,6 +76,17 @@ def _walk(value: Any, path: str) -> list[tuple[str, str]]:
 def sandbox_traces(sandbox: Any, email: str = EMAIL) -> list[str]:
     """Paths in every fake's state that hold the person's email or phone."""
     return [path for path, text in _walk(sandbox.state(), "") if leaks_in(text, email)]
+
+
+def unexplained_traces(sandbox: Any, email: str = EMAIL) -> list[str]:
+    """`sandbox_traces` less the one allowed exception: the `raw_digits` of a call that is archived."""
+    calls = sandbox.state("aircall")["calls"]
+    left = []
+    for path in sandbox_traces(sandbox, email):
+        allowed = VENDOR_RESIDUE.match(path)
+        if not (allowed and calls[allowed.group(1)].get("archived") is True):
+            left.append(path)
+    return left
 
 
 def database_traces(email: str = EMAIL) -> list[str]:

@@ -104,6 +104,61 @@ def test_delete_recording_and_voicemail_then_gone(sandbox):
     assert client.delete_contact(999_999) == "gone"
 
 
+def test_search_calls_finds_only_that_number_on_every_page(sandbox):
+    running = sandbox.running.sandbox
+    mine = [simulate_call(running, "inbound", "+36 30 123 4567", 30) for _ in range(51)]  # 2 pages of 50
+    simulate_call(running, "outbound", "+36 70 999 8888", 30)
+    simulate_call(running, "inbound", "anonymous", 30, answered=False)
+    client = client_for(sandbox)
+    assert [c["id"] for c in client.search_calls("+36301234567")] == [c["id"] for c in mine]
+    searches = [c for c in sandbox.calls("aircall") if c["path"] == "/v1/calls/search"]
+    assert len(searches) == 2 and not any(c["path"] == "/v1/calls" for c in sandbox.calls("aircall"))
+    assert list(client.search_calls("+36701234567")) == []
+    assert list(client.search_calls("06301234567")) == []  # Aircall keeps the international form
+    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert list(client.search_calls("+36301234567", since=future)) == []
+    with pytest.raises(ValueError):
+        client.search_calls("")
+
+
+def test_fake_call_search_filters(sandbox):
+    running = sandbox.running.sandbox
+    inbound = simulate_call(running, "inbound", "+36 30 123 4567", 30)
+    outbound = simulate_call(running, "outbound", "+36 30 123 4567", 30)
+    creds = sandbox.credentials
+    auth = (creds["aircall_api_id"], creds["aircall_api_token"])
+
+    def ids(**params) -> list[int]:
+        answer = requests.get(f"{sandbox.base_url}/v1/calls/search", params=params, auth=auth, timeout=5)
+        answer.raise_for_status()
+        return [c["id"] for c in answer.json()["calls"]]
+
+    assert ids(phone_number="+36301234567", direction="outbound") == [outbound["id"]]
+    assert ids(direction="inbound") == [inbound["id"]]
+    assert ids(user_id=outbound["user"]["id"]) == [inbound["id"], outbound["id"]]
+    assert ids(user_id=1) == []
+
+
+def test_archive_call_then_again_and_unknown_is_gone(sandbox):
+    client = client_for(sandbox)
+    made = simulate(sandbox)
+    assert client.archive_call(made["id"]) == "archived"
+    assert client.get_call(made["id"])["archived"] is True
+    assert client.archive_call(made["id"]) == "archived"  # archiving twice is harmless
+    assert client.archive_call(999_999) == "gone"
+    assert ("PUT", f"/v1/calls/{made['id']}/archive") in {(c["method"], c["path"]) for c in sandbox.calls("aircall")}
+
+
+def test_a_deleted_contact_leaves_its_calls(sandbox):
+    client = client_for(sandbox)
+    contact = client.create_contact("Kata", "Kovacs", emails=["kata@example.com"], phones=["+36 30 123 4567"])
+    made = simulate(sandbox)
+    assert client.get_call(made["id"])["contact"]["id"] == contact["id"]
+    assert client.delete_contact(contact["id"]) == "deleted"
+    assert client.get_call(made["id"])["contact"] is None
+    assert "kata@example.com" not in str(sandbox.state("aircall")["calls"])
+
+
 # ---------------------------------------------------------------- the fake's own rules
 
 def test_fake_auth_answers_401_without_header_and_403_for_bad_credentials(sandbox):
@@ -153,6 +208,21 @@ def test_server_errors_are_retried(sandbox, status):
     sandbox.fault(service="aircall", method="GET", path="/v1/contacts/*", status=status, times=2)
     assert client_for(sandbox).get_contact(contact["id"])["id"] == contact["id"]
     assert [c["status"] for c in sandbox.calls("aircall")] == [status, status, 200]
+
+
+def test_archive_is_retried_after_503(sandbox):
+    made = simulate(sandbox)
+    sandbox.clear_calls()
+    sandbox.fault(service="aircall", method="PUT", path="/v1/calls/*", status=503, times=2)
+    assert client_for(sandbox).archive_call(made["id"]) == "archived"
+    assert [c["status"] for c in sandbox.calls("aircall")] == [503, 503, 200]
+    assert sandbox.state("aircall")["calls"][str(made["id"])]["archived"] is True
+
+
+def test_call_search_429_is_absorbed(sandbox):
+    sandbox.fault(service="aircall", method="GET", path="/v1/calls/search", status=429, times=1, retry_after=0.1)
+    assert list(client_for(sandbox).search_calls("+36301234567")) == []
+    assert [c["status"] for c in sandbox.calls("aircall")] == [429, 200]
 
 
 def test_bad_credentials_are_unauthorized_at_once(sandbox):
