@@ -105,21 +105,8 @@ def happyfox_part(subject: Subject) -> dict[str, Any]:
 
 
 def aircall_part(subject: Subject) -> dict[str, Any]:
-    aircall = vendors.get().aircall
-    contacts: dict[str, Any] = {}
-    for contact_id in subject.ids.get("aircall", []):
-        try:
-            contacts[contact_id] = aircall.get_contact(contact_id)
-        except NotFound:
-            pass
-    for email in subject.emails:
-        contacts.update({str(c["id"]): c for c in aircall.search_contacts(email=email)})
-    for phone in subject.phones:
-        contacts.update({str(c["id"]): c for c in aircall.search_contacts(phone=phone)})
-    phones = set(subject.phones)
-    calls = [c for c in aircall.calls() if identity.normalise_phone(c.get("raw_digits")) in phones
-             or str((c.get("contact") or {}).get("id")) in contacts]
-    return {"contacts": list(contacts.values()), "calls": calls}
+    contacts, calls = erasure_steps.aircall_records(subject)
+    return {"contacts": list(contacts.values()), "calls": list(calls.values())}
 
 
 def gmail_part(subject: Subject) -> dict[str, Any]:

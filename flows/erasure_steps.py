@@ -149,30 +149,37 @@ def erase_happyfox(subject: Subject) -> dict[str, Any]:
             "remote_ids": {"happyfox": sorted(users), "happyfox_ticket": sorted(tickets)}}
 
 
-def erase_aircall(subject: Subject) -> dict[str, Any]:
-    """Find the person's contacts (our link, search by email and phone) and their calls by number
-    (`/v1/calls/search`, never the company's whole history); delete each call's recording and voicemail, archive
-    the call, then delete the contacts, last, since their numbers find the calls on a retry (api-facts aircall
-    A.4-5). Aircall has no call delete: the archived call keeps the number and time, which the receipt lists for a
-    request to Aircall."""
+def aircall_records(subject: Subject) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The person's Aircall contacts (our link, search by email and by phone) and their calls, found by each of
+    their numbers and their contacts' numbers (`/v1/calls/search`, never the company's whole history); by id."""
     aircall = vendors.get().aircall
-    contacts: dict[str, dict[str, Any] | None] = dict.fromkeys(subject.ids.get("aircall", []))
+    contacts: dict[str, dict[str, Any]] = {}
+    for contact_id in subject.ids.get("aircall", []):
+        try:
+            contacts[contact_id] = aircall.get_contact(contact_id)
+        except NotFound:
+            pass
     for email in subject.emails:
         contacts.update({str(c["id"]): c for c in aircall.search_contacts(email=email)})
     for phone in subject.phones:
         contacts.update({str(c["id"]): c for c in aircall.search_contacts(phone=phone)})
     phones = set(subject.phones)
-    for contact_id, contact in contacts.items():
-        if contact is None:  # only our link: read its numbers
-            try:
-                contact = aircall.get_contact(contact_id)
-            except NotFound:
-                continue
+    for contact in contacts.values():
         phones |= {p for p in (identity.normalise_phone(n.get("value")) for n in contact.get("phone_numbers") or [])
                    if p}
     calls: dict[str, dict[str, Any]] = {}
     for phone in sorted(phones):
         calls.update({str(c["id"]): c for c in aircall.search_calls(phone)})
+    return contacts, calls
+
+
+def erase_aircall(subject: Subject) -> dict[str, Any]:
+    """Find the person's contacts and calls (`aircall_records`); delete each call's recording and voicemail, archive
+    the call, then delete the contacts, last, since their numbers find the calls on a retry (api-facts aircall
+    A.4-5). Aircall has no call delete: the archived call keeps the number and time, which the receipt lists for a
+    request to Aircall."""
+    aircall = vendors.get().aircall
+    contacts, calls = aircall_records(subject)
     recordings, voicemails, archived = {}, {}, {}
     for call_id, call in sorted(calls.items(), key=lambda item: int(item[0])):
         if call.get("recording"):
