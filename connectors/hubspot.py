@@ -196,6 +196,15 @@ class HubSpotClient:
         return next(self._search(self._tickets_search, groups, [*TICKET_PROPERTIES, property_name], limit=1),
                     None)
 
+    def tickets_by_ids(self, ticket_ids: list[str], properties: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Many tickets at once: one search with `hs_object_id IN` per 100 ids. Search is eventually consistent
+        (api-facts hubspot §3): a ticket just created may be missing; confirm a miss with `get_ticket`."""
+        ids = [str(i) for i in ticket_ids]
+        for start in range(0, len(ids), PAGE):
+            chunk = ids[start:start + PAGE]
+            groups = [{"filters": [{"propertyName": "hs_object_id", "operator": "IN", "values": chunk}]}]
+            yield from self._search(self._tickets_search, groups, properties or TICKET_PROPERTIES, limit=len(chunk))
+
     def tickets_modified_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Every ticket modified at or after `since`, oldest first. Past the 10,000-result cap of one query it
         queries again from the last modification time seen (api-facts hubspot §3)."""

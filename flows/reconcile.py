@@ -178,9 +178,7 @@ def read_stages(hubspot_ids: list[str]) -> dict[str, str | None]:
     hubspot = vendors.get().hubspot
     stages: dict[str, str | None] = {}
     for chunk in _chunks(hubspot_ids, BATCH):
-        groups = [{"filters": [{"propertyName": "hs_object_id", "operator": "IN", "values": chunk}]}]
-        # The connector's paged search (the contract's methods search by one value only).
-        for found in hubspot._search(hubspot._tickets_search, groups, [closure.STAGE_PROPERTY], limit=BATCH):
+        for found in hubspot.tickets_by_ids(chunk, [closure.STAGE_PROPERTY]):
             stages[str(found["id"])] = (found.get("properties") or {}).get(closure.STAGE_PROPERTY)
         for missing in [i for i in chunk if i not in stages]:
             try:

@@ -149,6 +149,18 @@ def test_tickets_modified_since_pages_through_search(sandbox: Any, hubspot: HubS
         list(hubspot.tickets_modified_since(datetime(2026, 1, 1)))
 
 
+def test_tickets_by_ids_reads_many_with_one_search_per_hundred(sandbox: Any, hubspot: HubSpotClient) -> None:
+    ids = [hubspot.create_ticket({"subject": f"t{n}", "hs_pipeline_stage": str(1 + n % 4)})["id"]
+           for n in range(150)]
+    other = hubspot.create_ticket({"subject": "not asked for", "hs_pipeline_stage": "1"})["id"]
+    sandbox.clear_calls()
+    found = {t["id"]: t["properties"]["hs_pipeline_stage"] for t in hubspot.tickets_by_ids(ids, ["hs_pipeline_stage"])}
+    assert set(found) == set(ids) and other not in found
+    assert found[ids[6]] == "3"
+    assert len(calls(sandbox, "POST", "/crm/v3/objects/tickets/search")) == 2  # 100 ids, then 50
+    assert list(hubspot.tickets_by_ids([])) == []
+
+
 def test_tickets_modified_since_queries_again_past_the_result_cap(sandbox: Any, hubspot: HubSpotClient) -> None:
     since = datetime.now(timezone.utc)
     made = []
