@@ -307,7 +307,7 @@ def on_manual(event: inbox.Event) -> int:
 
 # ---------------------------------------------------------------- the support mailbox (HappyFox-made tickets)
 
-def _stamped_key(ticket: dict[str, Any]) -> str | None:
+def stamped_key(ticket: dict[str, Any]) -> str | None:
     """Our idempotency key on a HappyFox ticket, when Switchboard created it."""
     wanted = settings.get().config.intake.happyfox_key_field
     for item in ticket.get("custom_fields") or []:
@@ -358,7 +358,7 @@ def report_from_happyfox(ticket: dict[str, Any], received_at: datetime) -> Repor
                   category=category, received_at=received_at, happyfox=ticket)
 
 
-def _erased_ticket(happyfox_id: int, inbox_id: int | None = None) -> bool:
+def erased_ticket(happyfox_id: int, inbox_id: int | None = None) -> bool:
     """A ticket of an erased person that a stale HappyFox still shows: not copied back (flows/retention.py)."""
     from .retention import blocked
     return blocked(ACTOR, inbox_id=inbox_id, happyfox_ticket=happyfox_id)
@@ -377,10 +377,10 @@ def on_happyfox_ticket(event: inbox.Event) -> int | None:
         if known.source_key != f"happyfox:{happyfox_id}" or _complete(known):
             return None
     # Ours with its id not recorded yet (the echo can beat our own record), or an erased person's.
-    if _stamped_key(hint) or _erased_ticket(happyfox_id, event.id):
+    if stamped_key(hint) or erased_ticket(happyfox_id, event.id):
         return None
     ticket = vendors.get().happyfox.get_ticket(happyfox_id)
-    if _stamped_key(ticket):
+    if stamped_key(ticket):
         return None
     from connectors.happyfox import parse_time
     try:  # the mail arrived when HappyFox made the ticket, not when its webhook reached us

@@ -262,10 +262,10 @@ def _unknown_happyfox(ticket: dict[str, Any], report: Report) -> None:
     """A HappyFox ticket Switchboard never registered (a mailbox ticket whose event was lost). One Switchboard
     created carries our key: its row went missing with a database restore, and nothing is guessed."""
     from connectors.happyfox import parse_time
-    if intake._stamped_key(ticket):
+    if intake.stamped_key(ticket):
         log.warning("HappyFox ticket %s carries our key but has no row here; left alone", ticket.get("id"))
         return
-    if intake._erased_ticket(int(ticket["id"])):  # an erased person's ticket that HappyFox still shows
+    if intake.erased_ticket(int(ticket["id"])):  # an erased person's ticket that HappyFox still shows
         return
     received = parse_time(ticket.get("created_at")) or _now()
     ticket_id = intake.register(intake.report_from_happyfox(ticket, received))
