@@ -3,8 +3,8 @@
 A webhook must be stored before it is acknowledged, and a durable commit costs an fsync (SQLite in WAL mode with
 synchronous=FULL, or a PostgreSQL commit). One commit per request, each through the ORM, capped the receiver at a
 few hundred events a second and, with SQLite's busy-wait back-off between writers, gave it a 350 ms p99. Instead
-a request queues its events and takes the leader lock; the holder inserts every event queued so far with one
-transaction and wakes their requests, which answer only then: each event is durable before its 202, and the
+a request queues its events; if nobody is writing it becomes the leader, inserts every event queued so far with
+one transaction and wakes their requests, which answer only then: each event is durable before its 202, and the
 commit is shared by all who waited for it (leader/follower group commit, no extra thread on the request path).
 
 The new ids go to a small thread that queues one `dispatch_inbox(ids)` job per 50 ms, fanned out into one
@@ -14,13 +14,14 @@ the answer: if the process dies in between, the inbox sweep re-enqueues the pend
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,9 +47,29 @@ class Pending:
     result: tuple[int, bool] | None = None  # (inbox id, created), set by the leader that wrote it
     error: BaseException | None = None
 
+
+def _taken_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@dataclass
+class Waiter:
+    """One request's events, and what its thread sleeps on until a leader has written them or made it the leader:
+    a lock taken at birth that the leader releases (a one-shot signal, cheaper than a threading.Event)."""
+    items: list[Pending]
+    asleep: threading.Lock = field(default_factory=_taken_lock)
+    lead: bool = False      # this request writes the next batch
+    gave_up: bool = False   # waited WAIT_SECONDS and answered 503: never made leader (still written)
+
+    def wake(self) -> None:
+        if self.asleep.locked():  # woken once (written, or made leader); never raise in the leader
+            self.asleep.release()
+
     @property
     def done(self) -> bool:
-        return self.result is not None or self.error is not None
+        return all(item.result is not None or item.error is not None for item in self.items)
 
 
 class Writer:
@@ -56,40 +77,62 @@ class Writer:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.inbox: collections.deque[Pending] = collections.deque()  # appends and pops are thread-safe
-        self.leader = threading.Lock()  # whoever holds it writes everything waiting, for everyone
+        self.mutex = threading.Lock()  # guards `waiting` and `leading`; held only to push, pop or pick a leader
+        self.waiting: collections.deque[Waiter] = collections.deque()
+        self.leading = False  # a request is writing: the others sleep until it wakes them
+        self.connection: tuple[Any, Any] | None = None  # (engine, DB-API connection) for SQLite, leader only
         self.stored: queue.Queue[list[int]] = queue.Queue()  # ids to queue jobs for, off the request path
         threading.Thread(target=self._run_queue, name="inbox-queuer", daemon=True).start()
 
     def store(self, source: str, events: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[int, bool]]:
         """Store (key, kind, payload) events durably; (inbox id, created) for each, once committed.
 
-        Leader/follower group commit: each request queues its events and takes the leader lock; the holder writes
-        every event queued so far in one transaction. A request whose events a previous leader already wrote
-        finds them done when it gets the lock and leaves at once, so a commit serves all who waited for it."""
-        pending = [Pending(source, key, kind, payload) for key, kind, payload in events]
-        self.inbox.extend(pending)
-        if not self.leader.acquire(timeout=WAIT_SECONDS):
-            raise TimeoutError("inbox write lock not acquired")
-        try:
-            while not all(item.done for item in pending):  # more than MAX_BATCH may be waiting
-                self._write_waiting()
-        finally:
-            self.leader.release()
-        for item in pending:  # read under no lock: a leader set them before releasing the one we then took
+        Leader/follower group commit: with nobody writing, the request leads: it writes everything waiting in one
+        transaction, wakes the requests it wrote for, and hands the lead to the oldest request still waiting.
+        Otherwise it sleeps until woken. Each wake-up is one lock release, so the requests a commit served
+        answer in parallel instead of passing one lock from hand to hand."""
+        waiter = Waiter([Pending(source, key, kind, payload) for key, kind, payload in events])
+        with self.mutex:
+            self.waiting.append(waiter)
+            waiter.lead = not self.leading
+            self.leading = True
+        if not waiter.lead and not waiter.asleep.acquire(timeout=WAIT_SECONDS):
+            with self.mutex:  # made leader just now: it must lead, or nobody would
+                waiter.gave_up = not waiter.lead
+            if waiter.gave_up:
+                raise TimeoutError("inbox write not done in time")
+        if waiter.lead:
+            self._lead(waiter)
+        for item in waiter.items:  # set before the release that woke us (or by this thread)
             if item.error is not None:
                 raise item.error
-        return [item.result for item in pending if item.result is not None]
+        return [item.result for item in waiter.items if item.result is not None]
 
-    def _write_waiting(self) -> None:
-        batch: list[Pending] = []
-        while len(batch) < MAX_BATCH:
-            try:
-                batch.append(self.inbox.popleft())
-            except IndexError:
-                break
-        if not batch:
-            return
+    def _lead(self, waiter: Waiter) -> None:
+        try:
+            while not waiter.done:  # requests that gave up may be queued ahead of ours
+                batch: list[Waiter] = []
+                with self.mutex:
+                    size = 0
+                    while self.waiting and size < MAX_BATCH:
+                        batch.append(self.waiting.popleft())
+                        size += len(batch[-1].items)
+                self._write_waiting([item for t in batch for item in t.items])
+                for other in batch:
+                    if other is not waiter:
+                        other.wake()
+        finally:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self.mutex:
+            successor = next((t for t in self.waiting if not t.gave_up), None)
+            self.leading = successor is not None
+            if successor is not None:
+                successor.lead = True
+                successor.wake()
+
+    def _write_waiting(self, batch: list[Pending]) -> None:
         try:
             results = self._write(batch)
         except Exception as exc:  # the database is down: every waiting request answers 5xx, the sender retries
@@ -117,7 +160,7 @@ class Writer:
         rows = {(p.source, p.key): p for p in batch}
         engine = store.engine(self.url)
         if engine.dialect.name == "sqlite":
-            created, existing = _write_sqlite(engine, rows)
+            created, existing = self._write_sqlite(engine, rows)
         else:
             created, existing = _write_core(engine, rows)
         results, first = [], set()
@@ -129,6 +172,25 @@ class Writer:
             else:
                 results.append((created.get(k) or existing[k], False))
         return results
+
+    def _write_sqlite(self, engine: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], dict[Key, int]]:
+        """Writes go through one connection the writer keeps (only the leader uses it): a pool check-out and
+        check-in per batch cost the waiting requests more than the insert. A new engine (store.dispose) or a
+        failed write gets a new connection."""
+        if self.connection is None or self.connection[0] is not engine:
+            self._close()
+            self.connection = (engine, engine.raw_connection())
+        try:
+            return _write_sqlite(self.connection[1].driver_connection, rows)  # sqlite3's own, no pool wrapper
+        except BaseException:
+            self._close()
+            raise
+
+    def _close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):  # a broken connection: it is being dropped anyway
+                self.connection[1].close()
+            self.connection = None
 
     @staticmethod
     def _queue(ids: list[int]) -> None:
@@ -144,36 +206,32 @@ Key = tuple[str, str]
 # The columns as SQLAlchemy stores them on SQLite (core/models.py: naive UTC text, JSON text), so that the ORM
 # reads these rows like its own.
 SQLITE_INSERT = ("INSERT INTO inbox (source, event_key, kind, payload, received_at, updated_at, status, attempts) "
-                 "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0) ON CONFLICT (source, event_key) DO NOTHING RETURNING id")
+                 "VALUES {} ON CONFLICT (source, event_key) DO NOTHING RETURNING id, source, event_key")
+SQLITE_ROW = "(?, ?, ?, ?, ?, ?, 'pending', 0)"
 SQLITE_SELECT = "SELECT id FROM inbox WHERE source = ? AND event_key = ?"
 
 
-def _write_sqlite(engine: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], dict[Key, int]]:
+def _write_sqlite(conn: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], dict[Key, int]]:
     """The embedded default's hot path on the DB-API connection: SQLAlchemy's per-statement work would cost more
-    CPU than SQLite's insert, and every webhook pays it."""
+    CPU than SQLite's insert, and every webhook pays it. One multi-row INSERT for the whole batch: the driver lets
+    go of the interpreter lock around every statement, and winning it back while the other requests run cost the
+    whole batch more than the insert itself."""
     stamp = datetime.now(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    created: dict[Key, int] = {}
+    params = [value for p in rows.values()
+              for value in (p.source, p.key, p.kind, json.dumps(p.payload), stamp, stamp)]
     existing: dict[Key, int] = {}
-    conn = engine.raw_connection()
+    cursor = conn.cursor()
     try:
-        cursor = conn.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        try:
-            for k, p in rows.items():
-                made = cursor.execute(SQLITE_INSERT, (p.source, p.key, p.kind, json.dumps(p.payload), stamp,
-                                                      stamp)).fetchone()
-                if made is not None:
-                    created[k] = made[0]
-                else:
-                    existing[k] = cursor.execute(SQLITE_SELECT, k).fetchone()[0]
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        finally:
-            cursor.close()
+        # One statement is its own transaction (the connection is in autocommit, core/store.py): committed, WAL
+        # fsynced, when its last row is read, so a BEGIN and COMMIT of our own would only add round trips.
+        made = cursor.execute(SQLITE_INSERT.format(", ".join([SQLITE_ROW] * len(rows))), params).fetchall()
+        created = {(source, key): inbox_id for inbox_id, source, key in made}
+        if conn.in_transaction:  # a connection not in autocommit after all: commit, or nothing is stored
+            conn.commit()
+        for k in rows.keys() - created.keys():  # repeats: stored by an earlier request, and unique by key
+            existing[k] = cursor.execute(SQLITE_SELECT, k).fetchone()[0]
     finally:
-        conn.close()
+        cursor.close()
     return created, existing
 
 
