@@ -191,6 +191,7 @@ def run() -> str:
     from sandbox.server import start as start_sandbox
     from webhooks.app import create_app
 
+    from core import runtime
     sandbox = start_sandbox("127.0.0.1", 0, 0)
     try:
         database_url = f"sqlite:///{scratch}/bench.db"
@@ -202,6 +203,7 @@ def run() -> str:
 
         bare_server, bare_url = serve(bare_app())
         ours_server, ours_url = serve(create_app(loaded))
+        runtime.settle()  # as the web process does after start-up (core/runtime.py), for both sides alike
         try:
             # Alternating rounds, the median of each side: other work on the machine hits both alike.
             rounds = [(load(bare_url, secret), load(ours_url, secret)) for _ in range(ROUNDS)]
