@@ -6,6 +6,7 @@ import importlib
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -31,7 +32,9 @@ def settle() -> None:
     gc.freeze()
 
 
-def serve_gunicorn(host: str, port: int, workers: int) -> None:
+def serve_gunicorn(host: str, port: int, workers: int, app_factory: Callable[[], Any] | None = None) -> None:
+    """The production web server. `app_factory` (default: webhooks.app.create_app) lets the benchmark serve a
+    baseline app under the very same server configuration."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
@@ -58,7 +61,7 @@ def serve_gunicorn(host: str, port: int, workers: int) -> None:
                 self.cfg.set("control_socket_disable", True)   # would share ~/.gunicorn/gunicorn.ctl
 
         def load(self) -> Any:
-            app = create_app()
+            app = (app_factory or create_app)()
             settle()
             return app
 
