@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from core.settings import SANDBOX_DEFAULTS, load_config
-from tests.e2e.test_survey_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.test_run import Process, free_port
 
 CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "switchboard.yaml")
@@ -148,15 +147,10 @@ def test_a_badly_signed_form_is_refused_and_changes_nothing(running):
 # ---------------------------------------------------------------- the console, in a real browser
 
 @pytest.fixture
-def page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/browser.sh installs it)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(java_script_enabled=False)  # the console needs no JavaScript
-        yield context.new_page()
-        browser.close()
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(java_script_enabled=False)  # the console needs no JavaScript
+    yield context.new_page()
+    context.close()
 
 
 @pytest.mark.browser
