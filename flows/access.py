@@ -70,16 +70,7 @@ def switchboard_part(subject: Subject) -> dict[str, Any]:
 
 def hubspot_part(subject: Subject) -> dict[str, Any]:
     hubspot = vendors.get().hubspot
-    contacts: dict[str, Any] = {}
-    for contact_id in subject.ids.get("hubspot", []):
-        try:
-            contacts[contact_id] = hubspot.get_contact(contact_id)
-        except NotFound:
-            pass
-    for email in subject.emails:
-        contacts.update({str(c["id"]): c for c in hubspot.search_contacts(email=email)})
-    for phone in subject.phones:
-        contacts.update({str(c["id"]): c for c in hubspot.search_contacts(phone=phone)})
+    contacts = erasure_steps.person_contacts(hubspot, "hubspot", subject)
     tickets, calls = set(subject.hubspot_tickets), set(subject.hubspot_calls)
     for contact_id in contacts:
         tickets |= set(hubspot.associated_ids("contacts", contact_id, "tickets"))

@@ -81,16 +81,30 @@ def _count(results: dict[str, str]) -> dict[str, int]:
 
 # ---------------------------------------------------------------- processors
 
+def person_contacts(client: Any, system: str, subject: Subject, *,
+                    read_linked: bool = True) -> dict[str, dict[str, Any] | None]:
+    """The person's contacts at a vendor (HubSpot or Aircall: `get_contact`, `search_contacts`), by id: those we
+    linked, read unless `read_linked` is False (then None; one gone since is left out when read), and those a
+    search by each of their emails and phones finds."""
+    contacts: dict[str, dict[str, Any] | None] = {}
+    for contact_id in subject.ids.get(system, []):
+        try:
+            contacts[contact_id] = client.get_contact(contact_id) if read_linked else None
+        except NotFound:
+            pass
+    for email in subject.emails:
+        contacts.update({str(c["id"]): c for c in client.search_contacts(email=email)})
+    for phone in subject.phones:
+        contacts.update({str(c["id"]): c for c in client.search_contacts(phone=phone)})
+    return contacts
+
+
 def erase_hubspot(subject: Subject) -> dict[str, Any]:
     """Blank and archive the contact's tickets and logged calls (an archived record keeps its properties in the
     recycle bin for 90 days), then GDPR-delete the contact, which removes its associations (api-facts hubspot §4):
     so the contact goes last, and a retry still finds the tickets and calls through the associations."""
     hubspot = vendors.get().hubspot
-    contacts = set(subject.ids.get("hubspot", []))
-    for email in subject.emails:
-        contacts |= {str(c["id"]) for c in hubspot.search_contacts(email=email)}
-    for phone in subject.phones:
-        contacts |= {str(c["id"]) for c in hubspot.search_contacts(phone=phone)}
+    contacts = set(person_contacts(hubspot, "hubspot", subject, read_linked=False))
     tickets, calls = set(subject.hubspot_tickets), set(subject.hubspot_calls)
     for contact_id in sorted(contacts):
         try:
@@ -153,16 +167,7 @@ def aircall_records(subject: Subject) -> tuple[dict[str, dict[str, Any]], dict[s
     """The person's Aircall contacts (our link, search by email and by phone) and their calls, found by each of
     their numbers and their contacts' numbers (`/v1/calls/search`, never the company's whole history); by id."""
     aircall = vendors.get().aircall
-    contacts: dict[str, dict[str, Any]] = {}
-    for contact_id in subject.ids.get("aircall", []):
-        try:
-            contacts[contact_id] = aircall.get_contact(contact_id)
-        except NotFound:
-            pass
-    for email in subject.emails:
-        contacts.update({str(c["id"]): c for c in aircall.search_contacts(email=email)})
-    for phone in subject.phones:
-        contacts.update({str(c["id"]): c for c in aircall.search_contacts(phone=phone)})
+    contacts = {i: c for i, c in person_contacts(aircall, "aircall", subject).items() if c is not None}
     phones = set(subject.phones)
     for contact in contacts.values():
         phones |= {p for p in (identity.normalise_phone(n.get("value")) for n in contact.get("phone_numbers") or [])
