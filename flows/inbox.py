@@ -210,7 +210,9 @@ def requeue(inbox_ids: list[int]) -> None:
     if not inbox_ids:
         return
     with store.session() as s:
-        s.execute(update(InboxEvent).where(InboxEvent.id.in_(inbox_ids), InboxEvent.status == RUNNING)
+        # Only a claim older than STALE_RUNNING: a worker may have claimed the row since `stale()` found it.
+        s.execute(update(InboxEvent).where(InboxEvent.id.in_(inbox_ids), InboxEvent.status == RUNNING,
+                                           InboxEvent.updated_at < _now() - STALE_RUNNING)
                   .values(status="failed", last_error="WorkerLost", updated_at=_now()))
     for inbox_id in inbox_ids:
         process_inbox(inbox_id)

@@ -108,6 +108,17 @@ def test_the_sweep_requeues_what_was_left_behind_and_only_that(queue, sandbox):
     assert row(fresh).status == "pending" and row(dead).status == "dead"
 
 
+def test_the_sweep_does_not_release_a_row_a_worker_claimed_after_it_was_found_stale(queue, sandbox):
+    inbox_id = put_form("claimed@example.com")
+    age(inbox_id, "pending", 10)
+    found = inbox.stale()
+    assert inbox_id in found
+    age(inbox_id, "running", 0)  # a worker picks it up between the sweep's select and its update
+    queue.flush()
+    inbox.requeue(found)
+    assert row(inbox_id).status == "running" and row(inbox_id).last_error is None
+
+
 def test_the_sweep_is_a_periodic_job(queue):
     due = [task.name for task in queue.read_periodic(datetime(2026, 11, 24, 10, 7))]
     assert any(name.endswith("sweep_inbox") for name in due)
