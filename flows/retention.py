@@ -58,7 +58,11 @@ def add_tombstones(s: Session, erasure_id: int | None, **identifiers: Any) -> in
     """Record the identifiers' hashes (once each); how many were new."""
     added = 0
     for key in tombstone_keys(**identifiers):
-        if s.get(Tombstone, key) is None:
+        existing = s.get(Tombstone, key)
+        if existing is not None:
+            # A later erasure of the same identifier: what came in since the first one is now stale data too.
+            existing.created_at = _now()
+        else:
             try:
                 with s.begin_nested():
                     s.add(Tombstone(hash=key, erasure_id=erasure_id))

@@ -22,7 +22,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import or_, select, update
 
 from core import audit, jobs, settings, store
-from core.models import Customer, Effect, Identity, Ticket, utcnow
+from core.models import Customer, Effect, Erasure, Identity, Ticket, utcnow
 
 from . import effects, vendors
 
@@ -149,6 +149,12 @@ def _identity(s: Any, customer: Customer | None, system: str) -> str | None:
                     .order_by(Identity.id))
 
 
+def _erasure_requested(s: Any, customer: Customer) -> bool:
+    """An erasure was asked for: `erased_at` comes only with its last step, and the person is not mailed meanwhile."""
+    ids = {customer.id} | ({root.id} if (root := _root(s, customer)) is not None else set())
+    return s.scalar(select(Erasure.id).where(Erasure.customer_id.in_(ids)).limit(1)) is not None
+
+
 def _greeting_name(customer: Customer, language: str) -> str:
     # Hungarian addresses a customer formally by family name then given name; English by the given name.
     if language == "hu":
@@ -176,6 +182,9 @@ def send_survey(ticket_id: int) -> bool:
         email = _identity(s, customer, "email")
         if customer is None or customer.erased_at is not None or not email:
             log.info("ticket %s: no survey, the customer has no mail address", ticket_id)
+            return False
+        if _erasure_requested(s, customer):
+            log.info("ticket %s: no survey, the customer's erasure is under way", ticket_id)
             return False
         language = customer.language if customer.language in LANGUAGES else "hu"
         old = ticket.survey_token

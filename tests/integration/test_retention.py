@@ -10,7 +10,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 
 from core import jobs, store
-from core.models import Customer, Erasure, Identity
+from core.models import Customer, Erasure, Identity, Tombstone
 from flows import retention, vendors
 
 from .flowkit import put, run
@@ -151,3 +151,18 @@ def test_cli_preview_withdraw_and_sweep(flow, settings):
     finally:
         settings_module.use(settings)
     assert get(soon).legal_hold
+
+
+def test_a_second_erasure_of_the_same_address_blocks_data_from_between_the_two(flow):
+    """The person came back after a first erasure (allowed) and was erased again: a late copy of what they sent in
+    between predates the second erasure and must stay out, though the address's tombstone already existed."""
+    email, between = "twice@example.com", NOW - timedelta(days=10)
+    with store.session() as s:
+        assert retention.add_tombstones(s, None, email=email) == 1
+    with store.session() as s:  # the first erasure, a month ago
+        s.get(Tombstone, next(iter(retention.tombstone_keys(email=email)))).created_at = NOW - timedelta(days=30)
+    assert not retention.is_tombstoned(email=email, occurred_at=between)  # a genuinely new contact
+    with store.session() as s:  # the second erasure, now
+        retention.add_tombstones(s, None, email=email)
+    assert retention.is_tombstoned(email=email, occurred_at=between)
+    assert not retention.is_tombstoned(email=email, occurred_at=datetime.now(timezone.utc) + timedelta(seconds=1))

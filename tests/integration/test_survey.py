@@ -156,6 +156,17 @@ def test_no_mail_address_sends_nothing(settings, sandbox):
     assert ticket_row(ticket_id).survey_sent_at is None
 
 
+def test_a_customer_whose_erasure_is_under_way_gets_no_survey(settings, sandbox):
+    """Erasure requested, its steps not all done yet (erased_at is only set by the last one): the person asked to
+    be forgotten, so a closure meanwhile mails them nothing."""
+    from flows import erasure
+    ticket_id = make_ticket()
+    erasure.request(customer_id=ticket_row(ticket_id).customer_id, reason="request", actor="test")
+    assert survey.on_ticket_closed(ticket_id) is False
+    assert sandbox.mail() == []
+    assert ticket_row(ticket_id).survey_token is None
+
+
 def dead_smtp(loaded: Settings) -> None:
     """Point the mailer at a port nothing listens on, with a short back-off."""
     from connectors.policy import Policy
