@@ -17,6 +17,7 @@ completed run's start, less an overlap. A lease row keeps two runs (clock and CL
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import Counter
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from connectors.errors import VendorError
 from core import audit, jobs, settings, store
 from core.models import Cursor, Customer, Erasure, Identity, Ticket
 
@@ -60,11 +62,27 @@ class Report:
     resumed: bool = False
     checked: int = 0
     fixes: list[Fix] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "happyfox 123: NotFound (HTTP 404)", never personal data
     seen: set[str] = field(default_factory=set, repr=False)  # mirrors checked in the HappyFox pass
 
     def counts(self) -> dict[str, int]:
         found = Counter(f.kind for f in self.fixes)
         return {kind: found[kind] for kind in KINDS}
+
+
+@contextlib.contextmanager
+def _repairing(report: Report, system: str, remote_id: Any) -> Iterator[None]:
+    """One ticket's repair. A permanent failure (a vendor's 4xx, missing vendor setup) is reported and the run
+    goes on: one ticket no retry can mend must not stop every ticket after it, run after run. A transient one
+    stops the run, which resumes from its cursor next time."""
+    try:
+        yield
+    except (VendorError, vendors.MissingSetup) as exc:
+        if getattr(exc, "transient", False):
+            raise
+        reason = type(exc).__name__ + (f" (HTTP {exc.status})" if getattr(exc, "status", None) else "")
+        log.warning("reconcile: %s ticket %s not repaired: %s", system, remote_id, reason)
+        report.failed.append(f"{system} {remote_id}: {reason}")
 
 
 class Busy(Exception):
@@ -284,17 +302,18 @@ def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: 
     young = _now() - GRACE
     for ticket in chunk:
         row = rows.get(int(ticket["id"]))
-        if row is None:
-            _unknown_happyfox(ticket, report)
-        else:
-            hubspot_id = row.hubspot_ticket_id
-            stage = stages.get(hubspot_id) if hubspot_id else None
-            if (hubspot_id is None or hubspot_id not in stages) and row.opened_at < young \
-                    and not _erased(row):
-                hubspot_id, stage = _link_mirror(row, report)
-            _record(closure.mirror_status(row.id, ticket, hubspot_stage=stage), report)
-            if hubspot_id:
-                report.seen.add(hubspot_id)
+        with _repairing(report, "happyfox", ticket["id"]):
+            if row is None:
+                _unknown_happyfox(ticket, report)
+            else:
+                hubspot_id = row.hubspot_ticket_id
+                stage = stages.get(hubspot_id) if hubspot_id else None
+                if (hubspot_id is None or hubspot_id not in stages) and row.opened_at < young \
+                        and not _erased(row):
+                    hubspot_id, stage = _link_mirror(row, report)
+                _record(closure.mirror_status(row.id, ticket, hubspot_stage=stage), report)
+                if hubspot_id:
+                    report.seen.add(hubspot_id)
         report.checked += 1
         stamp = modified_at(ticket)
         _checkpoint(state, stamp.isoformat() if stamp else None, str(ticket["id"]))
@@ -336,11 +355,12 @@ def _hubspot_pass(state: dict[str, Any], report: Report, progress: Progress | No
             stage = (mirror.get("properties") or {}).get(closure.STAGE_PROPERTY)
             target = closure.stage_for(row.status) if row is not None else None
             if row is not None and str(mirror["id"]) not in report.seen and target is not None and stage != target:
-                before = len(report.fixes)
-                if closure.on_mirror_changed(row.id, current=stage) == "unchanged":
-                    _record(closure.mirror_status(row.id, hubspot_stage=stage), report)
-                if len(report.fixes) == before:
-                    report.fixes.append(Fix("wrong_stage", row.id, f"HubSpot stage {stage} handled"))
+                with _repairing(report, "hubspot", mirror["id"]):
+                    before = len(report.fixes)
+                    if closure.on_mirror_changed(row.id, current=stage) == "unchanged":
+                        _record(closure.mirror_status(row.id, hubspot_stage=stage), report)
+                    if len(report.fixes) == before:
+                        report.fixes.append(Fix("wrong_stage", row.id, f"HubSpot stage {stage} handled"))
             report.checked += 1
             _checkpoint(state, _hubspot_stamp(mirror), str(mirror["id"]))
             if progress:

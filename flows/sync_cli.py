@@ -54,6 +54,8 @@ def sync(since: str | None) -> None:
         for task in tasks.values():
             progress.update(task, total=progress.tasks[task].completed)
     window = f"since {report.since:%Y-%m-%d %H:%M} UTC" + (" (resumed)" if report.resumed else "")
+    for failure in report.failed:
+        errors.print(f"[red]not repaired[/red] {failure}", highlight=False)
     if not report.fixes:
         console.print(f"checked {report.checked} ticket(s) {window}: nothing to fix")
         return

@@ -190,3 +190,24 @@ def test_a_mirror_archived_by_an_erasure_in_progress_is_not_made_again(flow):
     assert fast_vendors().hubspot.archive_ticket(ticket.hubspot_ticket_id) == "deleted"
     reconcile.reconcile()
     assert objects(flow, "hubspot", "tickets") == []
+
+
+def test_a_ticket_no_retry_can_mend_is_reported_and_the_run_goes_on(flow):
+    """A permanent vendor refusal on one ticket must not stop every ticket after it, run after run."""
+    happyfox = fast_vendors().happyfox
+    start = datetime.now(timezone.utc) - timedelta(minutes=5)
+    first = happyfox.create_ticket(subject="Első", text="a", category=6, email="elso@example.com", name="Első Egon")
+    second = happyfox.create_ticket(subject="Második", text="b", category=6, email="masodik@example.com",
+                                    name="Második Mária")
+    flow.fault(service="hubspot", method="POST", path="/crm/v3/objects/tickets", status=400, times=1)
+    report = reconcile.reconcile(since=start)
+    assert report.failed == [f"happyfox {first['id']}: InvalidRequest (HTTP 400)"]
+    assert [row.happyfox_id for row in tickets() if row.hubspot_ticket_id] == [second["id"]]
+    assert "elso@example.com" not in " ".join(report.failed)
+    # Once HubSpot accepts it, a later run over the same window repairs the one left behind (once its row is past
+    # the grace period that leaves young rows to intake).
+    for row in tickets():
+        age(row)
+    again = reconcile.reconcile(since=start)
+    assert again.failed == [] and sorted(row.happyfox_id for row in tickets() if row.hubspot_ticket_id) == \
+        sorted([first["id"], second["id"]])
