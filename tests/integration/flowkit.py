@@ -60,6 +60,21 @@ def row(inbox_id: int) -> InboxEvent:
     return found
 
 
+def crash_once_recording(monkeypatch: Any, key_prefix: str) -> None:
+    """The record of the first write whose key starts with `key_prefix` fails once with RuntimeError: the job dies
+    right after the vendor carried out the write, before Switchboard noted it."""
+    from flows import effects
+    real = effects._record
+
+    def record(key: str, remote_id: Any, detail: Any) -> Any:
+        if key.startswith(key_prefix):
+            monkeypatch.setattr(effects, "_record", real)
+            raise RuntimeError("crash")
+        return real(key, remote_id, detail)
+
+    monkeypatch.setattr(effects, "_record", record)
+
+
 def tickets() -> list[Ticket]:
     with store.session() as s:
         found = list(s.scalars(select(Ticket).order_by(Ticket.id)))

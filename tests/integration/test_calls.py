@@ -7,9 +7,9 @@ import copy
 import pytest
 
 from core import settings as settings_module
-from flows import effects
 
-from .flowkit import customers, fast_vendors, fixture, identities, objects, put, row, run, tickets, writes
+from .flowkit import (crash_once_recording, customers, fast_vendors, fixture, identities, objects, put, row, run,
+                      tickets, writes)
 
 
 @pytest.fixture
@@ -134,15 +134,7 @@ def test_a_hidden_number_is_audited_and_writes_nothing(flow):
 
 
 def test_a_crash_after_the_call_is_logged_does_not_log_it_twice(flow, monkeypatch):
-    real = effects._record
-
-    def record(key, remote_id, detail):
-        if key.startswith("hubspot-call:"):
-            monkeypatch.setattr(effects, "_record", real)
-            raise RuntimeError("crash")
-        return real(key, remote_id, detail)
-
-    monkeypatch.setattr(effects, "_record", record)
+    crash_once_recording(monkeypatch, "hubspot-call:")
     inbox_id = deliver(aircall("call.ended__answered_inbound"))
     with pytest.raises(RuntimeError):
         run(inbox_id)

@@ -12,8 +12,8 @@ from core import settings as settings_module
 from flows import inbox
 from webhooks.app import create_app
 
-from .flowkit import (audit_actions, audit_rows, customers, fast_vendors, identities, objects, put, put_form, row,
-                      run, signed, tickets, website_form, writes)
+from .flowkit import (audit_actions, audit_rows, crash_once_recording, customers, fast_vendors, identities, objects,
+                      put, put_form, row, run, signed, tickets, website_form, writes)
 
 
 @pytest.fixture
@@ -202,35 +202,17 @@ def test_a_dropped_connection_is_survived(flow):
     assert len(objects(flow, "hubspot", "tickets")) == 1 and len(flow.mail()) == 1
 
 
-def test_the_form_intake_and_a_crash_retry_on_each_database(database_url, sandbox, monkeypatch):
+def test_the_form_intake_and_a_crash_retry_on_each_database(any_database, sandbox, monkeypatch):
     """The same flow on SQLite and PostgreSQL: one of everything, a crash after the HubSpot ticket included."""
-    from core import store
-    from flows import effects
-
-    from ..conftest import make_settings
-    settings_module.use(make_settings(database_url, sandbox))
-    store.upgrade(database_url)
-    try:
-        fast_vendors()
-        real = effects._record
-
-        def record(key, remote_id, detail):
-            if key.startswith("hubspot-ticket:"):
-                monkeypatch.setattr(effects, "_record", real)
-                raise RuntimeError("crash")
-            return real(key, remote_id, detail)
-
-        monkeypatch.setattr(effects, "_record", record)
-        inbox_id = put_form("db@example.com")
-        with pytest.raises(RuntimeError):
-            run(inbox_id)
-        assert run(inbox_id) == "done"
-        [ticket] = tickets()
-        assert ticket.hubspot_ticket_id and ticket.told_id
-        assert len(objects(sandbox, "hubspot", "tickets")) == 1 and len(sandbox.mail()) == 1
-    finally:
-        settings_module.use(None)
-        store.dispose()
+    fast_vendors()
+    crash_once_recording(monkeypatch, "hubspot-ticket:")
+    inbox_id = put_form("db@example.com")
+    with pytest.raises(RuntimeError):
+        run(inbox_id)
+    assert run(inbox_id) == "done"
+    [ticket] = tickets()
+    assert ticket.hubspot_ticket_id and ticket.told_id
+    assert len(objects(sandbox, "hubspot", "tickets")) == 1 and len(sandbox.mail()) == 1
 
 
 def test_a_missing_key_field_in_happyfox_is_dead_with_a_reason_that_says_so(flow):
