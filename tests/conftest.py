@@ -184,6 +184,13 @@ def settings(sqlite_url: str, sandbox: SandboxClient) -> Iterator[Settings]:
 
 
 @pytest.fixture
+def client(settings: Settings) -> Any:
+    """The service's Flask test client on the `settings` fixture."""
+    from webhooks.app import create_app
+    return create_app(settings).test_client()
+
+
+@pytest.fixture
 def any_database(database_url: str, sandbox: SandboxClient) -> Iterator[Settings]:
     """`settings` on SQLite and on PostgreSQL, for what rests on the database's guarantees."""
     yield from _in_use(make_settings(database_url, sandbox))

@@ -8,16 +8,10 @@ from sqlalchemy import select
 from core import settings as settings_module
 from core import store
 from core.models import InboxEvent
-from webhooks.app import create_app
 
 REPORT = {"channel": "post", "email": "Kiss.Anna@example.com", "first_name": "Anna", "last_name": "Kiss",
           "subject": "Levélben érkezett panasz", "details": "A számlán szereplő összeg hibás.",
           "category": "panasz", "language": "hu"}
-
-
-@pytest.fixture
-def client(settings):
-    return create_app(settings).test_client()
 
 
 @pytest.fixture

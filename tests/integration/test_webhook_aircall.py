@@ -32,11 +32,6 @@ def inbox() -> list[InboxEvent]:
 
 
 @pytest.fixture
-def client(settings):
-    return create_app(settings).test_client()
-
-
-@pytest.fixture
 def token(settings) -> str:
     return settings.env.secret("aircall_webhook_token")
 

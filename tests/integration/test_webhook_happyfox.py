@@ -31,11 +31,6 @@ def rows() -> list[InboxEvent]:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Any:
-    return create_app(settings).test_client()
-
-
-@pytest.fixture
 def token(settings: Settings) -> str:
     return settings.env.secret("happyfox_webhook_secret")
 

@@ -35,11 +35,6 @@ def rows() -> list[InboxEvent]:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Any:
-    return create_app(settings).test_client()
-
-
-@pytest.fixture
 def secret(settings: Settings) -> str:
     return settings.env.secret("hubspot_client_secret")
 
