@@ -7,6 +7,11 @@ a request queues its events; if nobody is writing it becomes the leader, inserts
 one transaction and wakes their requests, which answer only then: each event is durable before its 202, and the
 commit is shared by all who waited for it (leader/follower group commit, no extra thread on the request path).
 
+Several processes may write one SQLite file (gunicorn's workers under `switchboard serve`). SQLite lets one
+write at a time and makes the others poll in its busy handler, which sleeps 1, 2, 5, 10 ms... between tries, so
+two group commits took turns at a poll's pace. Their leaders queue on an flock of a file beside the database
+instead: the kernel wakes the next one the moment the lock is free.
+
 The new ids go to a small thread that queues one `dispatch_inbox(ids)` job per 50 ms, fanned out into one
 `process_inbox(id)` job per row by a worker, so the job queue's own commit is shared too. Queueing happens after
 the answer: if the process dies in between, the inbox sweep re-enqueues the pending rows (flows/inbox.py).
@@ -15,17 +20,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql
 
 from core import jobs, settings, store
@@ -80,7 +88,8 @@ class Writer:
         self.mutex = threading.Lock()  # guards `waiting` and `leading`; held only to push, pop or pick a leader
         self.waiting: collections.deque[Waiter] = collections.deque()
         self.leading = False  # a request is writing: the others sleep until it wakes them
-        self.connection: tuple[Any, Any] | None = None  # (engine, DB-API connection) for SQLite, leader only
+        self.connection: tuple[Any, Any] | None = None  # (engine, the connection it keeps), leader only
+        self.lock_file: int | None = None  # the flock file of an SQLite database (Writer._turn)
         self.stored: queue.Queue[list[int]] = queue.Queue()  # ids to queue jobs for, off the request path
         threading.Thread(target=self._run_queue, name="inbox-queuer", daemon=True).start()
 
@@ -159,10 +168,19 @@ class Writer:
         # One row per (source, key): a repeat inside one batch is the same event.
         rows = {(p.source, p.key): p for p in batch}
         engine = store.engine(self.url)
-        if engine.dialect.name == "sqlite":
-            created, existing = self._write_sqlite(engine, rows)
-        else:
-            created, existing = _write_core(engine, rows)
+        try:
+            try:
+                created, existing = self._insert(engine, rows)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The kept connection died (a database restart, an idle timeout): once more on a new one. Rows the
+                # first try committed come back as repeats, and the inbox sweep queues their jobs.
+                self._close()
+                created, existing = self._insert(engine, rows)
+        except BaseException:
+            self._close()
+            raise
         results, first = [], set()
         for p in batch:
             k = (p.source, p.key)
@@ -173,18 +191,39 @@ class Writer:
                 results.append((created.get(k) or existing[k], False))
         return results
 
-    def _write_sqlite(self, engine: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], dict[Key, int]]:
-        """Writes go through one connection the writer keeps (only the leader uses it): a pool check-out and
-        check-in per batch cost the waiting requests more than the insert. A new engine (store.dispose) or a
-        failed write gets a new connection."""
+    def _insert(self, engine: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], dict[Key, int]]:
+        connection = self._connection(engine)
+        if engine.dialect.name != "sqlite":
+            return _write_core(connection, rows)
+        with self._turn(engine.url.database):
+            return _write_sqlite(connection.driver_connection, rows)  # sqlite3's own, no pool wrapper
+
+    def _connection(self, engine: Any) -> Any:
+        """The connection the writer keeps (only the leader uses it): a pool check-out, ping and check-in per batch
+        cost the waiting requests more than the insert. On SQLite the DB-API connection (in autocommit, core/store.py);
+        elsewhere a Core connection in AUTOCOMMIT, so that a batch is one statement and one round trip. A new
+        engine (store.dispose) or a failed write gets a new connection."""
         if self.connection is None or self.connection[0] is not engine:
             self._close()
-            self.connection = (engine, engine.raw_connection())
+            if engine.dialect.name == "sqlite":
+                self.connection = (engine, engine.raw_connection())
+            else:
+                self.connection = (engine, engine.connect().execution_options(isolation_level="AUTOCOMMIT"))
+        return self.connection[1]
+
+    @contextlib.contextmanager
+    def _turn(self, database: str | None) -> Iterator[None]:
+        """This process's turn to write the SQLite file, among every process writing it (module docstring)."""
+        if not database or database == ":memory:":
+            yield
+            return
+        if self.lock_file is None:
+            self.lock_file = os.open(f"{database}.inbox-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.lock_file, fcntl.LOCK_EX)  # blocks without the interpreter lock
         try:
-            return _write_sqlite(self.connection[1].driver_connection, rows)  # sqlite3's own, no pool wrapper
-        except BaseException:
-            self._close()
-            raise
+            yield
+        finally:
+            fcntl.flock(self.lock_file, fcntl.LOCK_UN)
 
     def _close(self) -> None:
         if self.connection is not None:
@@ -235,20 +274,20 @@ def _write_sqlite(conn: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], 
     return created, existing
 
 
-def _write_core(engine: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], dict[Key, int]]:
-    """Any other database (PostgreSQL) through SQLAlchemy Core: one executemany with RETURNING."""
+def _write_core(conn: Any, rows: dict[Key, Pending]) -> tuple[dict[Key, int], dict[Key, int]]:
+    """Any other database (PostgreSQL) through SQLAlchemy Core: one multi-row INSERT with RETURNING, committed as it
+    completes (the connection is in autocommit), then the ids of repeats, which are stored already."""
     values = [{"source": p.source, "event_key": p.key, "kind": p.kind, "payload": p.payload} for p in rows.values()]
-    with engine.begin() as conn:
-        made = conn.execute(postgresql.insert(InboxEvent).on_conflict_do_nothing(
-            index_elements=["source", "event_key"]).returning(
-            InboxEvent.id, InboxEvent.source, InboxEvent.event_key), values).all()
-        created = {(source, key): inbox_id for inbox_id, source, key in made}
-        missing = [k for k in rows if k not in created]
-        existing = {}
-        if missing:
-            existing = {(source, key): inbox_id for inbox_id, source, key in conn.execute(
-                select(InboxEvent.id, InboxEvent.source, InboxEvent.event_key).where(
-                    tuple_(InboxEvent.source, InboxEvent.event_key).in_(missing)))}
+    made = conn.execute(postgresql.insert(InboxEvent).on_conflict_do_nothing(
+        index_elements=["source", "event_key"]).returning(
+        InboxEvent.id, InboxEvent.source, InboxEvent.event_key), values).all()
+    created = {(source, key): inbox_id for inbox_id, source, key in made}
+    missing = [k for k in rows if k not in created]
+    existing = {}
+    if missing:
+        existing = {(source, key): inbox_id for inbox_id, source, key in conn.execute(
+            select(InboxEvent.id, InboxEvent.source, InboxEvent.event_key).where(
+                tuple_(InboxEvent.source, InboxEvent.event_key).in_(missing)))}
     return created, existing
 
 

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # The modules that register jobs with core.jobs; a worker and a clock import them before they start.
 JOB_MODULES = ("flows.tasks",)
+THREADS = 8  # gthread threads per gunicorn worker
 
 
 def load_jobs() -> None:
@@ -54,7 +55,9 @@ def serve_gunicorn(host: str, port: int, workers: int, app_factory: Callable[[],
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 4)
+            # A webhook's thread waits for the inbox commit (core/ingest.py): more threads than cores, so that
+            # a burst of deliveries shares commits instead of queueing for a thread.
+            self.cfg.set("threads", THREADS)
             self.cfg.set("accesslog", None)  # access logs would carry survey tokens and query strings
             self.cfg.set("logger_class", RootLogger)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: every web process on a host

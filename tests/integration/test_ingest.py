@@ -9,9 +9,7 @@ from sqlalchemy import func, select
 
 from core import ingest, store
 from core.models import InboxEvent
-
-
-
+from tests.conftest import _in_use, drop_postgres_database, make_settings, postgres_database
 
 
 def count() -> int:
@@ -72,3 +70,44 @@ def test_a_failed_write_fails_every_waiting_request_and_the_next_one_works(db, m
         ingest.store_events("form", [("x", "form", {})])
     assert count() == 0
     assert ingest.store_events("form", [("x", "form", {})])[0][1] is True
+
+
+def test_writers_of_one_sqlite_file_take_turns_on_its_lock_file(sqlite_url, tmp_path):
+    """Another process (a second gunicorn worker) holding the write turn: our write waits for it, then goes on the
+    moment it is released, instead of polling in SQLite's busy handler."""
+    import subprocess
+    import sys
+    import time
+
+    for _ in _in_use(make_settings(sqlite_url)):
+        lock = f"{store.engine().url.database}.inbox-lock"
+        released = tmp_path / "released"
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({lock!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(0.5)\n"
+            f"open({str(released)!r}, 'w').write(repr(time.time())); fcntl.flock(fd, fcntl.LOCK_UN)\n")],
+            stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        stored = ingest.store_events("form", [("turn", "form", {})])
+        done = time.time()
+        holder.wait(timeout=10)
+        assert stored[0][1] is True and count() == 1
+        assert done >= float(released.read_text())  # written only after the other process's turn ended
+
+
+@pytest.mark.postgres
+def test_a_dropped_postgresql_connection_is_replaced_without_failing_the_request():
+    """The writer keeps one connection (no ping per batch): when the server drops it, the next batch reconnects
+    instead of answering 5xx."""
+    url = postgres_database()
+    try:
+        for _ in _in_use(make_settings(url)):
+            assert ingest.store_events("form", [("before", "form", {})])[0][1] is True
+            backend = ingest.writer().connection[1].exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with store.engine().connect() as admin:
+                admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+            assert ingest.store_events("form", [("after", "form", {})])[0][1] is True
+            assert count() == 2
+    finally:
+        drop_postgres_database(url)
