@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import select
 
 from core import audit, settings, store
 from core.models import Ticket
 
-from . import effects, identity, inbox, intake, vendors
+from . import effects, identity, inbox, intake, payloads, vendors
 from .identity import Person
+from .payloads import AircallCall, AircallCallEvent, AircallContact, AircallNumber, AircallUser
 
 log = logging.getLogger(__name__)
 ACTOR = "calls"
@@ -46,22 +46,25 @@ class Call:
     asset: str | None
     missed_reason: str | None
     agent: str | None
-    contact: dict[str, Any]
+    contact: AircallContact
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> "Call":
-        number = data.get("number") if isinstance(data.get("number"), dict) else {}
-        user = data.get("user") if isinstance(data.get("user"), dict) else {}
-        contact = data.get("contact") if isinstance(data.get("contact"), dict) else {}
-        started = data.get("started_at") or data.get("ended_at")
-        return cls(id=str(data["id"]), direction=str(data.get("direction") or "inbound"),
-                   phone=identity.normalise_phone(data.get("raw_digits")),
-                   our_number=number.get("e164_digits") or number.get("digits"),
-                   started_at=datetime.fromtimestamp(int(started), timezone.utc) if started
+    def from_payload(cls, data: AircallCall) -> "Call":
+        number, user = data.number or AircallNumber(), data.user or AircallUser()
+        started = data.started_at or data.ended_at
+        return cls(id=str(data.id), direction=data.direction or "inbound",
+                   phone=identity.normalise_phone(data.raw_digits),
+                   our_number=number.e164_digits or number.digits,
+                   started_at=datetime.fromtimestamp(started, timezone.utc) if started
                    else datetime.now(timezone.utc),
-                   duration_s=int(data.get("duration") or 0), answered=data.get("answered_at") is not None,
-                   voicemail=data.get("voicemail"), recording=data.get("recording"), asset=data.get("asset"),
-                   missed_reason=data.get("missed_call_reason"), agent=user.get("name"), contact=contact)
+                   duration_s=data.duration or 0, answered=data.answered_at is not None,
+                   voicemail=data.voicemail, recording=data.recording, asset=data.asset,
+                   missed_reason=data.missed_call_reason, agent=user.name, contact=data.contact or AircallContact())
+
+    @classmethod
+    def of(cls, event: inbox.Event) -> "Call":
+        """The event's call, or inbox.Permanent when its payload is unusable (flows/payloads.py)."""
+        return cls.from_payload(payloads.read(event, AircallCallEvent).data)
 
     @property
     def missed(self) -> bool:
@@ -72,9 +75,9 @@ class Call:
         return f"aircall-call:{self.id}"
 
     def person(self) -> Person:
-        emails = [e.get("value") for e in self.contact.get("emails") or [] if isinstance(e, dict)]
+        emails = [e.value for e in self.contact.emails or []]
         return Person(email=next((e for e in emails if identity.normalise_email(e)), None), phone=self.phone,
-                      first_name=self.contact.get("first_name"), last_name=self.contact.get("last_name"))
+                      first_name=self.contact.first_name, last_name=self.contact.last_name)
 
 
 def _caller(call: Call, received_at: datetime) -> int | None:
@@ -84,7 +87,7 @@ def _caller(call: Call, received_at: datetime) -> int | None:
         return None
     with store.session() as s:
         customer = identity.resolve(s, call.person(), ACTOR, at=received_at)
-        customer = identity.add_identity(s, customer, "aircall", call.contact.get("id"), ACTOR)
+        customer = identity.add_identity(s, customer, "aircall", call.contact.id, ACTOR)
         return customer.id
 
 
@@ -168,7 +171,7 @@ def _erased(call: Call, event: inbox.Event) -> bool:
 
 @inbox.on("aircall", "call.ended")
 def on_call_ended(event: inbox.Event) -> str | None:
-    call = Call.from_payload(event.payload["data"])
+    call = Call.of(event)
     if _erased(call, event):  # a late event of an erased person's call: not copied back (flows/retention.py)
         return None
     customer_id = _caller(call, event.received_at)
@@ -183,7 +186,7 @@ def on_call_ended(event: inbox.Event) -> str | None:
 
 @inbox.on("aircall", "call.voicemail_left")
 def on_voicemail_left(event: inbox.Event) -> int | None:
-    call = Call.from_payload(event.payload["data"])
+    call = Call.of(event)
     if not call.voicemail or not settings.get().config.intake.ticket_on_voicemail or _erased(call, event):
         return None
     customer_id = _caller(call, event.received_at)

@@ -29,7 +29,7 @@ from core.models import Effect, Ticket
 from core.settings import StatusSpec
 
 from . import intake  # noqa: F401 - registers intake's HappyFox handler first: a ticket is linked, then mirrored
-from . import inbox, survey, vendors
+from . import inbox, payloads, survey, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "closure"
@@ -229,22 +229,22 @@ def on_mirror_changed(ticket_id: int, current: str | None = None) -> str:
     return "reverted"
 
 
-def _is_echo(payload: dict[str, Any], ticket_id: int) -> bool:
+def _is_echo(change: payloads.HubSpotEvent, ticket_id: int) -> bool:
     """Our own write coming back (api-facts hubspot §1d-e): our source id, or the value we last wrote."""
     source_id = settings.get().config.hubspot.source_id
-    if source_id and str(payload.get("sourceId") or "") == source_id:
+    if source_id and (change.source_id or "") == source_id:
         return True
-    return str(payload.get("propertyValue")) == last_mirrored(ticket_id)
+    return str(change.property_value) == last_mirrored(ticket_id)
 
 
 @inbox.on("hubspot", "ticket.propertyChange")
 def on_hubspot_ticket_change(event: inbox.Event) -> str | None:
-    payload = event.payload
-    if payload.get("propertyName") != STAGE_PROPERTY:
+    change = payloads.read(event, payloads.HubSpotEvent)
+    if change.property_name != STAGE_PROPERTY:
         return None
     with store.session() as s:
-        ticket_id = s.scalar(select(Ticket.id).where(Ticket.hubspot_ticket_id == str(payload.get("objectId"))))
-    if ticket_id is None or _is_echo(payload, ticket_id):
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.hubspot_ticket_id == str(change.object_id)))
+    if ticket_id is None or _is_echo(change, ticket_id):
         return None
     return on_mirror_changed(ticket_id)
 
@@ -272,9 +272,10 @@ def _in_step(ticket_id: int, hint: dict[str, Any]) -> bool:
 def on_happyfox_ticket(event: inbox.Event) -> Mirrored | None:
     """Runs after intake's handler for the same event (registered after it), so a mailbox ticket is already
     linked. A ticket we do not know (not yet linked, or deleted) is left to reconciliation."""
+    change = payloads.read(event, payloads.HappyFoxTicketEvent)
     with store.session() as s:
-        ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == int(event.payload["ticket_id"])))
-    if ticket_id is None or _in_step(ticket_id, event.payload.get("ticket") or {}):
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == change.ticket_id))
+    if ticket_id is None or _in_step(ticket_id, change.hint):
         return None
     from connectors.errors import NotFound
     try:

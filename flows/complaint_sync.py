@@ -18,7 +18,7 @@ from core import audit, settings, store
 from core.models import Complaint, Ticket
 
 from . import complaint_fields as fields
-from . import inbox, intake, vendors  # noqa: F401 - intake's handlers are registered before ours
+from . import inbox, intake, payloads, vendors  # noqa: F401 - intake's handlers are registered before ours
 from .complaints import ACTOR, apply, close, complaint_category, find, register, reopen
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,8 @@ def on_intake(event: inbox.Event) -> int | None:
 
 def on_happyfox_ticket(event: inbox.Event) -> int | None:
     """A HappyFox ticket changed: only tickets in (or moved to) a complaint category are re-read."""
-    hint = event.payload.get("ticket") or {}
-    happyfox_id = int(event.payload["ticket_id"])
+    change = payloads.read(event, payloads.HappyFoxTicketEvent)
+    hint, happyfox_id = change.hint, change.ticket_id
     category = hint.get("category")
     category_id = category.get("id") if isinstance(category, dict) else category
     with store.session() as s:
@@ -144,10 +144,10 @@ def on_happyfox_ticket(event: inbox.Event) -> int | None:
 
 
 def on_hubspot_property(event: inbox.Event) -> int | None:
-    payload = event.payload
-    if payload.get("propertyName") is None:
+    change = payloads.read(event, payloads.HubSpotEvent)
+    if change.property_name is None:
         return None
-    return sync_from_hubspot(str(payload["objectId"]), str(payload["propertyName"]), payload.get("propertyValue"))
+    return sync_from_hubspot(str(change.object_id), change.property_name, change.property_value)
 
 
 inbox.on("form", "form")(on_intake)

@@ -5,12 +5,14 @@ registered for its (source, kind) and keeps the row's status honest.
   never runs one event twice at the same time.
 - Success: `done`. A transient failure (a vendor's 429/5xx/timeout, a crash of ours): `failed` with the
   attempt count and a reason that holds no personal data, and the exception goes back to huey, which retries
-  with backoff. A permanent failure (a vendor's 4xx, a bad template), or the last of huey's retries: `dead`.
+  with backoff. A permanent failure (a vendor's 4xx, a bad template, a payload the handler cannot read), or the
+  last of huey's retries: `dead`.
   `switchboard inbox replay` gives a dead row a new life.
 - A periodic sweep re-enqueues rows that a lost queue or a killed worker left behind.
 
 Flows add themselves to HANDLERS with one line: `inbox.on("aircall", "call.ended")(calls.on_call_ended)`. A key
-may carry several handlers (intake and closure both read HappyFox ticket events); each must be idempotent.
+may carry several handlers (intake and closure both read HappyFox ticket events); each must be idempotent, and
+reads the payload through `flows.payloads.read`, which raises Permanent for a payload it cannot use.
 """
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ three API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create wi
 """
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from core import audit, settings, store, workdays
 from core.models import Ticket
 from core.reports import ManualReport
 
-from . import effects, identity, inbox, vendors
+from . import effects, identity, inbox, payloads, vendors
 from .identity import Person
 
 log = logging.getLogger(__name__)
@@ -265,15 +264,18 @@ def _message_id(key: str) -> str:
 
 def report_from_form(event: inbox.Event) -> Report:
     config = settings.get().config
-    form = event.payload.get("form") or config.default_form
-    spec = config.forms[form]
-    fields: dict[str, str] = dict(event.payload.get("fields") or {})
+    submission = payloads.read(event, payloads.FormSubmission)
+    form = submission.form or config.default_form
+    spec = config.forms.get(form)
+    if spec is None:  # stored before its form left the YAML: a replay after the form is back will run
+        raise payloads.invalid(event, "form", "not_configured")
+    fields = dict(submission.fields)
     first, last = fields.get("first_name"), fields.get("last_name")
     if not (first or last) and fields.get("name"):
         first, last = split_name(fields["name"], spec.language)
     category = fields.get(spec.category_field) if spec.category_field else None
-    attachments = [{"filename": a["filename"], "content_type": a.get("content_type"),
-                    "data": base64.b64decode(a["data_b64"])} for a in event.payload.get("attachments") or []]
+    attachments = [{"filename": a.filename, "content_type": a.content_type, "data": a.data}
+                   for a in submission.attachments]
     return Report(channel="form", key=f"inbox:{event.id}",
                   person=Person(email=fields.get("email"), phone=fields.get("phone"), first_name=first,
                                 last_name=last, language=spec.language),
@@ -286,7 +288,7 @@ def report_from_form(event: inbox.Event) -> Report:
 
 def report_from_manual(event: inbox.Event) -> Report:
     config = settings.get().config
-    manual = ManualReport.model_validate(event.payload)
+    manual = payloads.read(event, ManualReport)
     return Report(channel=manual.channel, key=f"inbox:{event.id}",
                   person=Person(email=manual.email, phone=manual.phone, first_name=manual.first_name,
                                 last_name=manual.last_name, language=manual.language),
@@ -369,8 +371,8 @@ def on_happyfox_ticket(event: inbox.Event) -> int | None:
     """A HappyFox ticket event. A ticket Switchboard created (our key stamped on it, or its id known) is left to
     the other flows; one HappyFox created from the support mailbox is linked to its customer and mirrored like a
     form's. The body is only a hint: the ticket is re-read before anything is written (api-facts happyfox §5)."""
-    hint = event.payload.get("ticket") or {}
-    happyfox_id = int(event.payload["ticket_id"])
+    change = payloads.read(event, payloads.HappyFoxTicketEvent)
+    hint, happyfox_id = change.hint, change.ticket_id
     known = _known(happyfox_id)
     if known is not None:
         _customer_replied(known, hint)

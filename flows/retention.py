@@ -25,7 +25,7 @@ from core import audit, jobs, settings, store
 from core.jobs import crontab
 from core.models import Customer, Erasure, InboxEvent, Tombstone
 
-from . import identity, inbox
+from . import identity, inbox, payloads
 
 log = logging.getLogger(__name__)
 ACTOR = "retention"
@@ -269,12 +269,12 @@ def _truthy(value: Any) -> bool:
 def on_contact_property(event: inbox.Event) -> str | None:
     """HubSpot owns contact properties: a contract end or a consent withdrawal set there reaches us here."""
     spec = settings.get().config.retention
-    name, value = event.payload.get("propertyName"), event.payload.get("propertyValue")
+    change = payloads.read(event, payloads.HubSpotEvent)
+    name, value = change.property_name, change.property_value
     if name not in (spec.contract_end_property, spec.consent_withdrawn_property):
         return None
-    contact_id = str(event.payload.get("objectId"))
     with store.session() as s:
-        found = identity.find(s, hubspot=contact_id)
+        found = identity.find(s, hubspot=str(change.object_id))
         if not found:
             return None
         customer = found[0]
@@ -284,8 +284,8 @@ def on_contact_property(event: inbox.Event) -> str | None:
             return "contract_end"
         customer_id = customer.id
     if _truthy(value):
-        occurred = event.payload.get("occurredAt")
-        at = datetime.fromtimestamp(int(occurred) / 1000, timezone.utc) if str(occurred or "").isdigit() else None
+        occurred = change.occurred_at
+        at = datetime.fromtimestamp(occurred / 1000, timezone.utc) if occurred else None
         withdraw_consent(customer_id=customer_id, actor="hubspot", at=at)
         return "consent_withdrawn"
     return None
@@ -294,5 +294,5 @@ def on_contact_property(event: inbox.Event) -> str | None:
 @inbox.on("admin", "consent.withdrawn")
 def on_admin_withdrawal(event: inbox.Event) -> int | None:
     """`POST /admin/customers/consent-withdrawal` (webhooks/privacy.py) stores the request; this applies it."""
-    return withdraw_consent(email=event.payload.get("email"), phone=event.payload.get("phone"), actor="admin",
-                            at=event.received_at)
+    request = payloads.read(event, payloads.ConsentWithdrawal)
+    return withdraw_consent(email=request.email, phone=request.phone, actor="admin", at=event.received_at)

@@ -13,7 +13,7 @@ from core.jobs import make_huey
 from core.models import InboxEvent
 from core.settings import ROOT, SANDBOX_DEFAULTS
 
-from .flowkit import fast_vendors, objects, put_form, row, run, tickets
+from .flowkit import fast_vendors, fixture, objects, put, put_form, row, run, tickets
 
 SCRIPT = ROOT / ".venv" / "bin" / "switchboard"
 
@@ -56,6 +56,26 @@ def test_list_filters_by_status_and_shows_no_personal_data(cli, sandbox):
     assert "example.com" not in result.stdout + result.stderr
     every = cli("inbox", "list")
     assert f"│ {done} " in every.stdout and f"│ {dead} " in every.stdout
+
+
+def test_list_shows_why_an_unusable_payload_is_dead(cli, sandbox):
+    call = fixture("webhooks/aircall/fixtures/call.ended__missed.json")
+    del call["data"]["id"]
+    ticket = fixture("webhooks/happyfox/fixtures/ticket.updated__wrapped.json")["ticket"]
+    [change] = fixture("webhooks/hubspot/fixtures/ticket.propertyChange__stage.json")
+    del change["objectId"]
+    bad = {put("aircall", "call.ended", call): "data.id missing",
+           put("happyfox", "ticket", {"ticket_id": "#BR00001003", "ticket": ticket}): "ticket_id int_parsing",
+           put("hubspot", "ticket.propertyChange", change): "objectId missing"}
+    for inbox_id in bad:
+        assert run(inbox_id) == "dead" and row(inbox_id).attempts == 1
+    result = cli("inbox", "list", "--status", "dead")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip().startswith("│")]
+    for inbox_id, problem in bad.items():
+        assert any(f"│ {inbox_id} " in line and problem in line and "│ 1 " in line for line in lines), problem
+    assert "3 row(s) with status dead" in result.stdout
+    assert "example.com" not in result.stdout and "123 4567" not in result.stdout
 
 
 def test_replay_all_dead_now_completes_the_intake(cli, sandbox):

@@ -1,0 +1,182 @@
+"""Stored inbound payloads, read through validators at the handler boundary.
+
+A receiver (webhooks/) checks only what it needs to verify and dedupe an event; a handler reads more, and a
+replayed or older row may hold less. A payload that lacks a field a handler needs, or holds one in the wrong
+type, is not cured by retrying: `read` raises `inbox.Permanent`, so the event goes dead at its first attempt with
+a reason that names each field path and pydantic's error type, never a value (values are personal data).
+
+Only what a handler reads is checked; vendors add fields freely. A KeyError or TypeError raised deeper inside a
+flow is a bug of ours and stays retryable.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator,
+                      model_validator)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from . import inbox
+
+M = TypeVar("M", bound=BaseModel)
+MAX_PROBLEMS = 5  # enough to act on; the reason stays one short line
+
+
+def read(event: inbox.Event, model: type[M]) -> M:
+    """`event.payload` as `model`, or inbox.Permanent naming what is wrong."""
+    if set(event.payload) == {"erased"}:
+        raise invalid(event, "", "erased")  # redacted by an erasure (flows/erasure_steps.py, retention.py)
+    try:
+        return model.model_validate(event.payload)
+    except ValidationError as exc:
+        # `from None`: the ValidationError's text quotes the input, which must not reach a log.
+        raise inbox.Permanent(_describe(event, exc.errors(include_url=False, include_input=False))) from None
+
+
+def invalid(event: inbox.Event, path: str, problem: str) -> inbox.Permanent:
+    """The error for a payload a handler cannot use, in the words `read` uses: `path` is where (empty for the
+    whole payload), `problem` a code, never the value."""
+    return inbox.Permanent(f"invalid {event.source} {event.kind} payload: {f'{path} ' if path else ''}{problem}")
+
+
+def _describe(event: inbox.Event, errors: list[Any]) -> str:
+    problems = [f"{_path(e['loc'])} {e['type']}".strip() for e in errors[:MAX_PROBLEMS]]
+    more = f" (and {len(errors) - MAX_PROBLEMS} more)" if len(errors) > MAX_PROBLEMS else ""
+    return f"invalid {event.source} {event.kind} payload: {'; '.join(problems)}{more}"
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """('data', 'contact', 'emails', 0, 'value') -> 'data.contact.emails[0].value'."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+        raise PydanticCustomError("id_type", "an integer or a string")
+    return str(value)
+
+
+# A vendor id, integer or text, as text: one error per field, where `int | str` would report each branch.
+Id = Annotated[str, PlainValidator(_id)]
+
+
+# ---------------------------------------------------------------- Aircall (api-facts aircall A.4, A.6)
+
+class AircallEmail(Payload):
+    value: str | None = None
+
+
+class AircallContact(Payload):
+    id: Id | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    emails: list[AircallEmail] | None = None
+
+
+class AircallUser(Payload):
+    name: str | None = None
+
+
+class AircallNumber(Payload):
+    digits: str | None = None
+    e164_digits: str | None = None
+
+
+class AircallCall(Payload):
+    """The call object in `data`; timestamps are Unix seconds."""
+    id: Id
+    direction: str | None = None
+    raw_digits: str | None = None       # "anonymous" for a hidden number
+    started_at: int | None = None
+    answered_at: int | None = None
+    ended_at: int | None = None
+    duration: int | None = None
+    voicemail: str | None = None
+    recording: str | None = None
+    asset: str | None = None
+    missed_call_reason: str | None = None
+    user: AircallUser | None = None
+    number: AircallNumber | None = None
+    contact: AircallContact | None = None
+
+
+class AircallCallEvent(Payload):
+    data: AircallCall
+
+
+# ---------------------------------------------------------------- HappyFox (api-facts happyfox §5)
+
+class HappyFoxHint(BaseModel):
+    """The ticket a smart rule posted: only a hint (flows re-read the ticket), so only the lists flows walk are
+    checked; every other key is kept as it came."""
+    model_config = ConfigDict(extra="allow")
+    custom_fields: list[dict[str, Any]] | None = None
+    updates: list[dict[str, Any]] | None = None
+
+
+class HappyFoxTicketEvent(Payload):
+    ticket_id: int
+    ticket: HappyFoxHint | None = None
+
+    @property
+    def hint(self) -> dict[str, Any]:
+        return self.ticket.model_dump(exclude_unset=True) if self.ticket is not None else {}
+
+
+# ---------------------------------------------------------------- HubSpot (api-facts hubspot §1d)
+
+class HubSpotEvent(Payload):
+    """One webhook event; field paths in reasons are HubSpot's camelCase names."""
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    object_id: int
+    property_name: str | None = None
+    property_value: str | None = None   # "always a string" (documented)
+    source_id: str | None = None
+    occurred_at: int | None = None      # epoch milliseconds
+
+
+# ---------------------------------------------------------------- our own sources
+
+class Attachment(Payload):
+    filename: str
+    content_type: str | None = None
+    data: bytes = Field(validation_alias="data_b64")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _decode(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # bytes validation names the wrong type
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise PydanticCustomError("base64", "not base64") from None
+
+
+class FormSubmission(Payload):
+    """What webhooks/form stores: our field names, text values, attachments as base64."""
+    form: str | None = None
+    fields: dict[str, str] = {}
+    attachments: list[Attachment] = []
+
+
+class ConsentWithdrawal(Payload):
+    """What `POST /admin/customers/consent-withdrawal` stores (webhooks/privacy.py)."""
+    email: str | None = None
+    phone: str | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> "ConsentWithdrawal":
+        if not (self.email or self.phone):
+            raise PydanticCustomError("email_or_phone_required", "an email or a phone is required")
+        return self
