@@ -1,6 +1,7 @@
 """Typed errors every connector raises, each carrying the vendor's own message.
 
-Transient (retried by the shared policy): RateLimited, Unavailable. Permanent: the rest.
+Transient (retried by the shared policy): RateLimited, Unavailable. Permanent: the rest. MaybeSent is transient for
+the job but never retried inline.
 """
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ class RateLimited(VendorError):
 class Unavailable(VendorError):
     """5xx, a timeout or a broken connection."""
     transient = True
+
+
+class MaybeSent(Unavailable):
+    """The whole message went to the server and its answer was lost (a timeout or a dropped connection after
+    DATA): the server may have accepted it. Sending again could deliver a second copy, so the policy does not
+    retry it inline, and a caller that records its sends (flows/effects.py `send_once`) keeps the record. Still
+    transient, so that the job's retry carries on with the steps after the send."""
 
 
 def for_status(vendor: str, status: int, message: str, retry_after: float | None = None) -> VendorError:

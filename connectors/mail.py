@@ -4,7 +4,9 @@
 Rendering is strict: a variable the template uses and the caller did not pass is an error, not an empty gap in
 a customer's mail. HTML templates are autoescaped, so text a customer typed into the form cannot inject markup.
 SMTP has no idempotency; a caller that needs a send to happen once passes a stable `message_id` and records the
-send (flows/effects.py `send_once`).
+send (flows/effects.py `send_once`). A send is retried inline only when the server certainly does not hold the
+message (refused or timed-out connection, a 4xx reply); once the message went out after DATA, a lost reply is
+MaybeSent and is not sent again.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import jinja2
 
 from core.settings import ROOT, Settings
 
-from .errors import InvalidRequest, Unauthorized, Unavailable, VendorError
+from .errors import InvalidRequest, MaybeSent, Unauthorized, Unavailable, VendorError
 from .policy import Policy, backoff
 
 TEMPLATES = ROOT / "config" / "templates"
@@ -128,36 +130,90 @@ class Mailer:
         self.policy.call(lambda: self._deliver(msg))
         return str(msg["Message-ID"])
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> "_SMTP | _SMTPS":
         if self.port == 465:  # implicit TLS (SMTPS)
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                    context=ssl.create_default_context())
-        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            return _SMTPS(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
+        return _SMTP(self.host, self.port, timeout=self.timeout)
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        if self.username and not isinstance(smtp, smtplib.SMTP_SSL):
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                # Never send credentials in clear text.
+                raise Unauthorized(VENDOR, "the server offers no STARTTLS; credentials not sent")
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if self.username:
+            smtp.login(self.username, self.password or "")
 
     def _deliver(self, msg: EmailMessage) -> None:
+        """One SMTP session. Until the whole message went out after DATA the server holds nothing to deliver, and
+        a failure is a typed error the policy may retry; after that, silence may hide an acceptance: MaybeSent."""
+        smtp = None
+        accepted = False
         try:
-            with self._connect() as smtp:
-                if self.username and not isinstance(smtp, smtplib.SMTP_SSL):
-                    smtp.ehlo()
-                    if not smtp.has_extn("starttls"):
-                        # Never send credentials in clear text.
-                        raise Unauthorized(VENDOR, "the server offers no STARTTLS; credentials not sent")
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
-                if self.username:
-                    smtp.login(self.username, self.password or "")
-                smtp.send_message(msg)
-        except VendorError:
-            raise
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise _refused(exc.recipients) from None
-        except smtplib.SMTPAuthenticationError as exc:
-            raise Unauthorized(VENDOR, _text(exc.smtp_error), exc.smtp_code) from None
-        except smtplib.SMTPResponseException as exc:  # sender refused, data refused, other replies
-            cls = InvalidRequest if 500 <= exc.smtp_code < 600 else Unavailable
-            raise cls(VENDOR, _text(exc.smtp_error), exc.smtp_code) from None
-        except (smtplib.SMTPException, OSError) as exc:  # refused or dropped connection, timeout, TLS failure
-            raise Unavailable(VENDOR, f"{type(exc).__name__}: {exc}") from None
+            smtp = self._connect()
+            self._login(smtp)
+            smtp.send_message(msg)
+            accepted = True
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _failure(exc, maybe_sent=smtp is not None and smtp.maybe_sent) from None
+        finally:
+            if smtp is not None:
+                _end(smtp, accepted)
+
+
+class _Tracking:
+    """An SMTP session that notes when the server may hold the message: once the message and its final dot are
+    written after the server's 354 to DATA, only the server's reply tells whether it was accepted."""
+    maybe_sent = False
+    _message_next = False
+
+    def getreply(self) -> tuple[int, bytes]:
+        reply: tuple[int, bytes] = super().getreply()  # type: ignore[misc]
+        self._message_next = reply[0] == 354  # "start mail input": the next write is the message
+        return reply
+
+    def send(self, s: Any) -> None:
+        super().send(s)  # type: ignore[misc]  # raises unless all of it was written, the final dot included
+        if self._message_next:
+            self.maybe_sent = True
+
+
+class _SMTP(_Tracking, smtplib.SMTP):
+    pass
+
+
+class _SMTPS(_Tracking, smtplib.SMTP_SSL):
+    pass
+
+
+def _end(smtp: smtplib.SMTP, accepted: bool) -> None:
+    """QUIT after an accepted message, whose fate no QUIT reply can change (smtplib's `with` would raise on one
+    that is not 221, and the send be retried); after a failure, just close."""
+    try:
+        if accepted:
+            smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        smtp.close()
+
+
+def _failure(exc: Exception, maybe_sent: bool) -> VendorError:
+    """The typed error of a failed session. A 4xx or 5xx reply is the server's decision, even to the final dot
+    (it did not take the message); a timeout, a dropped connection or an unreadable reply after DATA is not."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return _refused(exc.recipients)
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return Unauthorized(VENDOR, _text(exc.smtp_error), exc.smtp_code)
+    decided = isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 600
+    if maybe_sent and not decided:
+        return MaybeSent(VENDOR, f"no reply to the message ({type(exc).__name__}); the server may have accepted it")
+    if isinstance(exc, smtplib.SMTPResponseException):  # sender refused, data refused, other replies
+        cls = InvalidRequest if 500 <= exc.smtp_code < 600 else Unavailable
+        return cls(VENDOR, _text(exc.smtp_error), exc.smtp_code)
+    return Unavailable(VENDOR, f"{type(exc).__name__}: {exc}")  # refused or dropped connection, timeout, TLS
 
 
 def _set_subject(msg: EmailMessage, subject: str) -> None:

@@ -11,6 +11,7 @@ A create that the vendor does not make idempotent (a HappyFox ticket, a HubSpot 
 with `idempotent=False`: only a 429, which the vendor certainly did not act on, is retried inline. After a timeout,
 a 5xx or a dropped connection the create may have happened; retried inline it would make a second object, so the
 error goes up at once and the job's retry searches by the key stamped on the object before it creates again.
+A MaybeSent (a mail the SMTP server may have accepted) is never retried inline either.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_a
 from core.settings import Settings
 
 from . import pacing
-from .errors import Conflict, RateLimited, VendorError, for_status
+from .errors import Conflict, MaybeSent, RateLimited, VendorError, for_status
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class Policy:
             pacing.wait(self.pacer, key or self.vendor, self.requests, self.per_seconds)
 
     def _retryable(self, exc: BaseException) -> bool:
-        return (isinstance(exc, VendorError) and exc.transient
+        return (isinstance(exc, VendorError) and exc.transient and not isinstance(exc, MaybeSent)
                 and (exc.retry_after or 0) <= self.max_inline_wait)
 
     def _wait(self, state: RetryCallState) -> float:

@@ -5,7 +5,7 @@ One URL selects the engine: SQLite (WAL mode, the embedded default) or PostgreSQ
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,21 @@ def _sessions(url: str) -> sessionmaker[Session]:
 
 @contextlib.contextmanager
 def session(url: str | None = None) -> Iterator[Session]:
-    """A unit of work: committed when the block ends, rolled back when it raises."""
+    """A unit of work: committed when the block ends, rolled back when it raises. What `after_commit` was given
+    runs once the commit is done."""
     with _sessions(url or settings.get().env.database_url).begin() as s:
         yield s
+    for callback in s.info.pop(AFTER_COMMIT, ()):
+        callback()
+
+
+AFTER_COMMIT = "switchboard_after_commit"
+
+
+def after_commit(s: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` when the unit of work `s` (from `session()`) has committed, and never if it rolls back: to
+    queue a job that must see what the transaction wrote. The callback handles its own errors."""
+    s.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 def ping(url: str | None = None) -> None:

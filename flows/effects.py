@@ -5,6 +5,12 @@ record finds the remote object on its retry by the key stamped on it (a HappyFox
 property): `find` runs only on a retry, so a first attempt costs no extra call. Whether this is a retry is the
 caller's `retry=`, or else what the running job said (`attempt(retry=...)`, set by the inbox job).
 
+Two attempts at the same key at the same moment (two events of one call, a sweep and a retry) must not both
+write: `once` first claims the key with a row that has no remote id yet (committed on its own), and an attempt
+that meets a live claim raises `InFlight`, a transient error the job queue retries; by then the record is there.
+An attempt that fails in our process releases its claim, so its retry proceeds at once; a claim left by a process
+that died is taken over once it is `STALE_CLAIM` old, and the taker searches with `find` first, as a retry does.
+
 `_record` is the one step that follows every outbound write: the crash tests make it fail to prove that a retry
 neither repeats nor loses a write.
 """
@@ -12,18 +18,35 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from connectors.errors import MaybeSent
 from core import store
+from core.models import Effect
+
+log = logging.getLogger(__name__)
 
 # A write or a find returns the remote id, or (remote id, detail) where detail holds ids worth remembering
 # (never personal data): a HappyFox ticket's display id, say.
 Remote = Union[str, int, tuple[Union[str, int], dict[str, Any]]]
 
+# Longer than one write can take under the HTTP policy (a call at its worst, 5 attempts with 30 s waits, is about
+# 3 minutes; a find-or-create makes two), shorter than the job's retries (8.5 minutes), so that a retry of the
+# job whose process died takes the claim over.
+STALE_CLAIM = timedelta(minutes=6)
+CLAIM = {"state": "claimed"}
+
 _retrying: contextvars.ContextVar[bool] = contextvars.ContextVar("switchboard_retrying", default=False)
+
+
+class InFlight(Exception):
+    """Another attempt is making this write right now: retry later, and find its record."""
 
 
 @contextlib.contextmanager
@@ -60,6 +83,45 @@ def _split(result: Remote) -> tuple[str, dict[str, Any]]:
     return str(result), {}
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _claim(key: str) -> tuple[datetime, bool] | None:
+    """Claim `key` for this attempt: (the claim's time, whether it took over a stale claim), or None when the
+    write is recorded already. Raises InFlight while another attempt holds a live claim. Each step is one atomic
+    statement, on SQLite and PostgreSQL alike."""
+    now = _now()
+    with store.session() as s:
+        try:
+            with s.begin_nested():
+                s.add(Effect(key=key, remote_id=None, detail=CLAIM, created_at=now))
+            return now, False
+        except IntegrityError:
+            pass
+        taken = s.execute(update(Effect).where(Effect.key == key, Effect.remote_id.is_(None),
+                                               Effect.created_at < now - STALE_CLAIM)
+                          .values(created_at=now, detail=CLAIM))
+        if taken.rowcount == 1:
+            log.warning("effect %s: took over a stale claim", key.split(":", 1)[0])
+            return now, True
+        effect = store.find_effect(s, key)
+        if effect is not None and effect.remote_id is not None:
+            return None
+    raise InFlight(key.split(":", 1)[0])  # the key's kind only: a key may carry a report id
+
+
+def _release(key: str, claimed_at: datetime) -> None:
+    """Drop our claim after a failed attempt, so that its retry goes ahead at once. Only ours: a claim taken over
+    since has another time. Failing here leaves the claim to go stale."""
+    try:
+        with store.session() as s:
+            s.execute(delete(Effect).where(Effect.key == key, Effect.remote_id.is_(None),
+                                           Effect.created_at == claimed_at))
+    except Exception as exc:  # noqa: BLE001 - the write's own error is the one to raise
+        log.warning("effect %s: claim not released (%s); it goes stale", key.split(":", 1)[0], type(exc).__name__)
+
+
 def _record(key: str, remote_id: str | None, detail: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
     """Remember a write. When a concurrent attempt recorded the same key first, its record wins."""
     with store.session() as s:
@@ -78,14 +140,25 @@ def _record(key: str, remote_id: str | None, detail: dict[str, Any] | None) -> t
 
 def once_detail(key: str, write: Callable[[], Remote], *, find: Callable[[], Remote | None] | None = None,
                 retry: bool | None = None) -> tuple[str, dict[str, Any]]:
-    """(remote id, detail) of the write `key`: recorded, found remotely (on a retry), or made now."""
+    """(remote id, detail) of the write `key`: recorded, found remotely (on a retry), or made now. Raises
+    InFlight while another attempt is making it."""
     done = recorded_detail(key)
     if done is not None:
         return done
-    retry = retrying() if retry is None else retry
-    found = find() if (retry and find is not None) else None
-    remote_id, detail = _split(found if found is not None else write())
-    remote_id, detail = _record(key, remote_id, detail)
+    claim = _claim(key)
+    if claim is None:  # recorded by a concurrent attempt since we looked
+        done = recorded_detail(key)
+        assert done is not None
+        return done
+    claimed_at, took_over = claim
+    retry = took_over or (retrying() if retry is None else retry)
+    try:
+        found = find() if (retry and find is not None) else None
+        remote_id, detail = _split(found if found is not None else write())
+        remote_id, detail = _record(key, remote_id, detail)
+    except BaseException:
+        _release(key, claimed_at)
+        raise
     return str(remote_id), detail
 
 
@@ -97,8 +170,9 @@ def once(key: str, write: Callable[[], Remote], *, find: Callable[[], Remote | N
 
 def send_once(key: str, send: Callable[[], str]) -> bool:
     """Send a message at most once (SMTP has no idempotency). The intent is committed before sending; a send
-    that fails removes it so that the retry sends, while a crash after sending leaves it, and the retry does not
-    send again. Returns whether this call sent."""
+    that fails removes it so that the retry sends, while a crash after sending, or a MaybeSent (connectors/mail.py),
+    leaves it, and the retry does not send again. Returns whether this call sent (False too while a concurrent
+    attempt is sending it). Unlike `once`, an intent never goes stale: a message possibly sent is not sent again."""
     with store.session() as s:
         if store.find_effect(s, key) is not None:
             return False
@@ -109,6 +183,10 @@ def send_once(key: str, send: Callable[[], str]) -> bool:
             return False
     try:
         message_id = send()
+    except MaybeSent:
+        # The server may hold the message (its answer was lost): the intent stays, so no retry sends it again.
+        _record(key, None, {"state": "maybe-sent"})
+        raise
     except BaseException:
         with store.session() as s:
             effect = store.find_effect(s, key)

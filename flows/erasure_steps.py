@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from connectors.errors import NotFound
@@ -261,6 +261,8 @@ def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str
         if traces.in_value(effect.detail):
             effect.detail = {"erased": erasure_id}
             effects += 1
+    # The phone-only contact recorded per number is gone from HubSpot: a new caller from it must get a new one.
+    s.execute(delete(Effect).where(Effect.key.in_([identity.phone_contact_key(p) for p in subject.phones])))
     s.flush()
     residue = residue_in_store(s, traces)
     if residue:

@@ -2,7 +2,8 @@
 
 Identities are (system, value) pairs: `email` (lower-cased), `phone` (E.164, default region HU), and the vendors'
 own ids (`hubspot`, `happyfox`, `aircall`). Two customers that turn out to share an identity are one person: they
-are merged into the older one and the merge is audited (DESIGN "State").
+are merged into the older one and the merge is audited (DESIGN "State"); their HubSpot contacts follow in a job
+(`flows/contact_merge.py`).
 """
 from __future__ import annotations
 
@@ -122,6 +123,7 @@ def merge(s: Session, keep: Customer, drop: Customer, actor: str, reason: str) -
         return keep
     if (drop.created_at, drop.id) < (keep.created_at, keep.id):
         keep, drop = drop, keep
+    contacts = [value_of(s, keep.id, "hubspot"), value_of(s, drop.id, "hubspot")]
     s.execute(update(Identity).where(Identity.customer_id == drop.id).values(customer_id=keep.id))
     s.execute(update(Ticket).where(Ticket.customer_id == drop.id).values(customer_id=keep.id))
     s.execute(update(Erasure).where(Erasure.customer_id == drop.id).values(customer_id=keep.id))
@@ -136,9 +138,33 @@ def merge(s: Session, keep: Customer, drop: Customer, actor: str, reason: str) -
     s.flush()
     s.expire(keep, ["identities"])
     s.expire(drop, ["identities"])
-    audit.record(s, actor, "customer.merged", customer_id=keep.id, merged_id=drop.id, reason=reason)
+    both = None not in contacts
+    # With `hubspot_contacts` the row is also the lasting note that HubSpot must follow (contact_merge's sweep).
+    audit.record(s, actor, "customer.merged", customer_id=keep.id, merged_id=drop.id, reason=reason,
+                 **({"hubspot_contacts": contacts} if both else {}))
+    if both:
+        from .contact_merge import queue  # here: contact_merge imports this module
+        store.after_commit(s, lambda keep_id=keep.id: queue(keep_id, *contacts))
     log.info("merged customer %s into %s (%s)", drop.id, keep.id, reason)
     return keep
+
+
+def put_first(s: Session, customer_id: int, system: str, value: str, actor: str) -> None:
+    """Make `value` the customer's first identity in `system`, the one `value_of` answers and flows write to
+    (the contact that survived a HubSpot merge), keeping the others: webhooks still name old ids."""
+    customer = current(s, customer_id)
+    rows = list(s.scalars(select(Identity).where(Identity.customer_id == customer.id, Identity.system == system)
+                          .order_by(Identity.id)))
+    if rows and rows[0].value == value:
+        return
+    others = [row for row in rows if row.value != value]
+    for row in others:  # re-added below, after `value`: the order is the rows' ids
+        s.delete(row)
+    s.flush()
+    if len(others) == len(rows):
+        customer = add_identity(s, customer, system, value, actor)
+    s.add_all(Identity(customer_id=customer.id, system=system, value=row.value) for row in others)
+    s.flush()
 
 
 def add_identity(s: Session, customer: Customer, system: str, value: str | int | None, actor: str) -> Customer:
@@ -217,15 +243,21 @@ def _contact_properties(person: Person) -> dict[str, str]:
     return {name: value for name, value in properties.items() if value}
 
 
+def phone_contact_key(phone: str) -> str:
+    """The effect key of the phone-only contact made for a number: per number, not per call, so that two calls
+    from one new number at the same moment make one contact. The number is hashed (a key is no place for it);
+    erasure removes the key, so that a later caller from the number is not handed the erased contact."""
+    return f"hubspot-contact:phone:{audit.subject_hash(phone)}"
+
+
 def hubspot_contact(customer_id: int, person: Person, key: str, actor: str) -> str:
     """The customer's HubSpot contact id, linked to the customer: upserted by email (one batch-upsert call, which
     is idempotent in itself), or for a caller without an email the contact we know, else the one found by phone,
     else a new one (HubSpot owns contact properties: a found contact is not overwritten)."""
     hubspot = vendors.get().hubspot
-    effect_key = f"hubspot-contact:{key}"
     if person.email:
         properties = _contact_properties(person)
-        contact_id = effects.once(effect_key, lambda: hubspot.upsert_contact(properties))
+        contact_id = effects.once(f"hubspot-contact:{key}", lambda: hubspot.upsert_contact(properties))
     else:
         with store.session() as s:
             contact_id = value_of(s, current(s, customer_id).id, "hubspot")
@@ -240,7 +272,7 @@ def hubspot_contact(customer_id: int, person: Person, key: str, actor: str) -> s
                     return str(found[0]["id"])
                 return str(hubspot.create_contact(_contact_properties(person))["id"])
 
-            contact_id = effects.once(effect_key, find_or_create)
+            contact_id = effects.once(phone_contact_key(person.phone), find_or_create)
     with store.session() as s:
         link(s, customer_id, "hubspot", contact_id, actor)
     return str(contact_id)

@@ -1,5 +1,6 @@
-"""The HubSpot fake: CRM v3 objects (contacts, tickets, calls), v4 associations, pipelines and properties, with
-HubSpot's Bearer auth, error bodies, rate-limit answer and signed webhook batches (api-facts: hubspot §1-§7).
+"""The HubSpot fake: CRM v3 objects (contacts, tickets, calls), contact merge, v4 associations, pipelines and
+properties, with HubSpot's Bearer auth, error bodies, rate-limit answer and signed webhook batches (api-facts:
+hubspot §1-§7).
 
 State (`sandbox.state["hubspot"]`, plain dicts so `/_sandbox/state` shows it): `contacts`, `tickets`, `calls`
 (id -> `{"id", "properties", "createdAt", "updatedAt", "archived"}`), `associations` (a list of
@@ -15,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Request, Response, jsonify
 
 from ..vendor import Vendor
-from . import meta, objects
+from . import merge, meta, objects
 from .webhooks import emit
 
 # api-facts hubspot §7: the category each status carries.
@@ -63,6 +64,7 @@ def seed(state: dict[str, Any]) -> None:
 
 blueprint = Blueprint("sandbox_hubspot", __name__)
 objects.register(blueprint, error)
+merge.register(blueprint, error)
 meta.register(blueprint, error)
 
 VENDOR = Vendor(name="hubspot", prefixes=("/crm/v3/", "/crm/v4/"), blueprint=blueprint,

@@ -1,9 +1,11 @@
-"""What the flow tests share: storing an inbox event as the receiver does, running the inbox job synchronously,
-signing a form delivery, shortening the connectors' back-off, and reading the sandbox's objects."""
+"""What the flow tests share: storing an inbox event as the receiver does, running the inbox job synchronously
+(or several at once), signing a form delivery, shortening the connectors' back-off, and reading the sandbox's
+objects."""
 from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -50,6 +52,28 @@ def put_form(email: str = "kata.kovacs@example.com", **fields: str) -> int:
 
 def run(inbox_id: int) -> str:
     return inbox.process_inbox.call_local(inbox_id)
+
+
+def race(*inbox_ids: int) -> dict[int, Any]:
+    """Run the inbox jobs at the same moment, one thread each, released together by a barrier; each one's
+    status, or the exception it raised."""
+    barrier = threading.Barrier(len(inbox_ids))
+    outcomes: dict[int, Any] = {}
+
+    def work(inbox_id: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            outcomes[inbox_id] = run(inbox_id)
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            outcomes[inbox_id] = exc
+
+    threads = [threading.Thread(target=work, args=(inbox_id,)) for inbox_id in inbox_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outcomes) == len(inbox_ids), "a racing job did not finish"
+    return outcomes
 
 
 def row(inbox_id: int) -> InboxEvent:

@@ -8,8 +8,8 @@ import pytest
 
 from core import settings as settings_module
 
-from .flowkit import (crash_once_recording, customers, fast_vendors, fixture, identities, objects, put, row, run,
-                      tickets, writes)
+from .flowkit import (crash_once_recording, customers, fast_vendors, fixture, identities, objects, put, race, row,
+                      run, tickets, writes)
 
 
 @pytest.fixture
@@ -141,3 +141,50 @@ def test_a_crash_after_the_call_is_logged_does_not_log_it_twice(flow, monkeypatc
     assert row(inbox_id).status == "failed"
     assert run(inbox_id) == "done"
     assert len(objects(flow, "hubspot", "calls")) == 1 and len(objects(flow, "hubspot", "contacts")) == 1
+
+
+# ---------------------------------------------------------------- events of one caller at the same moment
+
+def loser(outcomes: dict) -> int:
+    """The one racing job that did not finish: it failed transiently (its retry is the job queue's), having
+    written nothing."""
+    assert sorted(o if isinstance(o, str) else "raised" for o in outcomes.values()) == ["done", "raised"], outcomes
+    [inbox_id] = [i for i, o in outcomes.items() if not isinstance(o, str)]
+    assert row(inbox_id).status == "failed"
+    return inbox_id
+
+
+def test_a_voicemail_and_its_call_ended_at_the_same_moment_open_one_ticket(any_database, sandbox):
+    fast_vendors()
+    left = aircall("call.voicemail_left__inbound")
+    ended = copy.deepcopy(left)
+    ended["event"] = "call.ended"
+    ids = [deliver(left), deliver(ended)]
+    # Every HappyFox create is held for a second: the two jobs are inside the write at the same time.
+    sandbox.fault(service="happyfox", method="POST", path="/api/1.1/json/tickets/", delay=1.0, times=2)
+
+    retried = loser(race(*ids))
+    assert len(sandbox.state("happyfox")["tickets"]) == 1
+    assert run(retried) == "done"  # the queue's retry finds the ticket the other job made
+
+    assert len(sandbox.state("happyfox")["tickets"]) == 1 and len(tickets()) == 1
+    assert len(objects(sandbox, "hubspot", "tickets")) == 1 and len(sandbox.mail()) == 1
+    assert len(objects(sandbox, "hubspot", "calls")) == 1 and len(objects(sandbox, "hubspot", "contacts")) == 1
+
+
+def test_two_calls_from_one_new_number_at_the_same_moment_make_one_contact(any_database, sandbox):
+    fast_vendors()
+    ids = [deliver(aircall("call.ended__answered_inbound", id=2001, contact=None, raw_digits="06 20 999 8877")),
+           deliver(aircall("call.ended__answered_inbound", id=2002, contact=None, raw_digits="+36 20 999 8877"))]
+    # The phone search before the create is held for a second: both jobs are inside the write at once.
+    sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/contacts/search", delay=1.0, times=2)
+
+    retried = loser(race(*ids))
+    assert run(retried) == "done"
+
+    [contact] = objects(sandbox, "hubspot", "contacts")
+    assert contact["properties"]["phone"] == "+36209998877"
+    assert len(objects(sandbox, "hubspot", "calls")) == 2
+    assert calls_on(sandbox, "contacts", contact["id"]) == [contact["id"]] * 2
+    [customer] = customers()
+    assert identities(customer.id)["hubspot"] == [contact["id"]]

@@ -230,3 +230,24 @@ def test_the_jobs_chain_to_the_last_step_and_the_sweep_requeues_failures(flow):
     assert erasure.erasure_step.call_local(erasure_id, "switchboard") == "done"
     assert erasure.status(erasure_id)["status"] == "done"
     jobs.huey.flush()
+
+
+def test_a_new_caller_from_an_erased_number_gets_a_contact_of_their_own(flow):
+    """The phone-only HubSpot contact is recorded per number (flows/identity.py): erasure removes that record,
+    or the next caller from the number would be handed the erased contact."""
+    def call(call_id: int) -> int:
+        data = {"id": call_id, "direction": "inbound", "raw_digits": "06 30 123 4567", "started_at": 1,
+                "ended_at": 61, "duration": 60, "answered_at": 9, "contact": None, "user": {}, "number": {}}
+        return put("aircall", "call.ended", {"event": "call.ended", "data": data}, key=f"call.ended:{call_id}")
+
+    assert run(call(3001)) == "done"
+    [erased] = objects(flow, "hubspot", "contacts")
+    assert erasure.run(erasure.request(phone=PHONE)) == "done"
+    assert objects(flow, "hubspot", "contacts") == [] and database_traces() == []
+
+    assert run(call(3002)) == "done"
+    [contact] = objects(flow, "hubspot", "contacts")
+    assert contact["id"] != erased["id"] and contact["properties"]["phone"] == PHONE
+    [logged] = objects(flow, "hubspot", "calls")
+    assert {a["to"][1] for a in flow.state("hubspot")["associations"] if a["from"] == ["calls", logged["id"]]} \
+        == {contact["id"]}

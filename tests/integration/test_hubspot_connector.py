@@ -15,6 +15,7 @@ from connectors.hubspot import HubSpotClient
 from connectors.policy import Policy
 
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+MERGE = "/crm/v3/objects/contacts/merge"
 
 
 def make_client(sandbox: Any, token: str | None = None, search_limit: Any = None, **policy: Any) -> HubSpotClient:
@@ -100,6 +101,36 @@ def test_gdpr_delete_removes_the_contact_and_its_links_not_its_tickets(sandbox: 
     assert ticket["id"] in state["tickets"]
     assert hubspot.gdpr_delete_contact(contact_id) == "gone"
     assert hubspot.archive_contact("424242") == "gone"
+
+
+def test_merge_contacts_keeps_the_primary_and_retires_the_other(sandbox: Any, hubspot: HubSpotClient) -> None:
+    older = hubspot.upsert_contact({"email": "anna@example.com", "firstname": "Anna"})
+    newer = hubspot.create_contact({"email": "anni@example.com", "firstname": "Anni", "lastname": "Kovács",
+                                    "phone": "+36301234567"})["id"]
+    ticket = hubspot.create_ticket({"subject": "Help", "hs_pipeline_stage": "1"}, newer)
+    merged = hubspot.merge_contacts(older, newer)
+    assert merged is not None and merged["id"] == older
+    # The primary's values stay current; the other's fill what it lacked (HubSpot's documented merge).
+    assert merged["properties"]["firstname"] == "Anna" and merged["properties"]["lastname"] == "Kovács"
+    kept = hubspot.get_contact(older, ["phone", "hs_additional_emails", "hs_merged_object_ids"])["properties"]
+    assert kept["phone"] == "+36301234567" and kept["hs_additional_emails"] == "anni@example.com"
+    assert kept["hs_merged_object_ids"] == newer
+    with pytest.raises(NotFound):
+        hubspot.get_contact(newer)
+    assert [c["id"] for c in hubspot.search_contacts(phone="+36301234567")] == [older]
+    assert hubspot.associated_ids("tickets", ticket["id"], "contacts") == [older]
+    assert newer not in sandbox.state("hubspot")["contacts"]
+    assert hubspot.merge_contacts(older, newer) is None  # merged already: gone
+    with pytest.raises(InvalidRequest):
+        hubspot.merge_contacts(older, older)
+
+
+def test_a_merge_whose_answer_is_lost_is_not_retried_inline(sandbox: Any, hubspot: HubSpotClient) -> None:
+    older, newer = contact(hubspot), contact(hubspot, "bela@example.com")
+    sandbox.fault(service="hubspot", method="POST", path=MERGE, status=503, times=1)
+    with pytest.raises(Unavailable):
+        hubspot.merge_contacts(older, newer)
+    assert len(calls(sandbox, "POST", MERGE)) == 1
 
 
 # ---------------------------------------------------------------- tickets

@@ -102,6 +102,9 @@ def exercise(client: HubSpotClient) -> None:
     client.archive_call(call["id"])
     client.archive_ticket(ticket["id"])
     client.archive_ticket("424242")
+    other_id = client.create_contact({"firstname": "Cecil", "phone": "+36307654321"})["id"]
+    client.merge_contacts(contact_id, other_id)
+    client.merge_contacts(contact_id, other_id)  # 404: merged already
     client.gdpr_delete_contact(contact_id)
     client.gdpr_delete_contact(contact_id)
 
@@ -130,6 +133,7 @@ def test_requests_and_answers_follow_hubspots_openapi(recorded: tuple[str, Recor
         ("POST", "/crm/v3/objects/contacts/batch/upsert"), ("POST", "/crm/v3/objects/contacts/search"),
         ("POST", "/crm/v3/objects/contacts"), ("PATCH", "/crm/v3/objects/contacts/{id}"),
         ("GET", "/crm/v3/objects/contacts/{id}"), ("POST", "/crm/v3/objects/contacts/gdpr-delete"),
+        ("POST", "/crm/v3/objects/contacts/merge"),
         ("POST", "/crm/v3/objects/tickets"), ("PATCH", "/crm/v3/objects/tickets/{id}"),
         ("GET", "/crm/v3/objects/tickets/{id}"), ("POST", "/crm/v3/objects/tickets/search"),
         ("DELETE", "/crm/v3/objects/tickets/{id}"), ("POST", "/crm/v3/objects/calls"),

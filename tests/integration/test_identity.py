@@ -96,6 +96,20 @@ def test_merging_twice_is_harmless_and_a_chain_resolves_to_the_survivor(db):
     assert len(customers()) == 1
 
 
+def test_put_first_makes_the_surviving_id_first_and_keeps_the_others(db):
+    with store.session() as s:
+        customer_id = identity.resolve(s, Person(email="a@example.com"), "t").id
+        identity.link(s, customer_id, "hubspot", "501", "t")
+        identity.link(s, customer_id, "hubspot", "502", "t")
+    with store.session() as s:  # a merge HubSpot answered with a new id
+        identity.put_first(s, customer_id, "hubspot", "777", "t")
+    assert identities(customer_id)["hubspot"] == ["777", "501", "502"]
+    with store.session() as s:
+        identity.put_first(s, customer_id, "hubspot", "502", "t")
+        assert identity.value_of(s, customer_id, "hubspot") == "502"
+    assert identities(customer_id) == {"email": ["a@example.com"], "hubspot": ["502", "777", "501"]}
+
+
 def test_the_hubspot_contact_is_upserted_by_email_or_found_by_phone(settings, sandbox):
     fast_vendors()
     with store.session() as s:

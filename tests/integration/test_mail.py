@@ -1,16 +1,20 @@
 """The SMTP connector against a real SMTP server: the sandbox's aiosmtpd sink, and small aiosmtpd servers of
-our own that refuse recipients the way real servers do."""
+our own that refuse, stall or hang up the way real servers do."""
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from datetime import datetime, timezone
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from connectors.errors import InvalidRequest, Unauthorized, Unavailable
+from connectors.errors import InvalidRequest, MaybeSent, Unauthorized, Unavailable
 from connectors.mail import Mailer, MailTemplateError
 from connectors.policy import Policy
+
+from .flowkit import fast_vendors, put_form, row, run, tickets
 
 FAST = dict(attempts=3, timeout=2.0, backoff=lambda state: 0.01)
 
@@ -178,3 +182,158 @@ def test_temporary_recipient_refusal_is_retried_then_unavailable(settings, refus
         mailer(settings, host="127.0.0.1", port=port).send("anna@example.com", "confirmation", "en",
                                                            ticket_id="#1", subject="s")
     assert handler.attempts == FAST["attempts"]
+
+
+# ---------------------------------------------------------------- retry only what certainly was not accepted
+
+STALL = 1.0        # how long a stalling server keeps quiet: longer than the mailer's timeout below
+TIMEOUT = 0.3
+
+
+class Scripted:
+    """An aiosmtpd handler that misbehaves at one command (`MAIL="stall"`, `DATA="drop"`, `RCPT="451 ..."`) the
+    first `times` it sees it, and otherwise answers as a mail server does. `received` holds every message that
+    arrived whole, `accepted` those answered 250."""
+
+    def __init__(self, times: int = 1, **misbehave: str) -> None:
+        self.misbehave, self.times = misbehave, times
+        self.seen: dict[str, int] = {}
+        self.received: list[bytes] = []
+        self.accepted: list[bytes] = []
+
+    async def _act(self, command: str, server) -> str | None:
+        """A reply to give instead of the normal one, or None to carry on."""
+        self.seen[command] = self.seen.get(command, 0) + 1
+        action = self.misbehave.get(command)
+        if action is None or self.seen[command] > self.times:
+            return None
+        if action == "stall":
+            await asyncio.sleep(STALL)
+            return None
+        if action == "drop":
+            server.transport.close()
+            return "250 OK"  # never reaches the client
+        return action
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        envelope.mail_from = address
+        return await self._act("MAIL", server) or "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        envelope.rcpt_tos.append(address)
+        return await self._act("RCPT", server) or "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append(envelope.content)
+        reply = await self._act("DATA", server) or "250 Message accepted for delivery"
+        if reply.startswith("250") and not server.transport.is_closing():
+            self.accepted.append(envelope.content)
+        return reply
+
+    async def handle_QUIT(self, server, session, envelope):
+        return await self._act("QUIT", server) or "221 Bye"
+
+
+@pytest.fixture
+def scripted():
+    started = []
+
+    def start(times: int = 1, **misbehave: str) -> tuple[Scripted, int]:
+        handler = Scripted(times, **misbehave)
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        started.append(controller)
+        return handler, controller.port
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def send_to(settings, port: int) -> str:
+    return mailer(settings, host="127.0.0.1", port=port, timeout=TIMEOUT).send(
+        "anna@example.com", "confirmation", "en", ticket_id="#1", subject="s")
+
+
+@pytest.mark.parametrize("misbehave", ["stall", "drop"])
+def test_no_reply_after_the_message_went_out_is_maybe_sent_and_not_retried(settings, scripted, misbehave):
+    handler, port = scripted(DATA=misbehave)
+    with pytest.raises(MaybeSent) as caught:
+        send_to(settings, port)
+    assert caught.value.transient  # the job may carry on past the send: its record says not to send again
+    assert (handler.seen["MAIL"], handler.seen["DATA"]) == (1, 1)  # one session, no inline retry
+    assert len(handler.received) == 1
+
+
+def test_a_lost_quit_after_an_accepted_message_is_a_success(settings, scripted):
+    # smtplib's `with` raised on a QUIT reply other than 221: the policy retried an accepted message.
+    handler, port = scripted(QUIT="421 4.3.2 shutting down")
+    message_id = send_to(settings, port)
+    assert len(handler.accepted) == 1 and handler.seen["MAIL"] == 1
+    assert message_id.encode() in handler.accepted[0]
+
+
+@pytest.mark.parametrize("misbehave", [{"MAIL": "stall"}, {"MAIL": "451 4.3.0 try again"},
+                                       {"RCPT": "451 4.7.1 greylisted"}, {"DATA": "451 4.3.0 queue full"}],
+                         ids=["MAIL timeout", "MAIL 451", "RCPT 451", "451 to the message"])
+def test_a_failure_before_acceptance_is_retried_and_delivers_once(settings, scripted, misbehave):
+    handler, port = scripted(**misbehave)
+    send_to(settings, port)
+    assert handler.seen["MAIL"] == 2  # one retry, in a new session
+    assert len(handler.accepted) == 1
+
+
+def test_a_permanent_refusal_of_the_message_is_not_retried(settings, scripted):
+    handler, port = scripted(times=9, DATA="554 5.6.0 message refused")
+    with pytest.raises(InvalidRequest, match="message refused"):
+        send_to(settings, port)
+    assert (handler.seen["MAIL"], handler.seen["DATA"]) == (1, 1) and handler.accepted == []
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that takes connections and never greets: the mailer times out while connecting."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    connections: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connections.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], connections
+    stop.set()
+    thread.join()
+    listener.close()
+    for connection in connections:
+        connection.close()
+
+
+def test_a_timeout_while_connecting_is_retried(settings, silent_server):
+    port, connections = silent_server
+    with pytest.raises(Unavailable) as caught:
+        send_to(settings, port)
+    assert not isinstance(caught.value, MaybeSent)
+    assert len(connections) == FAST["attempts"]
+
+
+# ---------------------------------------------------------------- what the caller's retry does
+
+def test_a_confirmation_that_may_have_been_sent_is_not_sent_again_by_the_job_retry(settings, scripted):
+    handler, port = scripted(DATA="stall")
+    mail = fast_vendors().mail
+    mail.host, mail.port, mail.timeout = "127.0.0.1", port, TIMEOUT
+    inbox_id = put_form()
+    with pytest.raises(MaybeSent):
+        run(inbox_id)
+    assert row(inbox_id).status == "failed" and row(inbox_id).last_error == "MaybeSent: smtp"
+    assert run(inbox_id) == "done"
+    [ticket] = tickets()
+    assert ticket.confirmed_at is not None
+    assert len(handler.received) == 1

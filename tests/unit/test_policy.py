@@ -218,6 +218,14 @@ def test_a_non_idempotent_call_still_sends_a_long_lockout_up():
     assert len(request.calls) == 1
 
 
+def test_a_message_that_may_have_been_sent_is_not_retried():
+    request = Flaky(errors.MaybeSent("smtp", "no reply to the message"))
+    with pytest.raises(errors.MaybeSent) as caught:
+        policy().call(request)
+    assert len(request.calls) == 1
+    assert caught.value.transient  # for the job: it goes on past the send, whose record says it is done
+
+
 class RecordingPacer:
     def __init__(self) -> None:
         self.reservations: list[tuple[str, float]] = []

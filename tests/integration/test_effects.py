@@ -1,0 +1,129 @@
+"""`flows/effects.py` on SQLite and on PostgreSQL: a write is claimed before it is made, so that two attempts at
+one key at the same moment write once; a claim left by a dead process is taken over after a bounded time, by an
+attempt that searches first; `send_once` keeps its documented at-most-once behaviour."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from core import store
+from core.models import Effect, utcnow
+from flows import effects
+
+
+def claims(key: str) -> list[Effect]:
+    with store.session() as s:
+        found = s.get(Effect, key)
+        s.expunge_all()
+    return [found] if found is not None else []
+
+
+def age(key: str, by: timedelta) -> None:
+    with store.session() as s:
+        s.execute(update(Effect).where(Effect.key == key).values(created_at=utcnow() - by))
+
+
+def test_two_attempts_at_one_key_at_the_same_moment_write_once(db):
+    barrier, writes, outcomes = threading.Barrier(2), [], {}
+
+    def write() -> str:
+        writes.append(threading.current_thread().name)
+        time.sleep(0.5)  # still writing when the other attempt arrives
+        return "901"
+
+    def attempt(name: str) -> None:
+        barrier.wait(timeout=5)
+        try:
+            outcomes[name] = effects.once("hubspot-contact:phone:abc", write)
+        except effects.InFlight as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=attempt, args=(n,), name=n) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(writes) == 1
+    assert sorted(type(o).__name__ for o in outcomes.values()) == ["InFlight", "str"]
+    assert str(outcomes[next(n for n, o in outcomes.items() if isinstance(o, Exception))]) == "hubspot-contact"
+    # The queue's retry of the attempt that met the claim finds the record, and writes nothing.
+    assert effects.once("hubspot-contact:phone:abc", lambda: pytest.fail("written twice")) == "901"
+
+
+def test_a_live_claim_is_not_taken_over(db):
+    with store.session() as s:
+        s.add(Effect(key="k", remote_id=None, detail=effects.CLAIM, created_at=utcnow()))
+    age("k", effects.STALE_CLAIM - timedelta(seconds=30))
+    with pytest.raises(effects.InFlight):
+        effects.once("k", lambda: pytest.fail("wrote under another attempt's claim"),
+                     find=lambda: pytest.fail("searched under another attempt's claim"))
+    assert claims("k")[0].remote_id is None
+
+
+def test_a_stale_claim_is_taken_over_by_an_attempt_that_searches_first(db):
+    with store.session() as s:
+        s.add(Effect(key="k", remote_id=None, detail=effects.CLAIM, created_at=utcnow()))
+    age("k", effects.STALE_CLAIM + timedelta(seconds=1))  # its process died inside the write
+    searched = []
+
+    def find() -> str:
+        searched.append(True)
+        return "found-1"
+
+    # Not a retry by the caller's account, yet it searches: the dead attempt may have written.
+    assert effects.once("k", lambda: pytest.fail("created without searching"), find=find, retry=False) == "found-1"
+    assert searched == [True] and claims("k")[0].remote_id == "found-1"
+
+
+def test_a_stale_claim_with_nothing_found_is_written(db):
+    with store.session() as s:
+        s.add(Effect(key="k", remote_id=None, detail=effects.CLAIM, created_at=utcnow()))
+    age("k", effects.STALE_CLAIM + timedelta(seconds=1))
+    assert effects.once("k", lambda: "new-1", find=lambda: None) == "new-1"
+
+
+def test_a_failed_write_releases_its_claim_so_the_retry_goes_ahead(db):
+    def fail() -> str:
+        raise RuntimeError("vendor down")
+
+    with pytest.raises(RuntimeError):
+        effects.once("k", fail)
+    assert claims("k") == []
+    assert effects.once("k", lambda: "written", find=lambda: None, retry=True) == "written"
+
+
+def test_a_release_leaves_a_claim_that_was_taken_over_meanwhile(db):
+    def slow_then_fail() -> str:
+        # While this attempt hangs, its claim goes stale and another attempt takes it over.
+        age("k", effects.STALE_CLAIM + timedelta(seconds=1))
+        assert effects._claim("k") is not None
+        raise RuntimeError("timed out at last")
+
+    with pytest.raises(RuntimeError):
+        effects.once("k", slow_then_fail)
+    assert [c.remote_id for c in claims("k")] == [None]  # the taker's claim stands
+    with pytest.raises(effects.InFlight):
+        effects.once("k", lambda: pytest.fail("wrote under the taker's claim"))
+
+
+def test_send_once_still_sends_at_most_once(db):
+    sent = []
+
+    def fail() -> str:
+        raise RuntimeError("smtp down")
+
+    with pytest.raises(RuntimeError):
+        effects.send_once("mail:1", fail)
+    assert not effects.sent("mail:1")  # a failed send leaves no intent: the retry sends
+    assert effects.send_once("mail:1", lambda: sent.append(1) or "<id@x>") is True
+    assert effects.send_once("mail:1", lambda: sent.append(2) or "<id@x>") is False
+    # An intent whose sender died is never taken over, however old: the mail may be out.
+    with store.session() as s:
+        store.record_effect(s, "mail:2", None, {"state": "sending"})
+    age("mail:2", effects.STALE_CLAIM * 10)
+    assert effects.send_once("mail:2", lambda: sent.append(3) or "<id@y>") is False
+    assert sent == [1] and effects.sent("mail:2")
