@@ -41,8 +41,9 @@ def receive(name: str) -> tuple[Response, int]:
     if source is None:
         return jsonify(error=f"unknown source {name!r}"), 404
     loaded = settings.get()
+    current = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not one per read
     try:
-        source.verify(request, loaded.env)
+        source.verify(current, loaded.env)
     except Rejected as exc:
         INBOX_RECEIVED.labels(name, "rejected").inc()
         log.warning("rejected %s webhook: %s", name, exc)
@@ -51,7 +52,7 @@ def receive(name: str) -> tuple[Response, int]:
         INBOX_RECEIVED.labels(name, "invalid").inc()
         return jsonify(error=exc.error, fields=exc.fields), exc.status
     try:
-        events = source.parse(request, loaded.config)
+        events = source.parse(current, loaded.config)
     except Invalid as exc:
         INBOX_RECEIVED.labels(name, "invalid").inc()
         return jsonify(error=exc.error, fields=exc.fields), exc.status
