@@ -11,11 +11,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
 from tenacity import wait_fixed
 
-from core import store
+from core import jobs, store
 from core.models import Audit, Customer, Identity, InboxEvent, Ticket
 from flows import inbox, vendors
 
@@ -31,6 +32,16 @@ def fast_vendors(attempts: int = 2) -> vendors.Vendors:
         policy.attempts = attempts
         policy.max_inline_wait = 0.5
     return current
+
+
+@pytest.fixture
+def queue(settings: Any, sandbox: Any) -> Any:
+    """The process's huey, emptied, so that the jobs a test queues (a scheduled retry, say) can be counted: other
+    tests' receivers queued jobs for their own databases. Import it into a test module to use it."""
+    fast_vendors()
+    jobs.huey.flush()
+    yield jobs.huey
+    jobs.huey.flush()
 
 
 def put(source: str, kind: str, payload: dict[str, Any], key: str | None = None) -> int:

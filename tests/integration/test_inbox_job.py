@@ -13,16 +13,7 @@ from core import jobs, store
 from core.models import InboxEvent
 from flows import inbox
 
-from .flowkit import fast_vendors, objects, put_form, row, signed, tickets
-
-
-@pytest.fixture
-def queue(settings, sandbox):
-    """The process's huey, emptied: other tests' receivers queued jobs for their own databases."""
-    fast_vendors()
-    jobs.huey.flush()
-    yield jobs.huey
-    jobs.huey.flush()
+from .flowkit import objects, put_form, queue, row, signed, tickets  # noqa: F401 - queue is a fixture
 
 
 def age(inbox_id: int, status: str, minutes: float) -> None:

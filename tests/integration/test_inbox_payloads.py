@@ -11,18 +11,9 @@ from sqlalchemy.exc import OperationalError
 from core import jobs
 from flows import calls, inbox
 
-from .flowkit import fast_vendors, fixture, put, row, website_form
+from .flowkit import fixture, put, queue, row, website_form  # noqa: F401 - queue is a fixture
 
 PHONE, EMAIL = "+36 30 123 4567", "kata.kovacs@example.com"
-
-
-@pytest.fixture
-def queue(settings, sandbox):
-    """The process's huey, emptied, so that a scheduled retry can be counted."""
-    fast_vendors()
-    jobs.huey.flush()
-    yield jobs.huey
-    jobs.huey.flush()
 
 
 def attempt(queue, inbox_id: int) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -152,19 +153,27 @@ class Refusing:
 
 
 @pytest.fixture
-def refusing_server():
+def smtp_server():
+    """Start a real SMTP server (aiosmtpd) for a handler on a free port; its port. All stop after the test."""
     started = []
 
-    def start(reply: str) -> tuple[Refusing, int]:
-        handler = Refusing(reply)
+    def start(handler: Any) -> int:
         controller = Controller(handler, hostname="127.0.0.1", port=free_port())
         controller.start()
         started.append(controller)
-        return handler, controller.port
+        return controller.port
 
     yield start
     for controller in started:
         controller.stop()
+
+
+@pytest.fixture
+def refusing_server(smtp_server):
+    def start(reply: str) -> tuple[Refusing, int]:
+        handler = Refusing(reply)
+        return handler, smtp_server(handler)
+    return start
 
 
 def test_permanent_recipient_refusal_is_invalid_request_without_retry(settings, refusing_server):
@@ -235,19 +244,11 @@ class Scripted:
 
 
 @pytest.fixture
-def scripted():
-    started = []
-
+def scripted(smtp_server):
     def start(times: int = 1, **misbehave: str) -> tuple[Scripted, int]:
         handler = Scripted(times, **misbehave)
-        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-        controller.start()
-        started.append(controller)
-        return handler, controller.port
-
-    yield start
-    for controller in started:
-        controller.stop()
+        return handler, smtp_server(handler)
+    return start
 
 
 def send_to(settings, port: int) -> str:
