@@ -40,8 +40,8 @@ SETUPS = (
     Setup("werkzeug", "sqlite", "the embedded default (`switchboard run`): werkzeug's threaded server (a thread per "
           "connection) and SQLite (WAL, synchronous=FULL), both apps in the bench process", rounds=harness.ROUNDS),
     Setup("gunicorn", "sqlite", "production's server (`switchboard serve`, core/runtime.py) on SQLite: a gunicorn "
-          f"master per side, {harness.GUNICORN_WORKERS} (WEB_CONCURRENCY) gthread workers x 8 threads, no access "
-          "log; the same configuration for both apps"),
+          f"master per side, {harness.GUNICORN_WORKERS} (WEB_CONCURRENCY) gthread workers x {{threads}} threads, "
+          "no access log; the same configuration for both apps"),
     Setup("gunicorn", "postgresql", "production's server as a PaaS runs it, on the local PostgreSQL "
           "(fsync on, synchronous_commit on); otherwise as above"),
 )
@@ -212,6 +212,7 @@ def _table(measured: Measured) -> list[str]:
 
 
 def report(results: dict[Setup, Measured | None], calls: dict[str, int]) -> str:
+    from core import runtime  # here: importing core before run() set SWITCHBOARD_DATA_DIR would fix huey's file
     lines = [
         "## Webhook ingest (`bench/ingest.py`)",
         "",
@@ -228,8 +229,8 @@ def report(results: dict[Setup, Measured | None], calls: dict[str, int]) -> str:
     for setup in SETUPS:
         measured = results.get(setup)
         heading = "Verdict" if setup == VERDICT else "For comparison"
-        lines += [f"### {heading}: {setup.server} on {setup.database}", "", setup.title[0].upper() + setup.title[1:]
-                  + ".", ""]
+        title = setup.title.format(threads=runtime.THREADS)  # core/runtime.py's own figure, never a copy
+        lines += [f"### {heading}: {setup.server} on {setup.database}", "", title[0].upper() + title[1:] + ".", ""]
         lines += _table(measured) if measured else ["Not measured: PostgreSQL could not be reached."]
         lines.append("")
     lines += [
