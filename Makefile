@@ -3,15 +3,23 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The whole dependency tree, pinned with hashes: every install (make run, make test, CI) gets exactly this.
+LOCK   := requirements.lock
+# The resolver that writes the lock (make lock); installs need only pip.
+UV_VERSION := 0.13.8
+LATEST := .venv-latest
 
-.PHONY: install run test test-fast services browser system-deps bench sandbox clean
+.PHONY: install run test test-fast test-latest lock services browser system-deps bench sandbox clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+# A new lock (or pyproject) rebuilds the environment from nothing, so it holds the lock and nothing else.
+$(STAMP): $(LOCK) pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 run: install
@@ -36,8 +44,23 @@ test: install services browser system-deps
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not browser" $(PYTEST_ARGS)
 
+# Updating the lock is deliberate: the newest versions pyproject's ranges allow, then `make test`, then commit.
+lock:
+	test -x .venv-tools/bin/uv || { $(PYTHON) -m venv .venv-tools && .venv-tools/bin/pip install -q uv==$(UV_VERSION); }
+	.venv-tools/bin/uv pip compile pyproject.toml --extra test --group pyproject.toml:build --universal \
+	  --python-version 3.11 --generate-hashes --upgrade --custom-compile-command "make lock" -o $(LOCK)
+
+# Drift finder, not part of `make test`: the newest versions the ranges allow, in an environment of their own.
+test-latest: services browser
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/versions.txt
+	PYTHON=$(LATEST)/bin/python scripts/system-deps.sh
+	$(LATEST)/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
 bench: install services
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(LATEST) .venv-tools var .pytest_cache

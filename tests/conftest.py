@@ -7,6 +7,7 @@ elsewhere its tests are skipped with the reason.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 15}")
 IN_CI = os.environ.get("CI") == "true"
+# The console script of the environment running the tests (`.venv`, or `.venv-latest` under `make test-latest`).
+SWITCHBOARD = [str(Path(sys.executable).with_name("switchboard"))]
 
 # Generous limits so that tests are not paced to the vendors' real rates; the pacing tests set their own.
 FAST_LIMITS = {name: LimitSpec(requests=10_000, per_seconds=1) for name in

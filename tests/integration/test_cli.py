@@ -6,19 +6,17 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from core.settings import DEFAULT_CONFIG, ROOT
-
-SCRIPT = ROOT / ".venv" / "bin" / "switchboard"
+from tests.conftest import SWITCHBOARD
 
 
 def switchboard(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "core.cli"]
+    command = list(SWITCHBOARD)
     environment = {**os.environ, "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
                    "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db", **env}
     return subprocess.run(command + list(args), capture_output=True, text=True, timeout=60, cwd=tmp_path,
@@ -123,7 +121,12 @@ def test_make_install_only_creates_the_venv_and_installs():
     assert result.returncode == 0, result.stderr
     commands = [line for line in result.stdout.splitlines() if line.strip()]
     assert any("-m venv .venv" in line for line in commands)
-    assert any("pip install" in line and "-e '.[test]'" in line for line in commands)
+    installs = [line for line in commands if "pip install" in line]
+    # Exactly the lock: every pin hash-checked, nothing resolved beside it, not even the build backend.
+    assert any("--require-hashes" in line and "-r requirements.lock" in line and "--no-deps" in line
+               for line in installs), installs
+    assert all("--no-deps" in line for line in installs), installs
+    assert any("-e ." in line and "--no-build-isolation" in line for line in installs), installs
     for other in ("pytest", "switchboard", "services", "browser"):
         assert not any(other in line for line in commands), commands
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
 from core import jobs, store
 from core.jobs import make_huey
 from core.models import InboxEvent
-from core.settings import ROOT, SANDBOX_DEFAULTS
+from core.settings import SANDBOX_DEFAULTS
+from tests.conftest import SWITCHBOARD
 
 from .flowkit import fast_vendors, fixture, objects, put, put_form, row, run, tickets
-
-SCRIPT = ROOT / ".venv" / "bin" / "switchboard"
 
 
 @pytest.fixture
@@ -28,7 +26,7 @@ def cli(settings, sandbox, tmp_path):
     env.update({f"{vendor}_BASE_URL": sandbox.base_url for vendor in ("HUBSPOT", "HAPPYFOX", "AIRCALL", "GMAIL")})
 
     def switchboard(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "core.cli"]
+        command = list(SWITCHBOARD)
         return subprocess.run(command + list(args), capture_output=True, text=True, timeout=60, env=env,
                               cwd=tmp_path)
     switchboard.data_dir = tmp_path / "data"  # type: ignore[attr-defined]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,8 +12,9 @@ from sqlalchemy import update
 
 from core import store
 from core.models import Erasure, Ticket
-from core.settings import ROOT, SANDBOX_DEFAULTS
+from core.settings import SANDBOX_DEFAULTS
 from flows import reconcile
+from tests.conftest import SWITCHBOARD
 
 from .flowkit import fast_vendors, objects, tickets, writes
 from .test_closure import deliver, form_ticket, fresh, mirror_stage, set_status, surveys
@@ -167,8 +167,7 @@ def test_sync_command_prints_what_it_fixed(flow, settings, tmp_path):
            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "none.json")}
     env.update({name.upper(): value for name, value in SANDBOX_DEFAULTS.items()})
     env.update({f"{v}_BASE_URL": flow.base_url for v in ("HUBSPOT", "HAPPYFOX", "AIRCALL", "GMAIL")})
-    script = ROOT / ".venv" / "bin" / "switchboard"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "core.cli"]
+    command = list(SWITCHBOARD)
     done = subprocess.run(command + ["sync", "--since", "2020-01-01"], capture_output=True, text=True,
                           timeout=60, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr

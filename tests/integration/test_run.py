@@ -8,7 +8,6 @@ import queue
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.settings import ROOT
+from tests.conftest import SWITCHBOARD
 
-SCRIPT = ROOT / ".venv" / "bin" / "switchboard"
 START_TIMEOUT = 30.0
 
 
@@ -33,7 +31,7 @@ class Process:
     """A `switchboard` subprocess whose merged output is read line by line as it comes."""
 
     def __init__(self, args: list[str], tmp_path: Path, **env: str) -> None:
-        command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "core.cli"]
+        command = list(SWITCHBOARD)
         environment = {**os.environ, "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
                        "DATABASE_URL": f"sqlite:///{tmp_path}/data/switchboard.db", "PYTHONUNBUFFERED": "1", **env}
         self.proc = subprocess.Popen(command + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

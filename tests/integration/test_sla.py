@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -17,8 +16,9 @@ from core import settings as settings_module
 from core import store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Audit, Customer, Ticket
-from core.settings import ROOT, SANDBOX_DEFAULTS, Settings
+from core.settings import SANDBOX_DEFAULTS, Settings
 from flows import sla
+from tests.conftest import SWITCHBOARD
 
 from .flowkit import fast_vendors, put_form, run, tickets
 
@@ -139,8 +139,7 @@ def test_sla_report_lists_the_breaches(alerting, sandbox, tmp_path):
            "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"), "HAPPYFOX_BASE_URL": sandbox.base_url,
            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "none.json")}
     env.update({name.upper(): value for name, value in SANDBOX_DEFAULTS.items()})
-    script = ROOT / ".venv" / "bin" / "switchboard"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "core.cli"]
+    command = list(SWITCHBOARD)
     done = subprocess.run(command + ["sla", "report"], capture_output=True, text=True, timeout=60, env=env,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
