@@ -9,7 +9,7 @@ LOCK   := requirements.lock
 UV_VERSION := 0.13.8
 LATEST := .venv-latest
 
-.PHONY: install run test test-fast test-latest lock services browser system-deps bench sandbox clean
+.PHONY: install run test test-fast test-latest lock upgrade services browser system-deps bench sandbox clean
 
 install: $(STAMP)
 
@@ -44,11 +44,15 @@ test: install services browser system-deps
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not browser" $(PYTEST_ARGS)
 
-# Updating the lock is deliberate: the newest versions pyproject's ranges allow, then `make test`, then commit.
+# `make lock` brings the lock in line with pyproject.toml, keeping every pin it can; `make upgrade` moves every pin
+# to the newest version the ranges allow. Both are deliberate: then `make test`, then commit the lock.
 lock:
 	test -x .venv-tools/bin/uv || { $(PYTHON) -m venv .venv-tools && .venv-tools/bin/pip install -q uv==$(UV_VERSION); }
 	.venv-tools/bin/uv pip compile pyproject.toml --extra test --group pyproject.toml:build --universal \
-	  --python-version 3.11 --generate-hashes --upgrade --custom-compile-command "make lock" -o $(LOCK)
+	  --python-version 3.11 --generate-hashes --custom-compile-command "make lock" $(UPGRADE) -o $(LOCK)
+
+upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 # Drift finder, not part of `make test`: the newest versions the ranges allow, in an environment of their own.
 test-latest: services browser

@@ -32,8 +32,9 @@ from core.settings import DEFAULT_CONFIG, Env, LimitSpec, Settings, load_config
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # One Redis database per xdist worker (gw0 -> 15, gw1 -> 14, ...): a test's FLUSHDB must not empty another's queue.
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 15}")
+# TEST_REDIS_DB_OFFSET shifts the range, so that two checkouts can run their suites side by side.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) + int(os.environ.get("TEST_REDIS_DB_OFFSET", 0))
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 16}")
 IN_CI = os.environ.get("CI") == "true"
 # The console script of the environment running the tests (`.venv`, or `.venv-latest` under `make test-latest`).
 SWITCHBOARD = [str(Path(sys.executable).with_name("switchboard"))]
