@@ -130,10 +130,10 @@ class Mailer:
         self.policy.call(lambda: self._deliver(msg))
         return str(msg["Message-ID"])
 
-    def _connect(self) -> "_SMTP | _SMTPS":
+    def _connect(self) -> smtplib.SMTP:
         if self.port == 465:  # implicit TLS (SMTPS)
-            return _SMTPS(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
-        return _SMTP(self.host, self.port, timeout=self.timeout)
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
 
     def _login(self, smtp: smtplib.SMTP) -> None:
         if self.username and not isinstance(smtp, smtplib.SMTP_SSL):
@@ -147,45 +147,53 @@ class Mailer:
             smtp.login(self.username, self.password or "")
 
     def _deliver(self, msg: EmailMessage) -> None:
-        """One SMTP session. Until the whole message went out after DATA the server holds nothing to deliver, and
-        a failure is a typed error the policy may retry; after that, silence may hide an acceptance: MaybeSent."""
+        """One SMTP session. Until the server answered 354 to DATA and the message went out it holds nothing to
+        deliver, and a failure is a typed error the policy may retry; after that, silence may hide an acceptance:
+        MaybeSent. `send_message` cannot tell those apart, so the session is spelled out with smtplib's public
+        commands (MAIL, RCPT, DATA), the way its `sendmail` runs them."""
         smtp = None
-        accepted = False
+        accepted = in_data = False
         try:
             smtp = self._connect()
             self._login(smtp)
-            smtp.send_message(msg)
+            smtp.ehlo_or_helo_if_needed()
+            sender, recipients, options, flat = _envelope(smtp, msg)
+            code, reply = smtp.mail(sender, options)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, reply, sender)
+            refused = {}
+            for recipient in recipients:
+                code, reply = smtp.rcpt(recipient)
+                if code not in (250, 251):
+                    refused[recipient] = (code, reply)
+            if len(refused) == len(recipients):
+                raise smtplib.SMTPRecipientsRefused(refused)
+            # From here a lost connection may hide an acceptance; one lost before the 354 is counted so too, on
+            # the safe side (no second mail). A refusal of DATA is a reply, which _failure reads as decided.
+            in_data = True
+            code, reply = smtp.data(flat)
+            if code != 250:
+                raise smtplib.SMTPDataError(code, reply)
             accepted = True
         except (smtplib.SMTPException, OSError) as exc:
-            raise _failure(exc, maybe_sent=smtp is not None and smtp.maybe_sent) from None
+            raise _failure(exc, maybe_sent=in_data) from None
         finally:
             if smtp is not None:
                 _end(smtp, accepted)
 
 
-class _Tracking:
-    """An SMTP session that notes when the server may hold the message: once the message and its final dot are
-    written after the server's 354 to DATA, only the server's reply tells whether it was accepted."""
-    maybe_sent = False
-    _message_next = False
-
-    def getreply(self) -> tuple[int, bytes]:
-        reply: tuple[int, bytes] = super().getreply()  # type: ignore[misc]
-        self._message_next = reply[0] == 354  # "start mail input": the next write is the message
-        return reply
-
-    def send(self, s: Any) -> None:
-        super().send(s)  # type: ignore[misc]  # raises unless all of it was written, the final dot included
-        if self._message_next:
-            self.maybe_sent = True
-
-
-class _SMTP(_Tracking, smtplib.SMTP):
-    pass
-
-
-class _SMTPS(_Tracking, smtplib.SMTP_SSL):
-    pass
+def _envelope(smtp: smtplib.SMTP, msg: EmailMessage) -> tuple[str, list[str], list[str], bytes]:
+    """Sender, recipients, MAIL options and the message as SMTP carries it, as `send_message` derives them (our
+    messages have From and To only). A non-ASCII address needs the server's SMTPUTF8."""
+    sender = email.utils.getaddresses([str(msg["From"])])[0][1]
+    recipients = [address for _, address in email.utils.getaddresses([str(msg["To"])])]
+    policy = msg.policy.clone(linesep="\r\n")
+    options: list[str] = []
+    if not "".join([sender, *recipients]).isascii():
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("an address needs SMTPUTF8, which the server does not offer")
+        policy, options = policy.clone(utf8=True), ["SMTPUTF8", "BODY=8BITMIME"]
+    return sender, recipients, options, msg.as_bytes(policy=policy)
 
 
 def _end(smtp: smtplib.SMTP, accepted: bool) -> None:
