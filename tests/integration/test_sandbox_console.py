@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sandbox import console as console_view
 from tests.integration.test_sandbox_website import Receiver
 
 NAME = ("Árvíztűrő", "Tükörfúrógép")  # every Hungarian accent, and what an ASCII-only escape would mangle
@@ -202,3 +203,16 @@ def test_console_keeps_the_raw_json_one_click_away(sandbox):
     for name in sandbox.running.sandbox.vendors:  # one folded <details> per fake with its objects as JSON
         assert f"<details><summary>{name}: " in html
     assert '"firstname": "Tükörfúrógép"' in html.replace("&#34;", '"')  # Unicode as text in the JSON too
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("2026-12-04T18:21:58.577Z", "2026-12-04 18:21:58"),         # HubSpot
+    ("2026-12-04 18:21:58", "2026-12-04 18:21:58"),              # HappyFox (UTC)
+    (1796408454, "2026-12-04 18:20:54"),                         # Aircall, epoch seconds
+    ("1796408454000", "2026-12-04 18:20:54"),                    # Gmail internalDate, epoch ms
+    (1796408454.25, "2026-12-04 18:20:54"),                      # the call log
+    ("Fri, 04 Dec 2026 19:21:58 +0100", "2026-12-04 18:21:58"),  # a mail's Date header
+    ("soon", "soon"), (None, ""),
+])
+def test_console_shows_every_fakes_times_alike_in_utc(value, shown):
+    assert console_view.when(value) == shown
