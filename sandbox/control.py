@@ -163,9 +163,7 @@ FORM_LABELS = {"vezeteknev": "Last name (vezetéknév)", "keresztnev": "First na
                "reszletes_leiras": "Details (részletes leírás)"}
 
 
-@bp.app_template_filter("pretty_json")
-def _pretty_json(value: Any) -> str:
-    return console_view.pretty_json(value)
+bp.add_app_template_filter(console_view.pretty_json, "pretty_json")
 
 
 @bp.get("/")
@@ -193,6 +191,9 @@ def _reason(answer: Response) -> str:
     """What HappyFox's error body says (`{"error": "..."}`, or a list of field errors for a 400), shortened."""
     body = answer.get_json(silent=True)
     said = body.get("error") if isinstance(body, dict) else None
+    if isinstance(said, list):
+        said = "; ".join(f"{e.get('field')}: {', '.join(map(str, e.get('errors', [])))}"
+                         for e in said if isinstance(e, dict))
     return str(said or answer.get_data(as_text=True)).strip()[:200]
 
 
