@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import dataclasses
+from http import HTTPStatus
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template_string, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import console as console_view
 from . import website
 from .state import Fault, current
 
@@ -156,72 +158,43 @@ def emitted() -> Response:
         return jsonify(list(sandbox.emitted))
 
 
-CONSOLE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">{% if watch %}<meta http-equiv="refresh" content="3">{% endif %}
-<title>Switchboard sandbox</title>
-<style>body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}h1{font-size:1.3rem}
-section{border:1px solid #ccc;border-radius:6px;padding:.5rem 1rem;margin:.8rem 0}
-pre{background:#f6f6f6;padding:.5rem;max-height:18rem;overflow:auto;font-size:12px}
-label{display:block;margin:.3rem 0}input,select,textarea{display:block;min-width:18rem}
-.notice{background:#eef6ee;border-color:#7a7}td,th{padding:.2rem .6rem;text-align:left}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(26rem,1fr));gap:.8rem}</style></head>
-<body><h1>Switchboard sandbox</h1>
-<p>Fakes of HubSpot, HappyFox, Aircall and Gmail on this port; SMTP sink beside it.
-{% if watch %}Refreshes every 3 s: <a href="/">stop refreshing</a> (to edit the form).
-{% else %}<a href="/">Refresh</a> or <a href="/?watch=1">refresh every 3 s</a>.{% endif %}</p>
-{% if notice %}<section class="notice" role="status">{{ notice }}</section>{% endif %}
-<div class="grid">
-<section><h2>Submit the website contact form</h2>
-<form method="post" action="{{ url_for('sandbox_control.console_form') }}">
-{% for name, label in fields %}<label>{{ label }}
-{% if name == "cel" %}<select name="cel">{% for value, text in purposes %}
-<option value="{{ value }}"{% if value == demo.cel %} selected{% endif %}>{{ text }}</option>{% endfor %}</select>
-{% elif name == "reszletes_leiras" %}<textarea name="{{ name }}" rows="3">{{ demo[name] }}</textarea>
-{% else %}<input name="{{ name }}" value="{{ demo[name] }}"{% if name == "email" %} type="email"{% endif %}>
-{% endif %}</label>{% endfor %}
-<button type="submit">Submit the website contact form</button></form></section>
-<section><h2>HappyFox tickets</h2>
-{% if tickets %}<table><tr><th>Ticket</th><th>Subject</th><th>Status</th><th></th></tr>
-{% for t in tickets %}<tr><td>{{ t.display_id }}</td><td>{{ t.subject }}</td><td>{{ t.status }}</td><td>
-{% if not t.closed %}<form method="post" action="{{ url_for('sandbox_control.console_close', ticket_id=t.id) }}">
-<button type="submit" aria-label="Close ticket {{ t.display_id }}">Close</button></form>{% endif %}
-</td></tr>{% endfor %}</table>{% else %}<p>No tickets yet.</p>{% endif %}
-<h2>Aircall</h2><form method="post" action="{{ url_for('sandbox_control.console_call') }}">
-<label>Caller's number <input name="raw_digits" value="+36 1 234 5678" type="tel"></label>
-<button type="submit">Simulate an inbound call</button></form></section>
-{% for name, objects in state.items() %}<section><h2>{{ name }}</h2>
-{% for kind, items in objects.items() %}<h3>{{ kind }} ({{ items|length }})</h3>
-<pre>{{ items|tojson(indent=1) }}</pre>{% endfor %}</section>{% endfor %}
-<section><h2>mail ({{ mail|length }})</h2>{% for m in mail|reverse %}<pre>To: {{ m.to|join(", ") }}
-Subject: {{ m.subject }}
-
-{{ m.text }}</pre>{% endfor %}</section>
-<section><h2>last calls</h2><pre>{% for c in calls %}{{ c.status }} {{ c.method }} {{ c.path }}
-{% endfor %}</pre></section></div></body></html>"""
 FORM_LABELS = {"vezeteknev": "Last name (vezetéknév)", "keresztnev": "First name (keresztnév)", "email": "Email",
                "cel": "Purpose (cél)", "termek": "Product (termék)", "rovid_leiras": "Summary (rövid leírás)",
                "reszletes_leiras": "Details (részletes leírás)"}
 
 
+bp.add_app_template_filter(console_view.pretty_json, "pretty_json")
+
+
 @bp.get("/")
 def console() -> str:
-    sandbox = current()
-    with sandbox.lock:
-        happyfox = sandbox.state.get("happyfox", {})
-        statuses = {s["id"]: s for s in happyfox.get("statuses", [])}
-        tickets = [{"id": t["id"], "display_id": t["display_id"], "subject": t["subject"],
-                    "status": statuses.get(t["status"], {}).get("name", t["status"]),
-                    "closed": statuses.get(t["status"], {}).get("behavior") == "completed"}
-                   for t in happyfox.get("tickets", {}).values()]
-        return render_template_string(CONSOLE, state=sandbox.snapshot(), mail=list(sandbox.mail),
-                                      calls=list(reversed(sandbox.calls[-40:])), tickets=tickets,
-                                      watch=bool(request.args.get("watch")), notice=request.args.get("notice"),
-                                      fields=list(FORM_LABELS.items()), demo=website.DEMO_FIELDS,
-                                      purposes=website.purposes())
+    return render_template("console.html", **console_view.context(current()),
+                           watch=bool(request.args.get("watch")), notice=request.args.get("notice"),
+                           error=request.args.get("level") == "error",
+                           fields=list(FORM_LABELS.items()), demo=website.DEMO_FIELDS, purposes=website.purposes())
 
 
-def _back(notice: str) -> Response:
-    return redirect(url_for("sandbox_control.console", watch=1, notice=notice), 303)
+def _back(notice: str, error: bool = False) -> Response:
+    """Back to the console (refreshing, to show what the action causes) with a notice; `error` shows it red."""
+    level = {"level": "error"} if error else {}
+    return redirect(url_for("sandbox_control.console", watch=1, notice=notice, **level), 303)
+
+
+def _answered(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _reason(answer: Response) -> str:
+    """What HappyFox's error body says (`{"error": "..."}`, or a list of field errors for a 400), shortened."""
+    body = answer.get_json(silent=True)
+    said = body.get("error") if isinstance(body, dict) else None
+    if isinstance(said, list):
+        said = "; ".join(f"{e.get('field')}: {', '.join(map(str, e.get('errors', [])))}"
+                         for e in said if isinstance(e, dict))
+    return str(said or answer.get_data(as_text=True)).strip()[:200]
 
 
 @bp.post("/_sandbox/console/form")
@@ -230,11 +203,16 @@ def console_form() -> Response:
     from .server import emit_now
     sandbox = current()
     if not sandbox.webhook_url:
-        return _back("Not sent: the sandbox was started without --webhook-url (switchboard run sets it).")
+        return _back("Not sent: the sandbox was started without --webhook-url (switchboard run sets it).", error=True)
     fields = {name: request.form.get(name, "") for name in website.DEMO_FIELDS}
     record = emit_now(sandbox, website.SERVICE, "submission", {"form": website.FORM, "fields": fields},
                       f"{sandbox.webhook_url.rstrip('/')}/webhooks/{website.SERVICE}")
-    return _back(f"Form sent; the service answered {record['status']}.")
+    status = record["status"]
+    if not isinstance(status, int):  # "error: ConnectError": nothing answered
+        return _back(f"Form not sent: {record['url']} could not be reached ({status}).", error=True)
+    if not 200 <= status < 300:
+        return _back(f"Form refused: the service answered {_answered(status)}.", error=True)
+    return _back(f"Form sent; the service answered {status}.")
 
 
 @bp.post("/_sandbox/console/happyfox/<int:ticket_id>/close")
@@ -253,7 +231,8 @@ def console_close(ticket_id: int) -> Response:
             f"/api/1.1/json/ticket/{ticket_id}/staff_update/", json={"staff": staff, "status": closed},
             auth=(creds["happyfox_api_key"], creds["happyfox_auth_code"]))
     if answer.status_code != 200:
-        return _back(f"HappyFox refused to close ticket {ticket_id}: {answer.status_code}.")
+        return _back(f"HappyFox refused to close ticket {ticket_id}: {_answered(answer.status_code)}: "
+                     f"{_reason(answer)}", error=True)
     return _back(f"Closed HappyFox ticket {answer.get_json()['display_id']}.")
 
 
