@@ -184,8 +184,8 @@ class HubSpotClient:
     def merge_contacts(self, primary_id: str, other_id: str) -> dict[str, Any] | None:
         """Merge `other_id` into `primary_id` (`POST /crm/v3/objects/contacts/merge`, `basic_api.merge`); the
         merged contact, or None when either is gone (404: merged already, or deleted). HubSpot documents that the
-        merged contact may get a new id, both old ids then reading as it (developers.hubspot.com/changelog/
-        updated-merge-functionality-for-contacts-and-companies): take the id from the answer. Not retried
+        merged contact may get a new id, both old ids then reading as it (docs/vendors/hubspot.md#merge): take the
+        id from the answer. Not retried
         inline after a lost answer, since a second merge of the same pair is refused."""
         body = {"primaryObjectId": str(primary_id), "objectIdToMerge": str(other_id)}
         try:
