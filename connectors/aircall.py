@@ -1,8 +1,9 @@
-"""Aircall public API v1 client on `requests` (docs/connectors.md, api-facts/aircall-gmail-standard-webhooks.md A).
+"""Aircall public API v1 client on `requests` (docs/connectors.md; the API's facts in docs/vendors/aircall.md).
 
-Basic auth api_id:api_token (A.1); 401 and 403 both mean the credentials do not work; a 429 waits for
-`X-AircallApi-Reset` (A.2, read by `policy.retry_after`); lists page with `page`/`per_page` ≤ 50 until
-`meta.next_page_link` is null (A.3). Single objects come wrapped (`{"call": {...}}`); this client unwraps them.
+Basic auth api_id:api_token (docs/vendors/aircall.md#auth); 401 and 403 both mean the credentials do not work;
+a 429 waits for `X-AircallApi-Reset` (docs/vendors/aircall.md#rate-limits, read by `policy.retry_after`); lists
+page with `page`/`per_page` ≤ 50 until `meta.next_page_link` is null (docs/vendors/aircall.md#pagination-and-errors).
+Single objects come wrapped (`{"call": {...}}`); this client unwraps them.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .errors import NotFound, Unavailable
 from .policy import Policy
 
 VENDOR = "aircall"
-PER_PAGE = 50  # A.3: the maximum
+PER_PAGE = 50  # the maximum (docs/vendors/aircall.md#pagination-and-errors)
 
 
 class AircallClient:
@@ -89,8 +90,9 @@ class AircallClient:
         return self._pages("/v1/calls", "calls", params)
 
     def search_calls(self, phone_number: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """The calls with this external number, every page, oldest first (A.4 `GET /v1/calls/search`): only the
-        person's calls are read, never the company's whole history. `phone_number` in E.164 (`+36301234567`)."""
+        """The calls with this external number, every page, oldest first (`GET /v1/calls/search`,
+        docs/vendors/aircall.md#calls): only the person's calls are read, never the company's whole history.
+        `phone_number` in E.164 (`+36301234567`)."""
         if not phone_number:
             raise ValueError("search_calls needs a phone number")
         params: dict[str, Any] = {"phone_number": phone_number, "order": "asc"}
@@ -99,8 +101,9 @@ class AircallClient:
         return self._pages("/v1/calls/search", "calls", params)
 
     def archive_call(self, call_id: int | str) -> str:
-        """A.4 `PUT /v1/calls/:id/archive` (seen-in-code): the call leaves the active history. Aircall has no call
-        delete. Archiving twice is harmless, so the PUT is retried like a GET; `"gone"` when the call is not there."""
+        """`PUT /v1/calls/:id/archive` (seen-in-code, docs/vendors/aircall.md#calls): the call leaves the active
+        history. Aircall has no call delete. Archiving twice is harmless, so the PUT is retried like a GET;
+        `"gone"` when the call is not there."""
         try:
             self._request("PUT", f"/v1/calls/{call_id}/archive")
         except NotFound:
@@ -116,7 +119,7 @@ class AircallClient:
     # ------------------------------------------------------------ contacts
 
     def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[dict[str, Any]]:
-        """A.5: shared contacts only; `phone` in international format."""
+        """Shared contacts only (docs/vendors/aircall.md#contacts); `phone` in international format."""
         params = {k: v for k, v in (("email", email), ("phone_number", phone)) if v}
         if not params:
             raise ValueError("search_contacts needs an email or a phone")
@@ -130,7 +133,8 @@ class AircallClient:
         return self._json("POST", "/v1/contacts", json=body, idempotent=False)["contact"]
 
     def update_contact(self, contact_id: int | str, **fields: Any) -> dict[str, Any]:
-        """A.5: a POST, not a PUT; only first_name, last_name, company_name and information change."""
+        """A POST, not a PUT; only first_name, last_name, company_name and information change
+        (docs/vendors/aircall.md#contacts)."""
         return self._json("POST", f"/v1/contacts/{contact_id}", json=fields)["contact"]
 
     def get_contact(self, contact_id: int | str) -> dict[str, Any]:
@@ -141,13 +145,15 @@ class AircallClient:
 
 
 def _unix(moment: datetime) -> int:
-    """A.3: `from`/`to` are UNIX seconds; a naive datetime is read as UTC."""
+    """`from`/`to` are UNIX seconds (docs/vendors/aircall.md#pagination-and-errors); a naive datetime is read as
+    UTC."""
     return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())
 
 
 def _wait_headers(response: requests.Response) -> dict[str, str]:
-    """The headers that say how long to wait. `X-AircallApi-Reset` may come on every answer (A.2) and means when
-    the window resets, which is a wait only on a 429: a 5xx must keep its short back-off."""
+    """The headers that say how long to wait. `X-AircallApi-Reset` may come on every answer
+    (docs/vendors/aircall.md#rate-limits) and means when the window resets, which is a wait only on a 429: a 5xx
+    must keep its short back-off."""
     if response.status_code == 429:
         return dict(response.headers)
     return {k: v for k, v in response.headers.items() if k.lower() != "x-aircallapi-reset"}

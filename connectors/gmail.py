@@ -1,8 +1,9 @@
-"""Gmail API v1 client (REST over httpx) for the support mailbox (docs/connectors.md,
-api-facts/aircall-gmail-standard-webhooks.md B).
+"""Gmail API v1 client (REST over httpx) for the support mailbox (docs/connectors.md; the API's facts in
+docs/vendors/gmail.md).
 
 Production signs in as a service account with domain-wide delegation, impersonating GMAIL_USER with the scope
-`https://mail.google.com/` (the only one that permits permanent delete, B.2/B.3); google-auth refreshes the token.
+`https://mail.google.com/` (the only one that permits permanent delete: docs/vendors/gmail.md#deleting-messages,
+docs/vendors/gmail.md#service-account-auth); google-auth refreshes the token.
 Against the sandbox (no GOOGLE_APPLICATION_CREDENTIALS) the sandbox's bearer token is used.
 """
 from __future__ import annotations
@@ -22,9 +23,10 @@ from .policy import Policy
 
 VENDOR = "gmail"
 SCOPES = ["https://mail.google.com/"]
-MAX_BATCH = 1000       # B.2
-MAX_PAGE = 500         # B.1
-# B.5: Google answers some rate limits with 403; these reasons are transient, the other 403s are not.
+MAX_BATCH = 1000       # docs/vendors/gmail.md#deleting-messages
+MAX_PAGE = 500         # docs/vendors/gmail.md#listing-messages
+# Google answers some rate limits with 403 (docs/vendors/gmail.md#errors); these reasons are transient, the other
+# 403s are not.
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded"}
 
 
@@ -101,7 +103,7 @@ class GmailClient:
     # ------------------------------------------------------------ messages
 
     def message_ids(self, query: str) -> list[str]:
-        """users.messages.list over all pages (B.1)."""
+        """users.messages.list over all pages (docs/vendors/gmail.md#listing-messages)."""
         ids: list[str] = []
         params: dict[str, Any] = {"q": query, "maxResults": self.page_size}
         while True:
@@ -120,7 +122,8 @@ class GmailClient:
         return self._request("GET", f"/messages/{message_id}", params=params).json()
 
     def delete_messages(self, ids: list[str]) -> int:
-        """Permanent delete in batches of 1000 (B.2); unknown ids are no error. How many were asked to go."""
+        """Permanent delete in batches of 1000 (docs/vendors/gmail.md#deleting-messages); unknown ids are no error.
+        How many were asked to go."""
         for start in range(0, len(ids), MAX_BATCH):
             self._request("POST", "/messages/batchDelete", json={"ids": ids[start:start + MAX_BATCH]})
         return len(ids)

@@ -1,9 +1,10 @@
-"""HappyFox Help Desk API v1.1 over httpx (api-facts/happyfox.md): Basic auth api key : auth code, every path
+"""HappyFox Help Desk API v1.1 over httpx (docs/vendors/happyfox.md): Basic auth api key : auth code, every path
 ending in `/`, JSON in and out (multipart when attachments go along), UTC `YYYY-MM-DD HH:MM:SS` timestamps.
 
-Each HTTP call runs through the shared `Policy`. A 429 locks the client out for 10 minutes (§6): the fake and,
-defensively, we read its `Retry-After`; a wait that long is beyond `max_inline_wait`, so `RateLimited` goes up and
-the job queue retries the job later instead of a worker sleeping.
+Each HTTP call runs through the shared `Policy`. A 429 locks the client out for 10 minutes
+(docs/vendors/happyfox.md#rate-limits): the fake and, defensively, we read its `Retry-After`; a wait that long is
+beyond `max_inline_wait`, so `RateLimited` goes up and the job queue retries the job later instead of a worker
+sleeping.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def parse_time(value: str | None) -> datetime | None:
-    """A HappyFox timestamp (always UTC, §1; fractions of a second allowed) as an aware datetime."""
+    """A HappyFox timestamp (always UTC, docs/vendors/happyfox.md#base-url-auth-and-formats; fractions of a second
+    allowed) as an aware datetime."""
     if not value:
         return None
     return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=timezone.utc)
@@ -36,15 +38,19 @@ def modified_at(ticket: dict[str, Any]) -> datetime | None:
 
 
 def _page(body: Any) -> dict[str, Any]:
-    # Old docs wrap a page in a one-element array, the current KB does not: accept both (§2.3).
+    # Old docs wrap a page in a one-element array, the current KB does not: accept both
+    # (docs/vendors/happyfox.md#pagination).
     return body[0] if isinstance(body, list) and body else body
 
 
 class HappyFoxClient:
     def __init__(self, base_url: str, api_key: str, auth_code: str, policy: Policy, staff_id: int = 1):
         self.policy = policy
-        self.staff_id = staff_id  # writes must name a staff member; the API key is tied to none (§2.7)
-        # No redirects: Basic auth is dropped across hosts and http->https turns a POST into a GET (§1, §2.7).
+        # Writes must name a staff member; the API key is tied to none
+        # (docs/vendors/happyfox.md#base-url-auth-and-formats).
+        self.staff_id = staff_id
+        # No redirects: Basic auth is dropped across hosts and http->https turns a POST into a GET
+        # (docs/vendors/happyfox.md#base-url-auth-and-formats).
         self.http = httpx.Client(base_url=f"{base_url.rstrip('/')}/api/1.1/json", auth=(api_key, auth_code),
                                  timeout=policy.timeout, follow_redirects=False)
         self._custom_field_names: dict[int, str] = {}
@@ -79,7 +85,8 @@ class HappyFoxClient:
         (connectors/policy.py)."""
         if not files:
             return self._request("POST", path, json=payload, idempotent=idempotent)
-        # Attachments need multipart, the part name `attachments` repeated (§2.1); nested values as JSON text.
+        # Attachments need multipart, the part name `attachments` repeated (docs/vendors/happyfox.md#create-a-ticket);
+        # nested values as JSON text.
         data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in payload.items() if v is not None}
         parts = [("attachments", (f["filename"], f["data"], f.get("content_type") or "application/octet-stream"))
                  for f in files]
@@ -104,7 +111,8 @@ class HappyFoxClient:
         return self._get(f"/ticket/{int(ticket_id)}/")
 
     def _search(self, query: str | None, page_size: int, sort: str | None = None) -> Iterator[dict[str, Any]]:
-        # `status=_all` always: without it a `q` search spans only the pending statuses (§2.3, §2.7).
+        # `status=_all` always: without it a `q` search spans only the pending statuses
+        # (docs/vendors/happyfox.md#list-and-search-tickets).
         params: dict[str, Any] = {"status": "_all", "size": min(page_size, 50)}
         if query:
             params["q"] = query
@@ -119,8 +127,8 @@ class HappyFoxClient:
             number += 1
 
     def tickets(self, updated_since: datetime | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
-        """Every ticket, or those modified since `updated_since`. HappyFox filters by day only (§2.3, §5), so the
-        exact cut is made here."""
+        """Every ticket, or those modified since `updated_since`. HappyFox filters by day only
+        (docs/vendors/happyfox.md#list-and-search-tickets), so the exact cut is made here."""
         query = None
         if updated_since is not None:
             since = updated_since.astimezone(timezone.utc)
@@ -131,8 +139,9 @@ class HappyFoxClient:
                 yield ticket
 
     def find_ticket(self, custom_field_id: int, value: str) -> dict[str, Any] | None:
-        """Search-before-create on our idempotency custom field. `q` names custom fields by name, not id (§2.3),
-        and a search may match loosely, so the value is checked on each hit."""
+        """Search-before-create on our idempotency custom field. `q` names custom fields by name, not id
+        (docs/vendors/happyfox.md#list-and-search-tickets), and a search may match loosely, so the value is checked
+        on each hit."""
         name = self._custom_field_name(custom_field_id)
         for ticket in self._search(f'"{name}":"{value}"', 50):
             for field in ticket.get("custom_fields") or []:
@@ -141,7 +150,8 @@ class HappyFoxClient:
         return None
 
     def tickets_of_contact(self, email: str) -> list[dict[str, Any]]:
-        """Every ticket of the contact with this email, in any status (`q=contact:"..."`, §2.3)."""
+        """Every ticket of the contact with this email, in any status (`q=contact:"..."`,
+        docs/vendors/happyfox.md#list-and-search-tickets)."""
         email = email.strip().lower()
         return [t for t in self._search(f'contact:"{email}"', 50)
                 if str((t.get("user") or {}).get("email") or email).lower() == email]
@@ -156,8 +166,9 @@ class HappyFoxClient:
     def update_ticket(self, ticket_id: int | str, staff_id: int, status: int | None = None,
                       update: str | None = None, private_note: str | None = None) -> dict[str, Any]:
         """A customer-visible reply (`staff_update/`) and/or a private note (`staff_pvtnote/`); a status change
-        rides on the note when there is one, else on a staff update, with or without a message (§2.4). A reply or
-        a note is a new entry each time it is posted, so it is not retried inline after a lost answer."""
+        rides on the note when there is one, else on a staff update, with or without a message
+        (docs/vendors/happyfox.md#replies-notes-and-status-changes). A reply or a note is a new entry each time it
+        is posted, so it is not retried inline after a lost answer."""
         path = f"/ticket/{int(ticket_id)}"
         ticket: dict[str, Any] = {}
         if update is not None or (status is not None and private_note is None):
@@ -173,19 +184,21 @@ class HappyFoxClient:
 
     def update_custom_fields(self, ticket_id: int | str, staff_id: int, fields: dict[int, Any]) -> dict[str, Any]:
         """Set ticket custom fields (`t-cf-<id>`) with a message-less `staff_update/`: no reply, no notification
-        (`update_customer` defaults to false); it appends an empty update (§2.4, §2.7). The ticket after it."""
+        (`update_customer` defaults to false); it appends an empty update
+        (docs/vendors/happyfox.md#replies-notes-and-status-changes, docs/vendors/happyfox.md#observed-behaviour).
+        The ticket after it."""
         payload: dict[str, Any] = {"staff": staff_id}
         payload.update({f"t-cf-{int(field_id)}": value for field_id, value in fields.items()})
         return self._post(f"/ticket/{int(ticket_id)}/staff_update/", payload)
 
     def delete_ticket(self, ticket_id: int | str) -> str:
-        try:  # POST, not DELETE, and `staff_id` rather than `staff` (§2.4, §2.5)
+        try:  # POST, not DELETE, and `staff_id` rather than `staff` (docs/vendors/happyfox.md#delete-a-ticket)
             self._post(f"/ticket/{int(ticket_id)}/delete/", {"staff_id": self.staff_id})
         except NotFound:
             return "gone"
         return "deleted"
 
-    # ------------------------------------------------------------ contacts (§3)
+    # ------------------------------------------------------------ contacts (docs/vendors/happyfox.md#contacts)
 
     def get_user(self, user_id: int | str) -> dict[str, Any]:
         return self._get(f"/user/{user_id}/")
@@ -208,12 +221,12 @@ class HappyFoxClient:
         return self._post(f"/user/{user_id}/", fields)
 
     def anonymise_user(self, user_id: int | str) -> dict[str, Any]:
-        """No contact delete is documented (§3): blank the name, email, phones and every custom field instead
-        (custom fields left out of an update would be kept, so each is sent)."""
+        """No contact delete is documented (docs/vendors/happyfox.md#contacts): blank the name, email, phones and
+        every custom field instead (custom fields left out of an update would be kept, so each is sent)."""
         blanks = {f"c-cf-{field['id']}": None for field in self.user_custom_fields()}
         return self.update_user(user_id, name="", email=None, phones=[], **blanks)
 
-    # ------------------------------------------------------------ discovery (§4)
+    # ------------------------------------------------------------ discovery (docs/vendors/happyfox.md#discovery-lists)
 
     def categories(self) -> list[dict[str, Any]]:
         return self._get("/categories/")

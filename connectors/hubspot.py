@@ -1,6 +1,7 @@
-"""HubSpot CRM on the official `hubspot-api-client`, with our own Policy around every call (api-facts hubspot §8):
-the client's urllib3 retries are off (they never retry POST on 429 and end in MaxRetryError), each call carries
-`_request_timeout`, and answers are read raw (`_preload_content=False`) so results are HubSpot's own JSON."""
+"""HubSpot CRM on the official `hubspot-api-client`, with our own Policy around every call
+(docs/vendors/hubspot.md#the-python-client): the client's urllib3 retries are off (they never retry POST on 429 and
+end in MaxRetryError), each call carries `_request_timeout`, and answers are read raw (`_preload_content=False`) so
+results are HubSpot's own JSON."""
 from __future__ import annotations
 
 import json
@@ -26,11 +27,12 @@ from .policy import Policy, for_vendor, raise_for_status
 
 VENDOR = "hubspot"
 API_ERRORS = (ContactsError, TicketsError, CallsError, AssociationsError, PipelinesError, PropertiesError)
-EXISTING_ID = re.compile(r"Existing ID: (\d+)")  # the 409 body of a duplicate contact (api-facts hubspot §7)
-BATCH = 100         # inputs per batch call (api-facts hubspot §3)
+EXISTING_ID = re.compile(r"Existing ID: (\d+)")  # the 409 body of a duplicate contact (docs/vendors/hubspot.md#errors)
+BATCH = 100         # inputs per batch call (docs/vendors/hubspot.md#batch-upsert-by-email)
 PAGE = 100          # search page size (HubSpot allows up to 200)
 SEARCH_CAP = 10_000  # a search query never pages past this many results
-# Association type ids, HUBSPOT_DEFINED, from the object being created to the target (api-facts hubspot §5).
+# Association type ids, HUBSPOT_DEFINED, from the object being created to the target
+# (docs/vendors/hubspot.md#associations).
 TICKET_TO_CONTACT, CALL_TO_CONTACT, CALL_TO_TICKET = 16, 194, 220
 CONTACT_PROPERTIES = ["email", "firstname", "lastname", "phone", "mobilephone", "company"]
 TICKET_PROPERTIES = ["subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category",
@@ -172,7 +174,8 @@ class HubSpotClient:
         return self._call(self._contacts.update, str(contact_id), {"properties": properties})
 
     def gdpr_delete_contact(self, contact_id: str) -> str:
-        """Permanent delete (`purge`); associated tickets and calls stay: archive them separately (§4)."""
+        """Permanent delete (`purge`); associated tickets and calls stay: archive them separately
+        (docs/vendors/hubspot.md#deletion)."""
         return self._delete(self._contacts.purge, {"objectId": str(contact_id)})
 
     def archive_contact(self, contact_id: str) -> str:
@@ -181,8 +184,8 @@ class HubSpotClient:
     def merge_contacts(self, primary_id: str, other_id: str) -> dict[str, Any] | None:
         """Merge `other_id` into `primary_id` (`POST /crm/v3/objects/contacts/merge`, `basic_api.merge`); the
         merged contact, or None when either is gone (404: merged already, or deleted). HubSpot documents that the
-        merged contact may get a new id, both old ids then reading as it (developers.hubspot.com/changelog/
-        updated-merge-functionality-for-contacts-and-companies): take the id from the answer. Not retried
+        merged contact may get a new id, both old ids then reading as it (docs/vendors/hubspot.md#merge): take the
+        id from the answer. Not retried
         inline after a lost answer, since a second merge of the same pair is refused."""
         body = {"primaryObjectId": str(primary_id), "objectIdToMerge": str(other_id)}
         try:
@@ -210,7 +213,7 @@ class HubSpotClient:
 
     def tickets_by_ids(self, ticket_ids: list[str], properties: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Many tickets at once: one search with `hs_object_id IN` per 100 ids. Search is eventually consistent
-        (api-facts hubspot §3): a ticket just created may be missing; confirm a miss with `get_ticket`."""
+        (docs/vendors/hubspot.md#search): a ticket just created may be missing; confirm a miss with `get_ticket`."""
         ids = [str(i) for i in ticket_ids]
         for start in range(0, len(ids), PAGE):
             chunk = ids[start:start + PAGE]
@@ -219,7 +222,7 @@ class HubSpotClient:
 
     def tickets_modified_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Every ticket modified at or after `since`, oldest first. Past the 10,000-result cap of one query it
-        queries again from the last modification time seen (api-facts hubspot §3)."""
+        queries again from the last modification time seen (docs/vendors/hubspot.md#search)."""
         floor, seen = _ms(since), set()
         while True:
             groups = [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": floor}]}]
@@ -263,7 +266,7 @@ class HubSpotClient:
 
     def update_call(self, call_id: str, properties: dict[str, Any]) -> dict[str, Any]:
         """Erasure blanks a call's numbers and texts before archiving it: an archived call keeps its properties
-        in the recycle bin for 90 days (api-facts hubspot §4)."""
+        in the recycle bin for 90 days (docs/vendors/hubspot.md#deletion)."""
         return self._call(self._calls.update, str(call_id), {"properties": properties})
 
     # ---------------------------------------------------------------- associations and discovery

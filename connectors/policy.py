@@ -71,13 +71,15 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return None
 
 
-# A 429 that names no wait: HappyFox locks the client out for 10 minutes (happyfox.md §6, no Retry-After documented).
+# A 429 that names no wait: HappyFox locks the client out for 10 minutes, no Retry-After documented
+# (docs/vendors/happyfox.md#rate-limits).
 DEFAULT_RATE_LIMIT_WAIT = {"happyfox": 600.0}
-EXISTING_ID = re.compile(r"Existing ID: *(\d+)")  # HubSpot's 409 on create (hubspot.md §3)
+EXISTING_ID = re.compile(r"Existing ID: *(\d+)")  # HubSpot's 409 on create (docs/vendors/hubspot.md#errors)
 
 
 def _field_errors(value: object) -> str | None:
-    """HappyFox's validation shapes: `[{"field": f, "errors": [...]}]` or `{field: message}` (happyfox.md §1)."""
+    """HappyFox's validation shapes: `[{"field": f, "errors": [...]}]` or `{field: message}`
+    (docs/vendors/happyfox.md#errors)."""
     if isinstance(value, list) and value and all(isinstance(v, dict) and "field" in v for v in value):
         return "; ".join(f"{v['field']}: {' '.join(map(str, v.get('errors') or []))}".strip() for v in value)
     if isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):

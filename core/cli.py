@@ -36,7 +36,7 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
-# Ops commands that live beside the code they run. Each entry is one line; DESIGN "What done looks like".
+# Ops commands that live beside the code they run. Each entry is one line; README.md#what-runs-where lists them.
 LAZY_COMMANDS = {
     "sandbox": "sandbox.cli:sandbox",
     "inbox": "flows.cli:inbox",

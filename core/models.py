@@ -1,4 +1,4 @@
-"""The tables of DESIGN "State". Times are UTC; personal data lives only where a flow needs it, so that
+"""The tables of Switchboard's state. Times are UTC; personal data lives only where a flow needs it, so that
 erasure knows every place to clear (customers' names, identities' values, inbox payloads)."""
 from __future__ import annotations
 

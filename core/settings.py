@@ -47,7 +47,8 @@ class ConfigError(Exception):
 
 
 class Env(BaseSettings):
-    """The environment variables of DESIGN "Interfaces". Secrets are SecretStr and are never printed."""
+    """The environment variables (README.md#pointing-it-at-the-real-vendors). Secrets are SecretStr and are never
+    printed."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 

@@ -1,4 +1,5 @@
-"""Hungarian working days and the support desk's opening hours (policy 003), in Europe/Budapest.
+"""Hungarian working days and the support desk's opening hours (policy 003,
+docs/policy.md#opening-hours-and-working-days), in Europe/Budapest.
 
 Mon-Thu 7:30-16:30, Fri 8:00-14:00, closed on Hungarian public holidays and bridge days, open on the Saturdays
 that Hungary transfers a working day to (the `holidays` library knows them; such a Saturday keeps Friday hours).

@@ -1,5 +1,6 @@
-"""Access (policy 002: the right to information and access, an export of all stored data): everything each
-processor and Switchboard hold about a person, as one JSON file and one readable HTML page.
+"""Access (policy 002: the right to information and access, an export of all stored data;
+docs/policy.md#rights-of-the-data-subject): everything each processor and Switchboard hold about a person, as one JSON
+file and one readable HTML page.
 
 Each processor is read the way erasure finds the person (`flows/erasure_steps.py`), so what an export shows is
 what an erasure removes. A processor that cannot be read is named in `errors` and the export is marked incomplete.

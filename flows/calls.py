@@ -1,9 +1,9 @@
-"""Phone: every Aircall call is logged as a HubSpot call on the caller's contact (direction, duration, agent,
-recording link), and a missed call or a voicemail opens a ticket as the form does (policy 000: a ticket is
-recorded for the call; 002: the phone number is always stored). Configurable in YAML:
-`intake.ticket_on_missed_call`, `intake.ticket_on_voicemail`.
+"""Phone: every Aircall call is logged as a HubSpot call on the caller's contact (direction, duration, agent, recording
+link), and a missed call or a voicemail opens a ticket as the form does (docs/policy.md#channels; policy 000: a ticket
+is recorded for the call; 002: the phone number is always stored). Configurable in YAML: `intake.ticket_on_missed_call`,
+`intake.ticket_on_voicemail`.
 
-Events (api-facts aircall A.6): `call.ended` comes about 30 s after hang-up with the final duration and
+Events (docs/vendors/aircall.md#webhooks): `call.ended` comes about 30 s after hang-up with the final duration and
 recording; `call.voicemail_left` may come first. Both key their ticket by the call id, so one call opens at
 most one ticket, and only `call.ended` logs the call.
 """
@@ -33,7 +33,7 @@ WORDS = {"hu": {"missed": "Nem fogadott hívás", "voicemail": "Hangüzenet", "a
 
 @dataclass
 class Call:
-    """The facts of one Aircall call payload that the flows use (api-facts aircall A.4)."""
+    """The facts of one Aircall call payload that the flows use (docs/vendors/aircall.md#calls)."""
     id: str
     direction: str                 # inbound | outbound
     phone: str | None              # the external party, E.164; None for a hidden number
@@ -135,7 +135,7 @@ def _log_call(call: Call, customer_id: int) -> str:
             f"{words['recording']}: {call.asset}" if call.asset else None]
     key = f"hubspot-call:{call.key}"
     prop = config.intake.hubspot_key_property
-    # hs_call_duration is in milliseconds, hs_timestamp epoch ms (api-facts hubspot §6).
+    # hs_call_duration is in milliseconds, hs_timestamp epoch ms (docs/vendors/hubspot.md#calls).
     properties = {"hs_timestamp": str(int(call.started_at.timestamp() * 1000)), "hs_call_title": title,
                   "hs_call_body": "<br>".join(line for line in body if line),
                   "hs_call_direction": "INBOUND" if inbound else "OUTBOUND",

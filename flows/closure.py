@@ -1,18 +1,18 @@
-"""Closure: HappyFox owns a ticket's status (DESIGN rules); Switchboard mirrors it onto our row and onto the
-HubSpot ticket's pipeline stage through `config.statuses`, and a closure sends the survey (policy 000: "at the
-same moment the ticket is closed").
+"""Closure: HappyFox owns a ticket's status (it is the tickets' system of record); Switchboard mirrors it onto our row
+and onto the HubSpot ticket's pipeline stage through `config.statuses`, and a closure sends the survey (policy 000: "at
+the same moment the ticket is closed").
 
 - `mirror_status(ticket_id)`: the one flow. It re-reads the HappyFox ticket (a webhook body is only a hint,
-  api-facts happyfox §5), records status, closure or reopening on our row, calls `survey.on_ticket_closed` when
-  closed (it sends once per ticket, or once per closure with `survey.resend_on_reclose`), and writes the stage to
+  docs/vendors/happyfox.md#webhooks), records status, closure or reopening on our row, calls `survey.on_ticket_closed`
+  when closed (it sends once per ticket, or once per closure with `survey.resend_on_reclose`), and writes the stage to
   HubSpot when it differs from what the mirror holds.
 - A change made on the HubSpot mirror (`ticket.propertyChange` of `hs_pipeline_stage`) is put back ("revert", the
   default) or carried to HappyFox ("push"), as `hubspot.on_mirror_change` says.
 
 No echo loop: the stage we last wrote is remembered per ticket (effects row `hubspot-stage:<ticket id>`); a HubSpot
-event carrying it, or our `hubspot.source_id`, is our own write coming back. Past that cheap filter the mirror's
-current stage is read (HubSpot does not order its events, §1d), and nothing is written when the two systems
-already agree, so each side's write produces at most one answering write.
+event carrying it, or our `hubspot.source_id`, is our own write coming back. Past that cheap filter the mirror's current
+stage is read (HubSpot does not order its events, docs/vendors/hubspot.md#delivery-and-echoes), and nothing is written
+when the two systems already agree, so each side's write produces at most one answering write.
 """
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ def status_spec(name: str | None) -> StatusSpec | None:
 
 
 def happyfox_status(ticket: dict[str, Any]) -> tuple[str | None, bool]:
-    """(status name, closed?) of a HappyFox ticket. The ticket embeds `{"id", "name", "behavior"}` (api-facts
-    happyfox §4); a status missing from the map counts as closed when its behavior is "completed"."""
+    """(status name, closed?) of a HappyFox ticket. The ticket embeds `{"id", "name", "behavior"}`
+    (docs/vendors/happyfox.md#the-ticket-object); a status missing from the map counts as closed when its behavior is
+    "completed"."""
     status = ticket.get("status")
     name = status.get("name") if isinstance(status, dict) else status if isinstance(status, str) else None
     behavior = status.get("behavior") if isinstance(status, dict) else None
@@ -189,7 +190,7 @@ def mirror_status(ticket_id: int, happyfox_ticket: dict[str, Any] | None = None,
 
 def _happyfox_status_id(stage: str) -> int | None:
     """The HappyFox status a stage pushes to: the first name of the first `config.statuses` entry with that stage,
-    its id looked up once per process (`statuses/`, api-facts happyfox §4)."""
+    its id looked up once per process (`statuses/`, docs/vendors/happyfox.md#discovery-lists)."""
     spec = next((s for s in settings.get().config.statuses.values() if s.hubspot_stage == stage), None)
     if spec is None or not spec.happyfox:
         return None
@@ -230,7 +231,8 @@ def on_mirror_changed(ticket_id: int, current: str | None = None) -> str:
 
 
 def _is_echo(change: payloads.HubSpotEvent, ticket_id: int) -> bool:
-    """Our own write coming back (api-facts hubspot §1d-e): our source id, or the value we last wrote."""
+    """Our own write coming back (docs/vendors/hubspot.md#delivery-and-echoes): our source id, or the value we last
+    wrote."""
     source_id = settings.get().config.hubspot.source_id
     if source_id and (change.source_id or "") == source_id:
         return True

@@ -1,4 +1,4 @@
-"""Complaint deadlines (policy 004), alerted like the confirmation SLA (flows/sla.py):
+"""Complaint deadlines (docs/policy.md#complaint-register), alerted like the confirmation SLA (flows/sla.py):
 
 - unfounded: the written answer with reasons is due `sla.unfounded_complaint_notice_working_days` working days
   after the investigation ended (`Complaint.notice_due_at`, set by flows/complaints.py) until it is sent;

@@ -1,4 +1,5 @@
-"""The quarterly complaint report (policy 004: "complaints received and still open, per event type").
+"""The quarterly complaint report (policy 004: "complaints received and still open, per event type";
+docs/policy.md#complaint-register).
 
 `numbers(quarter)` counts from the register; `write(quarter, out_dir)` writes `complaints-<quarter>.html` (Jinja2,
 charts from matplotlib's Agg backend embedded as PNG), `.pdf` (WeasyPrint renders that same HTML) and `.csv`

@@ -1,4 +1,4 @@
-"""The complaint register (policy 004): register, fill, escalate, set deadlines, close.
+"""The complaint register (docs/policy.md#complaint-register): register, fill, escalate, set deadlines, close.
 
 - `register(ticket_id)`: a ticket whose category has `complaint: true` gets one register record (the intake of
   a form, a manual report or a mailbox ticket; a ticket moved to a complaint category in HappyFox too).

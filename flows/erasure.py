@@ -1,6 +1,7 @@
-"""Erasure (policy 002: erasure on request and on withdrawal of consent): one request per person, one step per
-processor (`flows/erasure_steps.py`), each step a job retried until it is done, each with a receipt. A request is
-complete only when every step is; a failing step stays visible (`switchboard erasure status ID`) until it passes.
+"""Erasure (policy 002: erasure on request and on withdrawal of consent; docs/policy.md#rights-of-the-data-subject): one
+request per person, one step per processor (`flows/erasure_steps.py`), each step a job retried until it is done, each
+with a receipt. A request is complete only when every step is; a failing step stays visible (`switchboard erasure status
+ID`) until it passes.
 
 At the request the person's identifiers are tombstoned (salted hashes, `flows/retention.py`), so that no sync flow
 copies them back while the steps run or afterwards; the remote ids each step reports are tombstoned as it completes.

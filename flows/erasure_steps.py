@@ -1,7 +1,7 @@
-"""One erasure step per processor, as a table of small functions (the Fides habit: a processor's erasure described
-in one place). Each step finds the person afresh on every attempt (by the identities we hold and by searching the
-vendor), deletes what it finds, and answers a receipt of ids and counts, never personal data. A delete of what is
-already gone counts as done, so a step can be retried until it completes (DESIGN "Rules").
+"""One erasure step per processor, as a table of small functions (the Fides habit: a processor's erasure described in
+one place). Each step finds the person afresh on every attempt (by the identities we hold and by searching the vendor),
+deletes what it finds, and answers a receipt of ids and counts, never personal data. A delete of what is already gone
+counts as done, so a step can be retried until it completes (docs/connectors.md: a 404 on delete is success).
 
 The Switchboard step runs last, when every processor's step is done, since it removes the identities the others
 find the person by.
@@ -100,8 +100,8 @@ def person_contacts(client: Any, system: str, subject: Subject, *,
 
 
 def erase_hubspot(subject: Subject) -> dict[str, Any]:
-    """Blank and archive the contact's tickets and logged calls (an archived record keeps its properties in the
-    recycle bin for 90 days), then GDPR-delete the contact, which removes its associations (api-facts hubspot §4):
+    """Blank and archive the contact's tickets and logged calls (an archived record keeps its properties in the recycle
+    bin for 90 days), then GDPR-delete the contact, which removes its associations (docs/vendors/hubspot.md#deletion):
     so the contact goes last, and a retry still finds the tickets and calls through the associations."""
     hubspot = vendors.get().hubspot
     contacts = set(person_contacts(hubspot, "hubspot", subject, read_linked=False))
@@ -130,7 +130,7 @@ def erase_hubspot(subject: Subject) -> dict[str, Any]:
 
 def erase_happyfox(subject: Subject) -> dict[str, Any]:
     """Delete the person's tickets; anonymise their contact, since HappyFox documents no contact delete
-    (api-facts happyfox §3)."""
+    (docs/vendors/happyfox.md#contacts)."""
     happyfox = vendors.get().happyfox
     users = set(subject.ids.get("happyfox", []))
     for email in subject.emails:
@@ -179,10 +179,10 @@ def aircall_records(subject: Subject) -> tuple[dict[str, dict[str, Any]], dict[s
 
 
 def erase_aircall(subject: Subject) -> dict[str, Any]:
-    """Find the person's contacts and calls (`aircall_records`); delete each call's recording and voicemail, archive
-    the call, then delete the contacts, last, since their numbers find the calls on a retry (api-facts aircall
-    A.4-5). Aircall has no call delete: the archived call keeps the number and time, which the receipt lists for a
-    request to Aircall."""
+    """Find the person's contacts and calls (`aircall_records`); delete each call's recording and voicemail, archive the
+    call, then delete the contacts, last, since their numbers find the calls on a retry
+    (docs/vendors/aircall.md#deletion). Aircall has no call delete: the archived call keeps the number and time, which
+    the receipt lists for a request to Aircall."""
     aircall = vendors.get().aircall
     contacts, calls = aircall_records(subject)
     recordings, voicemails, archived = {}, {}, {}
@@ -207,7 +207,8 @@ def erase_aircall(subject: Subject) -> dict[str, Any]:
 
 
 def erase_gmail(subject: Subject) -> dict[str, Any]:
-    """Permanently delete the support mailbox's messages from or to the person's addresses (api-facts B.2)."""
+    """Permanently delete the support mailbox's messages from or to the person's addresses
+    (docs/vendors/gmail.md#deleting-messages)."""
     gmail = vendors.get().gmail
     ids: list[str] = []
     for email in subject.emails:

@@ -2,7 +2,7 @@
 
 Identities are (system, value) pairs: `email` (lower-cased), `phone` (E.164, default region HU), and the vendors'
 own ids (`hubspot`, `happyfox`, `aircall`). Two customers that turn out to share an identity are one person: they
-are merged into the older one and the merge is audited (DESIGN "State"); their HubSpot contacts follow in a job
+are merged into the older one and the merge is audited (`core.audit`); their HubSpot contacts follow in a job
 (`flows/contact_merge.py`).
 """
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Intake: every report, whatever its channel, becomes one HappyFox ticket, one HubSpot contact, one mirrored
-HubSpot ticket associated to it, and a confirmation mail carrying the ticket's display id (policy 000, 001).
+HubSpot ticket associated to it, and a confirmation mail carrying the ticket's display id (policy 000, 001:
+docs/policy.md#channels, docs/policy.md#confirmation).
 
 `register(report)` is the one flow; each channel only turns its event into a `Report`:
 form (`form`), manual entry (`manual`: post, fax, social media, in person), the support mailbox (a HappyFox
@@ -370,7 +371,8 @@ def erased_ticket(happyfox_id: int, inbox_id: int | None = None) -> bool:
 def on_happyfox_ticket(event: inbox.Event) -> int | None:
     """A HappyFox ticket event. A ticket Switchboard created (our key stamped on it, or its id known) is left to
     the other flows; one HappyFox created from the support mailbox is linked to its customer and mirrored like a
-    form's. The body is only a hint: the ticket is re-read before anything is written (api-facts happyfox §5)."""
+    form's. The body is only a hint: the ticket is re-read before anything is written
+    (docs/vendors/happyfox.md#webhooks)."""
     change = payloads.read(event, payloads.HappyFoxTicketEvent)
     hint, happyfox_id = change.hint, change.ticket_id
     known = _known(happyfox_id)

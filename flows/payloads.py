@@ -70,7 +70,7 @@ def _id(value: Any) -> str:
 Id = Annotated[str, PlainValidator(_id)]
 
 
-# ---------------------------------------------------------------- Aircall (api-facts aircall A.4, A.6)
+# ---------------------------------------------------------------- Aircall (docs/vendors/aircall.md#webhooks)
 
 class AircallEmail(Payload):
     value: str | None = None
@@ -114,7 +114,7 @@ class AircallCallEvent(Payload):
     data: AircallCall
 
 
-# ---------------------------------------------------------------- HappyFox (api-facts happyfox §5)
+# ---------------------------------------------------------------- HappyFox (docs/vendors/happyfox.md#webhooks)
 
 class HappyFoxHint(BaseModel):
     """The ticket a smart rule posted: only a hint (flows re-read the ticket), so only the lists flows walk are
@@ -133,7 +133,7 @@ class HappyFoxTicketEvent(Payload):
         return self.ticket.model_dump(exclude_unset=True) if self.ticket is not None else {}
 
 
-# ---------------------------------------------------------------- HubSpot (api-facts hubspot §1d)
+# ---------------------------------------------------------------- HubSpot (docs/vendors/hubspot.md#event-payload)
 
 class HubSpotEvent(Payload):
     """One webhook event; field paths in reasons are HubSpot's camelCase names."""

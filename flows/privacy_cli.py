@@ -1,5 +1,5 @@
-"""Privacy ops commands (policy 002): `switchboard erase`, `switchboard erasure status|list|retry`,
-`switchboard export`, `switchboard retention preview|sweep|withdraw|hold`.
+"""Privacy ops commands (policy 002, docs/policy.md#personal-data): `switchboard erase`, `switchboard erasure
+status|list|retry`, `switchboard export`, `switchboard retention preview|sweep|withdraw|hold`.
 
 Nothing here prints an email or a phone number: requests are shown by id, subject hash and customer id.
 """

@@ -191,7 +191,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def read_stages(hubspot_ids: list[str]) -> dict[str, str | None]:
     """Each mirror's stage, 100 ids a search; a mirror that no longer exists is absent. Search is eventually
-    consistent (api-facts hubspot §3), so an id it misses is confirmed by a GET before it counts as gone."""
+    consistent (docs/vendors/hubspot.md#search), so an id it misses is confirmed by a GET before it counts as gone."""
     from connectors.errors import NotFound
     hubspot = vendors.get().hubspot
     stages: dict[str, str | None] = {}

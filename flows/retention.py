@@ -1,7 +1,7 @@
-"""Retention (policy 002): personal data is kept until consent is withdrawn, and at most `retention.years` after the
-customer's last activity, or for a contracted customer `retention.contract_years` after the contract ends,
-whichever is later. A daily sweep opens an erasure request (`flows/erasure.py`) for every customer that is due and
-not under legal hold.
+"""Retention (policy 002, docs/policy.md#retention): personal data is kept until consent is withdrawn, and at most
+`retention.years` after the customer's last activity, or for a contracted customer `retention.contract_years` after the
+contract ends, whichever is later. A daily sweep opens an erasure request (`flows/erasure.py`) for every customer that
+is due and not under legal hold.
 
 Tombstones: after an erasure only salted hashes of the person's identifiers remain (`core.audit.subject_hash`).
 `is_tombstoned(...)` is the check every sync flow makes before copying a person in from a vendor, so that a system
@@ -249,7 +249,8 @@ def set_legal_hold(held: bool, email: str | None = None, phone: str | None = Non
 
 
 def parse_hubspot_date(value: Any) -> date | None:
-    """A HubSpot date property: `YYYY-MM-DD`, or epoch milliseconds at midnight UTC (api-facts hubspot §1d)."""
+    """A HubSpot date property: `YYYY-MM-DD`, or epoch milliseconds at midnight UTC
+    (docs/vendors/hubspot.md#event-payload)."""
     if value in (None, ""):
         return None
     text = str(value).strip()

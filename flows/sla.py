@@ -1,8 +1,8 @@
-"""The confirmation SLA (policy 001): a customer is told their ticket id within 2 working days of receipt
-(Hungarian working days and opening hours, core/workdays.py). Intake sets `Ticket.confirm_due_at` and
-`confirmed_at`; this flow raises an alert for every ticket that missed it, once per ticket
-(`Ticket.sla_alerted_at`): a log line, the `switchboard_sla_breaches_total` metric, and a mail with template
-`sla_alert` to `config.sla.alert_to`. `breaches()` feeds `switchboard sla report`.
+"""The confirmation SLA (policy 001, docs/policy.md#confirmation): a customer is told their ticket id within 2 working
+days of receipt (Hungarian working days and opening hours, core/workdays.py). Intake sets `Ticket.confirm_due_at` and
+`confirmed_at`; this flow raises an alert for every ticket that missed it, once per ticket (`Ticket.sla_alerted_at`): a
+log line, the `switchboard_sla_breaches_total` metric, and a mail with template `sla_alert` to `config.sla.alert_to`.
+`breaches()` feeds `switchboard sla report`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The satisfaction survey (policy 000: "when the ticket is closed, the survey email is sent at the same moment").
+"""The satisfaction survey (policy 000: "when the ticket is closed, the survey email is sent at the same moment";
+docs/policy.md#closure-and-survey).
 
 - `on_ticket_closed(ticket_id)`: the closure flow calls it; one survey mail per ticket (one per closure with
   `survey.resend_on_reclose`), in the customer's language, carrying a signed, expiring link.
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 LANGUAGES = ("hu", "en")
 SCORES = range(1, 6)
 COMMENT_MAX_CHARS = 2000
-SALT = "survey"  # DESIGN Interfaces: itsdangerous URLSafeTimedSerializer with SECRET_KEY, salt "survey"
+SALT = "survey"  # a fixed interface: itsdangerous URLSafeTimedSerializer with SECRET_KEY, salt "survey"
 
 
 class InvalidLink(Exception):
@@ -308,7 +309,8 @@ def write_survey_response(ticket_id: int, key: str) -> None:
         contact_id = _identity(s, customer, "hubspot")
     v = vendors.get()
     if hubspot_ticket:
-        # Property updates are idempotent PATCHes: a repeat writes the same values (api-facts/hubspot.md §tickets).
+        # Property updates are idempotent PATCHes: a repeat writes the same values
+        # (docs/vendors/hubspot.md#tickets-and-pipelines).
         effects.once(f"{key}:hubspot-ticket", lambda: str(v.hubspot.update_ticket(hubspot_ticket, {
             "switchboard_survey_score": str(score), "switchboard_survey_comment": comment or ""}).get("id")
             or hubspot_ticket))
@@ -317,8 +319,9 @@ def write_survey_response(ticket_id: int, key: str) -> None:
             "switchboard_last_survey_score": str(score)}).get("id") or contact_id))
     if happyfox_id:
         staff_id = settings.get().config.intake.staff_id
-        # staff_pvtnote/ (api-facts/happyfox.md §2.4): visible to staff only. A note is not idempotent, so its
-        # marker is looked for first (one GET per answer): a job that crashed after adding it adds no second.
+        # staff_pvtnote/ (docs/vendors/happyfox.md#replies-notes-and-status-changes): visible to staff only. A note is
+        # not idempotent, so its marker is looked for first (one GET per answer): a job that crashed after adding it
+        # adds no second.
         effects.once(f"{key}:happyfox-note", lambda: str(v.happyfox.update_ticket(
             happyfox_id, staff_id=staff_id, private_note=_note(score, comment, key)).get("id") or happyfox_id),
             find=lambda: _note_exists(happyfox_id, key), retry=True)

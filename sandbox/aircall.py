@@ -1,11 +1,12 @@
-"""A stateful fake of the Aircall public API v1 (`/v1/...`), shaped by api-facts/aircall-gmail-standard-webhooks.md
-section A.
+"""A stateful fake of the Aircall public API v1 (`/v1/...`), shaped by docs/vendors/aircall.md.
 
-Basic auth api_id:api_token, no header 401 and bad credentials 403 with the AWS edge's `{"message"}` body (A.1);
-60 requests a minute per company with the `X-AircallApi-*` headers on every answer, reset in Unix seconds (A.2);
-`{"<resource>": [...], "meta": {...}}` pagination, `per_page` at most 50 (A.3); calls (A.4), contacts with update
-by POST (A.5) and the webhook envelope `{resource, event, timestamp, token, data}` (A.6). Calls are made by
-`simulate_call` (or `POST /_sandbox/aircall/calls`), which also sends the call webhooks, as Aircall does.
+Basic auth api_id:api_token, no header 401 and bad credentials 403 with the AWS edge's `{"message"}` body
+(docs/vendors/aircall.md#auth); 60 requests a minute per company with the `X-AircallApi-*` headers on every answer,
+reset in Unix seconds (docs/vendors/aircall.md#rate-limits); `{"<resource>": [...], "meta": {...}}` pagination,
+`per_page` at most 50 (docs/vendors/aircall.md#pagination-and-errors); calls (docs/vendors/aircall.md#calls),
+contacts with update by POST (docs/vendors/aircall.md#contacts) and the webhook envelope `{resource, event,
+timestamp, token, data}` (docs/vendors/aircall.md#webhooks). Calls are made by `simulate_call` (or
+`POST /_sandbox/aircall/calls`), which also sends the call webhooks, as Aircall does.
 """
 from __future__ import annotations
 
@@ -29,12 +30,13 @@ from .vendor import Refused, Vendor
 bp = Blueprint("aircall", __name__)
 PUBLIC = "https://api.aircall.io"
 MAX_PER_PAGE = 50
-LIMIT = (60, 60)  # A.2: 60/min is the safe floor of the documented 60-120
+LIMIT = (60, 60)  # 60/min is the safe floor of the documented 60-120 (docs/vendors/aircall.md#rate-limits)
 
 
 def error(status: int, message: str) -> Response:
-    # A.3: the edge answers {"message"}; the application {"error", "troubleshoot"} (guessed); give both shapes
-    # where the application speaks so that a client reading either finds the words.
+    # The edge answers {"message"}; the application {"error", "troubleshoot"} (guessed,
+    # docs/vendors/aircall.md#pagination-and-errors); give both shapes where the application speaks so that a client
+    # reading either finds the words.
     if status in (401, 403, 429):
         body: dict[str, Any] = {"message": message}
     else:
@@ -62,7 +64,8 @@ def rate_limited(wait: float) -> Response:
 
 @bp.after_request
 def _rate_headers(response: Response) -> Response:
-    """A.2: the three headers on every answer (the reference says "when reached"; a client must cope with both)."""
+    """The three headers on every answer (the reference says "when reached"; a client must cope with both;
+    docs/vendors/aircall.md#rate-limits)."""
     if "X-AircallApi-Limit" not in response.headers and request.path.startswith("/v1/"):
         sandbox = current()
         requests, per_seconds = _current_limit()
@@ -131,7 +134,8 @@ def _int_arg(name: str, default: int | None = None) -> int | None:
 
 
 def _page(resource: str, items: list[dict[str, Any]]) -> Response:
-    """A.3: `page` from 1, `per_page` default 20 max 50, `meta` with the six documented keys."""
+    """`page` from 1, `per_page` default 20 max 50, `meta` with the six documented keys
+    (docs/vendors/aircall.md#pagination-and-errors)."""
     page = max(1, _int_arg("page", 1) or 1)
     per_page = min(MAX_PER_PAGE, max(1, _int_arg("per_page", 20) or 20))
     if request.args.get("order", "asc") == "desc":
@@ -149,7 +153,7 @@ def _page(resource: str, items: list[dict[str, Any]]) -> Response:
 
 
 def _call_view(call: dict[str, Any]) -> dict[str, Any]:
-    # A.4: `contact` is only filled with fetch_contact=true.
+    # `contact` is only filled with fetch_contact=true (docs/vendors/aircall.md#calls).
     if request.args.get("fetch_contact") == "true":
         return call
     return {**call, "contact": None}
@@ -197,9 +201,9 @@ def list_calls() -> Response:
 
 @bp.get("/v1/calls/search")
 def search_calls() -> Response:
-    """A.4: `/v1/calls` narrowed by `direction`, `user_id`, `phone_number` and `tags[]`, with the same paging and
-    `from`/`to`. `phone_number` is compared with `raw_digits` in E.164 (the number Aircall stores, written with
-    spaces), so a national spelling finds nothing."""
+    """`/v1/calls` (docs/vendors/aircall.md#calls) narrowed by `direction`, `user_id`, `phone_number` and `tags[]`, with
+    the same paging and `from`/`to`. `phone_number` is compared with `raw_digits` in E.164 (the number Aircall stores,
+    written with spaces), so a national spelling finds nothing."""
     start, end = _int_arg("from"), _int_arg("to")
     direction, user_id = request.args.get("direction"), _int_arg("user_id")
     phone = _digits(request.args.get("phone_number", ""))
@@ -218,7 +222,8 @@ def search_calls() -> Response:
 
 @bp.put("/v1/calls/<int:call_id>/archive")
 def archive_call(call_id: int) -> Response:
-    """A.4 (seen-in-code): the call leaves the active history and answers itself; archiving twice is allowed."""
+    """The call leaves the active history and answers itself; archiving twice is allowed (seen-in-code,
+    docs/vendors/aircall.md#calls)."""
     with current().lock:
         call = _call(call_id)
         call["archived"] = True
@@ -231,7 +236,7 @@ def get_call(call_id: int) -> Response:
 
 
 def _delete_asset(call_id: int, asset: str) -> tuple[str, int]:
-    # A.4: "If it is not present, it will not be deleted": a missing asset answers 404.
+    # "If it is not present, it will not be deleted" (docs/vendors/aircall.md#calls): a missing asset answers 404.
     with current().lock:
         call = _call(call_id)
         if not call.get(asset):
@@ -256,7 +261,7 @@ def delete_voicemail(call_id: int) -> tuple[str, int]:
 
 @bp.get("/v1/contacts/search")
 def search_contacts() -> Response:
-    """A.5: only `phone_number` and `email` filter (both given: both must match)."""
+    """Only `phone_number` and `email` filter (both given: both must match; docs/vendors/aircall.md#contacts)."""
     email = (request.args.get("email") or "").strip().lower()
     phone = _digits(request.args.get("phone_number", ""))
     with current().lock:
@@ -271,7 +276,7 @@ def search_contacts() -> Response:
 def create_contact() -> tuple[Response, int]:
     body, sandbox = _body(), current()
     if not body.get("phone_numbers"):
-        raise Refused(400, "phone_numbers is mandatory")  # A.5
+        raise Refused(400, "phone_numbers is mandatory")  # docs/vendors/aircall.md#contacts
     with sandbox.lock:
         contact_id, now = sandbox.next_id(), iso(time.time())
         contact = {"id": contact_id, "direct_link": f"{PUBLIC}/v1/contacts/{contact_id}",
@@ -292,7 +297,7 @@ def get_contact(contact_id: int) -> Response:
 
 @bp.post("/v1/contacts/<int:contact_id>")
 def update_contact(contact_id: int) -> Response:
-    """A.5: update is a POST, and only the scalar fields change."""
+    """Update is a POST, and only the scalar fields change (docs/vendors/aircall.md#contacts)."""
     body = _body()
     with current().lock:
         contact = _contact(contact_id)
@@ -308,8 +313,8 @@ def delete_contact(contact_id: int) -> tuple[str, int]:
     with current().lock:
         _contact(contact_id)
         del _state()["contacts"][contact_id]
-        # A deleted contact's details are not kept on its calls (api-facts is silent; the brief's reading of
-        # Aircall): the calls show no contact afterwards, as for an unknown number.
+        # A deleted contact's details are not kept on its calls (Aircall documents nothing here; our guess,
+        # docs/vendors/aircall.md#deletion): the calls show no contact afterwards, as for an unknown number.
         for call in _state()["calls"].values():
             if (call.get("contact") or {}).get("id") == contact_id:
                 call["contact"] = None
@@ -320,8 +325,9 @@ def delete_contact(contact_id: int) -> tuple[str, int]:
 
 def simulate_call(sandbox: Sandbox, direction: str, raw_digits: str, duration: int, answered: bool = True,
                   voicemail: bool = False, recording: bool = True) -> dict[str, Any]:
-    """A call that just ended: store it as the API shows it and, with a webhook URL, send `call.created`,
-    `call.ended` and (for a voicemail) `call.voicemail_left` the way Aircall does (A.6), in that order."""
+    """A call that just ended: store it as the API shows it and, with a webhook URL, send `call.created`, `call.ended`
+    and (for a voicemail) `call.voicemail_left` the way Aircall does (docs/vendors/aircall.md#webhooks), in that
+    order."""
     if direction not in ("inbound", "outbound"):
         raise ValueError("direction must be inbound or outbound")
     base = request.host_url.rstrip("/") if has_request_context() else "http://127.0.0.1"
@@ -368,7 +374,8 @@ def _send_in_order(sandbox: Sandbox, events: list[tuple[str, dict[str, Any]]]) -
 
 
 def emit(event: str, data: dict[str, Any], url: str, credentials: dict[str, str]) -> int:
-    """A.6: the envelope, the webhook's token in the body, no signature; Aircall's 5-second timeout."""
+    """The envelope, the webhook's token in the body, no signature; Aircall's 5-second timeout
+    (docs/vendors/aircall.md#webhooks)."""
     envelope = {"resource": event.split(".", 1)[0] if "." in event else "call", "event": event,
                 "timestamp": int(time.time()), "token": credentials["aircall_webhook_token"], "data": data}
     headers = {"User-Agent": "axios/1.7.7", "aircall-origin": "webhooks"}

@@ -1,10 +1,11 @@
 """A stateful fake of the Gmail API v1 messages resource (`/gmail/v1/users/{user}/messages...`), shaped by
-api-facts/aircall-gmail-standard-webhooks.md section B.
+docs/vendors/gmail.md.
 
-Bearer auth (the sandbox token; production signs in with a service account, B.3); `{user}` must be the mailbox
-the sandbox serves or `me`, another user is "Delegation denied" 403 (B.3); Google's error JSON (B.5); list with
-`q` (`from:`, `to:`, bare words, `OR`), `pageToken` and `maxResults` ≤ 500 (B.1); get with `format`; delete and
-batchDelete ≤ 1000 ids, unknown ids ignored (B.2). Messages are added by `add_message` or
+Bearer auth (the sandbox token; production signs in with a service account, docs/vendors/gmail.md#service-account-auth);
+`{user}` must be the mailbox the sandbox serves or `me`, another user is "Delegation denied" 403; Google's error JSON
+(docs/vendors/gmail.md#errors); list with `q` (`from:`, `to:`, bare words, `OR`), `pageToken` and `maxResults` ≤ 500
+(docs/vendors/gmail.md#listing-messages); get with `format`; delete and batchDelete ≤ 1000 ids, unknown ids ignored
+(docs/vendors/gmail.md#deleting-messages). Messages are added by `add_message` or
 `POST /_sandbox/gmail/messages`.
 """
 from __future__ import annotations
@@ -28,11 +29,12 @@ STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSIO
                 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 REASONS = {400: "invalidArgument", 401: "authError", 403: "forbidden", 404: "notFound", 429: "rateLimitExceeded",
            500: "backendError", 503: "backendError"}
-MAX_BATCH = 1000  # B.2: documented for batchModify, observed for batchDelete
+MAX_BATCH = 1000  # documented for batchModify, observed for batchDelete (docs/vendors/gmail.md#deleting-messages)
 
 
 def error(status: int, message: str) -> Response:
-    """B.5: `{"error": {"code", "message", "errors": [{domain, reason, message}], "status"}}`."""
+    """`{"error": {"code", "message", "errors": [{domain, reason, message}], "status"}}`
+    (docs/vendors/gmail.md#errors)."""
     response = jsonify(error={"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN"),
                               "errors": [{"domain": "global", "reason": REASONS.get(status, "failed"),
                                           "message": message}]})
@@ -138,7 +140,7 @@ def list_messages(user: str) -> Response:
         found = [{"id": m["id"], "threadId": m["threadId"]} for m in messages if matches(m, query)]
     page = found[offset: offset + limit]
     body: dict[str, Any] = {"resultSizeEstimate": len(found)}
-    if page:  # B.1: `messages` is absent when nothing matched
+    if page:  # `messages` is absent when nothing matched (docs/vendors/gmail.md#listing-messages)
         body["messages"] = page
     if offset + limit < len(found):
         body["nextPageToken"] = str(offset + limit)
@@ -185,7 +187,8 @@ def batch_delete(user: str) -> tuple[str, int]:
     if len(ids) > MAX_BATCH:
         raise Refused(400, f"Number of ids cannot exceed {MAX_BATCH}")
     with current().lock:
-        for message_id in ids:  # B.2: no guarantee that they existed; unknown ids are not an error
+        # No guarantee that they existed; unknown ids are not an error (docs/vendors/gmail.md#deleting-messages).
+        for message_id in ids:
             current().state["gmail"]["messages"].pop(message_id, None)
     return "", 204
 

@@ -1,7 +1,8 @@
-"""A stateful fake of the HappyFox Help Desk API v1.1 (`/api/1.1/json/...`), shaped by api-facts/happyfox.md.
+"""A stateful fake of the HappyFox Help Desk API v1.1 (`/api/1.1/json/...`), shaped by docs/vendors/happyfox.md.
 
-Basic auth api key : auth code (§1); every path ends in `/`; timestamps UTC `YYYY-MM-DD HH:MM:SS` (§1); 300
-requests a minute with a 10-minute lock-out after a 429 (§6). State in `state["happyfox"]`: the discovery lists,
+Basic auth api key : auth code; every path ends in `/`; timestamps UTC `YYYY-MM-DD HH:MM:SS`
+(docs/vendors/happyfox.md#base-url-auth-and-formats); 300 requests a minute with a 10-minute lock-out after a 429
+(docs/vendors/happyfox.md#rate-limits). State in `state["happyfox"]`: the discovery lists,
 `tickets` and `users` keyed by id. `common` holds what the parts share, `users` the contacts, `tickets` the rest.
 """
 from __future__ import annotations
@@ -32,7 +33,8 @@ def authenticate(req: Request, credentials: dict[str, str]) -> Response | None:
 
 
 def rate_limited(wait: float) -> Response:
-    # Header and body are not documented (§6); Retry-After lets a client tell the 10-minute lock-out apart.
+    # Header and body are not documented (docs/vendors/happyfox.md#rate-limits); Retry-After lets a client tell the
+    # 10-minute lock-out apart.
     response = error(429, "Too many requests")
     response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return response
@@ -47,8 +49,8 @@ def fixture(event: str) -> dict[str, Any]:
 
 
 def emit(event: str, data: dict[str, Any], url: str, credentials: dict[str, str]) -> int:
-    """POST what a smart rule posts: the ticket JSON (or `{"ticket": ...}` when given so), the shared secret in
-    the URL since HappyFox signs nothing (§5). With no data, the event's fixture is sent."""
+    """POST what a smart rule posts: the ticket JSON (or `{"ticket": ...}` when given so), the shared secret in the URL
+    since HappyFox signs nothing (docs/vendors/happyfox.md#webhooks). With no data, the event's fixture is sent."""
     payload = data or fixture(event)
     response = httpx.post(url, params={"token": credentials["happyfox_webhook_secret"]},
                           content=json.dumps(payload), headers={"Content-Type": "application/json"}, timeout=10)

@@ -1,6 +1,6 @@
-"""What every part of the HappyFox fake shares: the blueprint, the seeded account, request reading, errors
-(`{"error": [{"field", "errors"}]}` for validation, `{"error": "..."}` otherwise; api-facts/happyfox.md §1, §2.7),
-pagination (§2.3) and the routes that answer every unknown or slash-less path with 404."""
+"""What every part of the HappyFox fake shares: the blueprint, the seeded account, request reading, errors (`{"error":
+[{"field", "errors"}]}` for validation, `{"error": "..."}` otherwise; docs/vendors/happyfox.md#errors), pagination
+(docs/vendors/happyfox.md#pagination) and the routes that answer every unknown or slash-less path with 404."""
 from __future__ import annotations
 
 import math
@@ -16,7 +16,9 @@ API = "/api/1.1/json"
 bp = Blueprint("happyfox", __name__, url_prefix=API)
 
 
-CATEGORIES = [  # ids as config/switchboard.yaml maps them; prepopulate_cc is the display-id prefix (§2.2)
+# Ids as config/switchboard.yaml maps them; prepopulate_cc is the display-id prefix
+# (docs/vendors/happyfox.md#the-ticket-object).
+CATEGORIES = [
     (1, "General question", "GQ"), (2, "Other", "OT"), (3, "Bug report", "BR"), (4, "Billing question", "BQ"),
     (5, "Inquiry", "IN"), (6, "User support", "US"), (7, "Complaint", "CO"), (8, "Data change", "DC")]
 STATUSES = [("New", "pending", True), ("Pending", "pending", False), ("On Hold", "pending", False),
@@ -82,7 +84,8 @@ def store() -> dict[str, Any]:
 
 
 def body() -> dict[str, Any]:
-    """JSON, form-urlencoded or multipart alike (§1); form values arrive as strings."""
+    """JSON, form-urlencoded or multipart alike (docs/vendors/happyfox.md#base-url-auth-and-formats); form values
+    arrive as strings."""
     data = request.get_json(silent=True) if request.is_json else None
     if data is None:
         data = {k: v for k, v in request.form.items()}
@@ -127,7 +130,7 @@ def attachments() -> list[dict[str, Any]]:
 
 
 def page(items: list[Any]) -> dict[str, Any]:
-    """`size` (≤ 50) and 1-based `page`, with the documented page_info (§1, §2.3)."""
+    """`size` (≤ 50) and 1-based `page`, with the documented page_info (docs/vendors/happyfox.md#pagination)."""
     size = as_int(request.args.get("size") or 10, "size")
     number = as_int(request.args.get("page") or 1, "page")
     if not 1 <= size <= 50:
@@ -141,12 +144,13 @@ def page(items: list[Any]) -> dict[str, Any]:
 
 @bp.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def unknown_route(unknown: str) -> Response:
-    raise not_found()  # unknown routes answer 404 (§2.7)
+    raise not_found()  # unknown routes answer 404 (docs/vendors/happyfox.md#errors)
 
 
 @bp.before_app_request
 def _trailing_slash() -> None:
-    # Every documented path ends in "/" (§1): answer 404 rather than Flask's redirect, which would hide the bug.
+    # Every documented path ends in "/" (docs/vendors/happyfox.md#base-url-auth-and-formats): answer 404 rather than
+    # Flask's redirect, which would hide the bug.
     if request.path.startswith(API + "/") and not request.path.endswith("/"):
         raise not_found()
     return None

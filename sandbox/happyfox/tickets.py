@@ -1,6 +1,7 @@
-"""Tickets (api-facts/happyfox.md §2): create (JSON or multipart), get, list with `q`, staff update, private
-note, delete, and the discovery lists (§4). Tickets keep ids to statuses, users and staff; `render` builds the
-documented ticket object (§2.6), which is also what the smart-rule webhook posts (§5)."""
+"""Tickets (docs/vendors/happyfox.md#tickets): create (JSON or multipart), get, list with `q`, staff update, private
+note, delete, and the discovery lists (docs/vendors/happyfox.md#discovery-lists). Tickets keep ids to statuses, users
+and staff; `render` builds the documented ticket object (docs/vendors/happyfox.md#the-ticket-object), which is also what
+the smart-rule webhook posts (docs/vendors/happyfox.md#webhooks)."""
 from __future__ import annotations
 
 import re
@@ -44,7 +45,8 @@ TERM = re.compile(r'(?:"(?P<qname>[^"]+)"|(?P<name>[\w-]+)):(?P<values>(?:"[^"]*
 
 
 def matches(state: dict[str, Any], ticket: dict[str, Any], query: str) -> bool:
-    """The `q` filters a sync needs (§2.3): dates `yyyy/mm/dd`, status names, ids, contact, custom field values."""
+    """The `q` filters a sync needs (docs/vendors/happyfox.md#list-and-search-tickets): dates `yyyy/mm/dd`, status
+    names, ids, contact, custom field values."""
     for term in TERM.finditer(query):
         name = term["qname"] or term["name"]
         values = [v for v in re.findall(r'"([^"]*)"|([^,"]+)', term["values"]) for v in v if v]
@@ -72,7 +74,8 @@ def list_tickets() -> Response:
     with current().lock:
         state = store()
         query, status = request.args.get("q", ""), request.args.get("status")
-        # Observed: with `q` and no `status`, only the pending statuses are searched (§2.7 hfox notes).
+        # Observed: with `q` and no `status`, only the pending statuses are searched
+        # (docs/vendors/happyfox.md#observed-behaviour).
         status = status or ("_pending" if query else "_all")
         found = [t for t in state["tickets"].values() if matches(state, t, query)]
         if status == "_pending":
@@ -132,12 +135,13 @@ def create_ticket() -> Response:
         state["tickets"][ticket_id] = ticket
         rendered = render(state, ticket)
     notify("ticket.created", rendered)
-    return jsonify(rendered)  # 200 with the full ticket, not 201 (§2.1)
+    return jsonify(rendered)  # 200 with the full ticket, not 201 (docs/vendors/happyfox.md#create-a-ticket)
 
 
 def staff_write(ticket_id: int, private: bool) -> Response:
     """`staff_update/` (a customer-visible reply) and `staff_pvtnote/` (message_type "p"), both able to change
-    status, priority and custom fields; each appends one update and bumps last_modified (§2.4, §2.7)."""
+    status, priority and custom fields; each appends one update and bumps last_modified
+    (docs/vendors/happyfox.md#replies-notes-and-status-changes, docs/vendors/happyfox.md#observed-behaviour)."""
     sandbox = current()
     with sandbox.lock:
         state, data = store(), body()
@@ -193,15 +197,16 @@ def delete_ticket(ticket_id: int) -> Response:
     with current().lock:
         state = store()
         ticket = ticket_of(state, ticket_id)
-        pick(state, "staff", as_int(body().get("staff_id"), "staff_id"), "staff_id")  # `staff_id` here (§2.4)
+        # `staff_id` here, not `staff` (docs/vendors/happyfox.md#replies-notes-and-status-changes)
+        pick(state, "staff", as_int(body().get("staff_id"), "staff_id"), "staff_id")
         del state["tickets"][ticket_id]
-        return jsonify({"deleted_ticket": ticket["display_id"]})  # §2.5
+        return jsonify({"deleted_ticket": ticket["display_id"]})  # docs/vendors/happyfox.md#delete-a-ticket
 
 
 def _discovery(kind: str) -> None:
     def listing() -> Response:
         with current().lock:
-            return jsonify(store()[kind])  # bare arrays, not paginated (§4)
+            return jsonify(store()[kind])  # bare arrays, not paginated (docs/vendors/happyfox.md#discovery-lists)
     bp.add_url_rule(f"/{kind}/", f"list_{kind}", listing)
 
 

@@ -1,5 +1,5 @@
-"""Contacts ("users", api-facts/happyfox.md §3): get and update by id or email, search by `q`, create-or-edit by
-email. No delete: HappyFox documents none."""
+"""Contacts ("users", docs/vendors/happyfox.md#contacts): get and update by id or email, search by `q`, create-or-edit
+by email. No delete: HappyFox documents none."""
 from __future__ import annotations
 
 import json
@@ -78,7 +78,8 @@ def users() -> Response:
         if request.method == "POST":
             return jsonify(render_user(state, upsert_user(state, body())))
         found = list(state["users"].values())
-        for term in (request.args.get("q") or "").split():  # `field:value` terms, ANDed (§3)
+        # `field:value` terms, ANDed (docs/vendors/happyfox.md#contacts)
+        for term in (request.args.get("q") or "").split():
             field, _, value = term.partition(":")
             value = value.strip('"').lower()
             if field == "email":

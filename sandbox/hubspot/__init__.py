@@ -1,6 +1,6 @@
 """The HubSpot fake: CRM v3 objects (contacts, tickets, calls), contact merge, v4 associations, pipelines and
-properties, with HubSpot's Bearer auth, error bodies, rate-limit answer and signed webhook batches (api-facts:
-hubspot §1-§7).
+properties, with HubSpot's Bearer auth, error bodies, rate-limit answer and signed webhook batches
+(docs/vendors/hubspot.md).
 
 State (`sandbox.state["hubspot"]`, plain dicts so `/_sandbox/state` shows it): `contacts`, `tickets`, `calls`
 (id -> `{"id", "properties", "createdAt", "updatedAt", "archived"}`), `associations` (a list of
@@ -19,7 +19,7 @@ from ..vendor import Vendor
 from . import merge, meta, objects
 from .webhooks import emit
 
-# api-facts hubspot §7: the category each status carries.
+# The category each status carries (docs/vendors/hubspot.md#errors).
 CATEGORIES = {400: "VALIDATION_ERROR", 401: "INVALID_AUTHENTICATION", 403: "MISSING_SCOPES",
               404: "OBJECT_NOT_FOUND", 409: "CONFLICT", 423: "LOCKED", 429: "RATE_LIMITS"}
 UNAUTHENTICATED = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
@@ -36,7 +36,7 @@ def error(status: int, message: str) -> Response:
 
 
 def rate_limited(wait: float) -> Response:
-    """HubSpot's 429 for the ten-secondly burst limit (api-facts hubspot §2). HubSpot does not promise
+    """HubSpot's 429 for the ten-secondly burst limit (docs/vendors/hubspot.md#rate-limits). HubSpot does not promise
     Retry-After; the fake sends it (whole seconds, or decimals for the sub-second waits tests inject)."""
     response = jsonify(status="error", message="You have reached your ten_secondly_rolling limit.",
                        errorType="RATE_LIMIT", correlationId=str(uuid.uuid4()), policyName="TEN_SECONDLY_ROLLING",

@@ -75,7 +75,8 @@ def register(bp: Blueprint, error: ErrorFn) -> None:
             moved = absorb(primary, other)
             answer = render(primary, "contacts", list(primary["properties"]))
         from ..server import notify
-        # The contact.merge event's fields (api-facts hubspot §1); made through the API, so marked as ours.
+        # The contact.merge event's fields (docs/vendors/hubspot.md#event-payload); made through the API, so marked as
+        # ours.
         notify("hubspot", "contact.merge", {
             "objectId": int(primary_id), "primaryObjectId": int(primary_id), "mergedObjectIds": [int(other_id)],
             "newObjectId": int(primary_id), "numberOfPropertiesMoved": moved, "changeSource": "INTEGRATION",

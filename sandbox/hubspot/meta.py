@@ -1,4 +1,5 @@
-"""v4 associations, pipelines and property definitions of the HubSpot fake (api-facts hubspot §5)."""
+"""v4 associations, pipelines and property definitions of the HubSpot fake
+(docs/vendors/hubspot.md#associations, docs/vendors/hubspot.md#tickets-and-pipelines)."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,8 @@ EPOCH = "1970-01-01T00:00:00Z"  # default pipelines carry createdAt = 0 (pipelin
 
 
 def default_ticket_pipeline() -> dict[str, Any]:
-    """The default ticket pipeline of a fresh portal, "0" with stages "1".."4" (api-facts hubspot §5)."""
+    """The default ticket pipeline of a fresh portal, "0" with stages "1".."4"
+    (docs/vendors/hubspot.md#tickets-and-pipelines)."""
     stages = [("1", "New", "OPEN"), ("2", "Waiting on contact", "OPEN"), ("3", "Waiting on us", "OPEN"),
               ("4", "Closed", "CLOSED")]
     return {"id": "0", "label": "Support Pipeline", "displayOrder": 0, "archived": False, "createdAt": EPOCH,

@@ -1,5 +1,5 @@
 """CRM v3 objects of the HubSpot fake: contacts, tickets and calls (create, read, patch, archive, search), contact
-batch upsert by email and GDPR delete (api-facts hubspot §3-§6)."""
+batch upsert by email and GDPR delete (docs/vendors/hubspot.md)."""
 from __future__ import annotations
 
 import re
@@ -13,7 +13,7 @@ from ..state import current
 from ..vendor import Refused
 
 TYPES = ("contacts", "tickets", "calls")
-# Properties HubSpot returns when a request names none (api-facts hubspot §3 for contacts; tickets and calls
+# Properties HubSpot returns when a request names none (docs/vendors/hubspot.md#search for contacts; tickets and calls
 # follow the same idea).
 DEFAULTS = {
     "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
@@ -22,7 +22,8 @@ DEFAULTS = {
     "calls": ("createdate", "hs_lastmodifieddate", "hs_object_id", "hs_timestamp"),
 }
 DATES = {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_timestamp", "closed_date"}
-# api-facts hubspot §5: association type id -> (from, to); HUBSPOT_DEFINED pairs are each other's reverse.
+# Association type id -> (from, to) (docs/vendors/hubspot.md#associations); HUBSPOT_DEFINED pairs are each other's
+# reverse.
 ASSOCIATION_TYPES = {15: ("contacts", "tickets"), 16: ("tickets", "contacts"), 193: ("contacts", "calls"),
                      194: ("calls", "contacts"), 219: ("tickets", "calls"), 220: ("calls", "tickets")}
 REVERSE = {15: 16, 16: 15, 193: 194, 194: 193, 219: 220, 220: 219}
@@ -88,7 +89,7 @@ def body() -> dict[str, Any]:
 def clean(properties: Any) -> dict[str, str | None]:
     if not isinstance(properties, dict):
         raise Refused(400, "Invalid input JSON: 'properties' must be an object")
-    # HubSpot stores every property value as a string (api-facts hubspot §1d).
+    # HubSpot stores every property value as a string (docs/vendors/hubspot.md#event-payload).
     return {str(k): None if v is None else str(v) for k, v in properties.items()}
 
 
@@ -163,7 +164,7 @@ def announce(subscription_type: str, object_id: str, changes: dict[str, Any] | N
     from ..server import notify
     for name, value in (changes or {None: None}).items():
         # Made through the API by an app: HubSpot names the source, so receivers can tell echoes of their own
-        # writes (api-facts hubspot §1d; the value list is guessed).
+        # writes (docs/vendors/hubspot.md#event-payload; the value list is guessed).
         data: dict[str, Any] = {"objectId": int(object_id), "changeSource": "INTEGRATION", "sourceId": APP_ID}
         if name is not None:
             data.update(propertyName=name, propertyValue="" if value is None else str(value))
@@ -220,7 +221,7 @@ def register(bp: Blueprint, error: ErrorFn) -> None:
 
     @bp.delete("/crm/v3/objects/<object_type>/<object_id>")
     def archive(object_type: str, object_id: str) -> Response:
-        """204; an id that never existed answers 404 (HubSpot may answer 204 too: api-facts hubspot §4)."""
+        """204; an id that never existed answers 404 (HubSpot may answer 204 too: docs/vendors/hubspot.md#deletion)."""
         known(object_type)
         with current().lock:
             obj = hubspot()[object_type].get(object_id)
@@ -235,8 +236,8 @@ def register(bp: Blueprint, error: ErrorFn) -> None:
 
     @bp.post("/crm/v3/objects/contacts/gdpr-delete")
     def gdpr_delete() -> Response:
-        """Permanent; removes the contact's associations, not the associated records. An unknown email is
-        blocklisted and answered 204 (documented); an unknown id answers 404 (guessed) (api-facts hubspot §4)."""
+        """Permanent; removes the contact's associations, not the associated records. An unknown email is blocklisted
+        and answered 204 (documented); an unknown id answers 404 (guessed) (docs/vendors/hubspot.md#deletion)."""
         data = body()
         object_id, by_email = str(data.get("objectId") or ""), data.get("idProperty") == "email"
         with current().lock:

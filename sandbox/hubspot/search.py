@@ -1,5 +1,5 @@
 """`POST /crm/v3/objects/{type}/search` of the HubSpot fake: filterGroups (OR of ANDs), sorts, `limit` ≤ 200,
-`after` paging and the 10,000-result cap (api-facts hubspot §3)."""
+`after` paging and the 10,000-result cap (docs/vendors/hubspot.md#search)."""
 from __future__ import annotations
 
 from typing import Any

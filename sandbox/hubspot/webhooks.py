@@ -1,6 +1,6 @@
 """HubSpot webhook batches as HubSpot sends them: a JSON array of events shaped like the fixtures in
 `webhooks/hubspot/fixtures/`, signed v3 (and v1, as app subscriptions are) with the app's client secret
-(api-facts hubspot §1)."""
+(docs/vendors/hubspot.md#webhooks)."""
 from __future__ import annotations
 
 import itertools
@@ -14,7 +14,7 @@ import httpx
 from hubspot.utils.signature import Signature
 
 FIXTURES = Path(__file__).resolve().parents[2] / "webhooks" / "hubspot" / "fixtures"
-# HubSpot hashes the URI with these escapes decoded (validating-requests page, api-facts hubspot §1a).
+# HubSpot hashes the URI with these escapes decoded (validating-requests page, docs/vendors/hubspot.md#signatures).
 DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'", "%28": "(",
            "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
 _event_ids = itertools.count(random.randrange(10**9, 2 * 10**9))

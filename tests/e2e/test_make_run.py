@@ -1,6 +1,6 @@
-"""DESIGN "What done looks like for a user", as a newcomer sees it after `make run`: `switchboard run` as a real
-subprocess with its sandbox, driven over real HTTP only. A website form submission becomes one HubSpot contact,
-one HappyFox ticket, one mirrored HubSpot ticket and a confirmation mail carrying the ticket id; closing the ticket
+"""What "done" looks like for a user (README.md#set-up), as a newcomer sees it after `make run`: `switchboard run` as a
+real subprocess with its sandbox, driven over real HTTP only. A website form submission becomes one HubSpot contact, one
+HappyFox ticket, one mirrored HubSpot ticket and a confirmation mail carrying the ticket id; closing the ticket
 in HappyFox sends exactly one survey mail; a call is logged in HubSpot. Then the same through the console page in
 a real browser."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """AircallClient against the Aircall fake over real HTTP: every method, then the faults the policy must absorb
-or surface (api-facts/aircall-gmail-standard-webhooks.md A)."""
+or surface (docs/vendors/aircall.md)."""
 from __future__ import annotations
 
 import time

@@ -57,7 +57,7 @@ def deliver(happyfox_ticket: dict[str, Any], key: str | None = None) -> str:
 
 
 def stage_change(ticket: Ticket, value: str, source: str = "CRM_UI", source_id: str = "userId:45678") -> str:
-    """HubSpot's ticket.propertyChange event for the mirror's stage (api-facts hubspot §1d)."""
+    """HubSpot's ticket.propertyChange event for the mirror's stage (docs/vendors/hubspot.md#event-payload)."""
     event = {"eventId": uuid.uuid4().int % 10**9, "subscriptionId": 2235, "portalId": 62515, "appId": 54321,
              "occurredAt": int(time.time() * 1000), "subscriptionType": "ticket.propertyChange",
              "attemptNumber": 0, "objectId": int(ticket.hubspot_ticket_id), "propertyName": "hs_pipeline_stage",

@@ -1,4 +1,4 @@
-"""GmailClient against the Gmail fake over real HTTP (api-facts/aircall-gmail-standard-webhooks.md B), and the
+"""GmailClient against the Gmail fake over real HTTP (docs/vendors/gmail.md), and the
 production token path as far as it goes without Google's token server."""
 from __future__ import annotations
 

@@ -242,7 +242,7 @@ def test_lockout_surfaces_without_sleeping(sandbox: Any, happyfox: HappyFoxClien
     happyfox.statuses()
     happyfox.statuses()
     with pytest.raises(RateLimited) as caught:
-        happyfox.statuses()  # over the limit: locked out for 10 minutes (api-facts §6)
+        happyfox.statuses()  # over the limit: locked out for 10 minutes (docs/vendors/happyfox.md#rate-limits)
     assert 590 <= caught.value.retry_after <= 600
     with pytest.raises(RateLimited):
         happyfox.categories()  # still locked out, whatever the endpoint
@@ -250,7 +250,8 @@ def test_lockout_surfaces_without_sleeping(sandbox: Any, happyfox: HappyFoxClien
 
 
 def test_paced_client_stays_under_the_limit(sandbox: Any) -> None:
-    # The fake allows 3 calls in any 0.8 s; a client paced to 3 a second never meets that (api-facts §6 lock-out).
+    # The fake allows 3 calls in any 0.8 s; a client paced to 3 a second never meets that (the lock-out:
+    # docs/vendors/happyfox.md#rate-limits).
     sandbox.limits(happyfox={"requests": 3, "per_seconds": 0.8})
     paced = make_client(sandbox, requests=3, per_seconds=1, pacer=pacing.MemoryPacer(), attempts=1)
     for _ in range(5):
@@ -264,7 +265,7 @@ def test_paced_client_stays_under_the_limit(sandbox: Any) -> None:
             unpaced.priorities()
 
 
-# ---------------------------------------------------------------- the fake's own shapes (api-facts §1, §2.3)
+# ---------------------------------------------------------------- the fake's own shapes (docs/vendors/happyfox.md)
 
 def test_fake_speaks_happyfox_shapes(sandbox: Any, happyfox: HappyFoxClient) -> None:
     raw = httpx.Client(base_url=f"{sandbox.base_url}/api/1.1/json", timeout=5,
@@ -281,7 +282,7 @@ def test_fake_speaks_happyfox_shapes(sandbox: Any, happyfox: HappyFoxClient) -> 
     second = raw.get("/tickets/", params={"size": 2, "page": 2, "status": "_all"}).json()
     assert second["page_info"] == {"count": 1, "start_index": 3, "end_index": 3, "last_index": 3, "page_count": 2}
     assert [t["id"] for t in second["data"]] == ids[2:]
-    # With `q` and no `status`, only the pending statuses are searched (api-facts §2.7).
+    # With `q` and no `status`, only the pending statuses are searched (docs/vendors/happyfox.md#observed-behaviour).
     pending = raw.get("/tickets/", params={"q": 'contact:"anna.kovacs@example.com"'}).json()
     assert [t["id"] for t in pending["data"]] == ids[1:]
     assert parse_time(pending["data"][0]["created_at"]) <= datetime.now(timezone.utc)

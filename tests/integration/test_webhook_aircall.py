@@ -1,5 +1,5 @@
-"""`POST /webhooks/aircall`: the fixtures (api-facts A.6 shapes) through the real app, forged and replayed
-deliveries, and a call simulated in the sandbox arriving over real HTTP."""
+"""`POST /webhooks/aircall`: the fixtures (docs/vendors/aircall.md#webhooks shapes) through the real app, forged and
+replayed deliveries, and a call simulated in the sandbox arriving over real HTTP."""
 from __future__ import annotations
 
 import json

@@ -46,7 +46,8 @@ def secret(app_settings) -> str:
 
 
 def spec_signature(secret: str, msg_id: str, at: datetime, body: bytes) -> str:
-    """The Standard Webhooks signature over raw bytes, as the spec defines it (api-facts C.1)."""
+    """The Standard Webhooks signature over raw bytes, as the spec defines it
+    (docs/vendors/standard-webhooks.md#headers-and-signature)."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed_content = f"{msg_id}.{int(at.timestamp())}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed_content, hashlib.sha256).digest()).decode()

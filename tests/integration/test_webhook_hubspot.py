@@ -1,5 +1,6 @@
 """`POST /webhooks/hubspot`: HubSpot subscription batches signed v3 (or v1/v2), from the fixtures and from the
-sandbox's fake; the signer itself is checked against HubSpot's published test vectors (api-facts hubspot §1)."""
+sandbox's fake; the signer itself is checked against HubSpot's published test vectors
+(docs/vendors/hubspot.md#signatures)."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Fast checks of AircallClient's reading of answers the sandbox does not vary: the reset header in seconds or
-milliseconds, 401/403 mapping, and reset headers on non-429 answers (api-facts A.1-A.3)."""
+milliseconds, 401/403 mapping, and reset headers on non-429 answers (docs/vendors/aircall.md#auth,
+docs/vendors/aircall.md#rate-limits)."""
 from __future__ import annotations
 
 import time

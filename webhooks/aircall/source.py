@@ -1,5 +1,5 @@
 """Aircall call events: `{resource, event, timestamp, token, data}` whose `token` must equal
-AIRCALL_WEBHOOK_TOKEN (api-facts: aircall A.6). One event per call and event name."""
+AIRCALL_WEBHOOK_TOKEN (docs/vendors/aircall.md#webhooks). One event per call and event name."""
 from __future__ import annotations
 
 from flask import Request

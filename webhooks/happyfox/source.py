@@ -1,7 +1,7 @@
 """HappyFox smart-rule webhooks. HappyFox documents no signature, so the URL carries a shared secret
-(`?token=HAPPYFOX_WEBHOOK_SECRET`, compared in constant time); the body is the ticket JSON, treated only as a hint:
-the flow re-reads the ticket (api-facts: happyfox §5). The event key is the ticket's id and last-modified time, so
-a repeated delivery of one change is stored once and every new change is stored."""
+(`?token=HAPPYFOX_WEBHOOK_SECRET`, compared in constant time); the body is the ticket JSON, treated only as a hint: the
+flow re-reads the ticket (docs/vendors/happyfox.md#webhooks). The event key is the ticket's id and last-modified time,
+so a repeated delivery of one change is stored once and every new change is stored."""
 from __future__ import annotations
 
 import hashlib
@@ -31,9 +31,10 @@ def parse(request: Request, config: Config) -> list[Event]:
 
 
 def ticket_version(ticket: dict[str, Any]) -> str:
-    """What tells one change from the next: last_modified has whole seconds only (api-facts: happyfox §1), so two
-    changes in one second (created, then closed) would share it; the newest update id and the status tell them
-    apart, while a repeated delivery of one change still carries the same values."""
+    """What tells one change from the next: last_modified has whole seconds only
+    (docs/vendors/happyfox.md#base-url-auth-and-formats), so two changes in one second (created, then closed) would
+    share it; the newest update id and the status tell them apart, while a repeated delivery of one change still carries
+    the same values."""
     stamp = ticket.get("last_modified") or ticket.get("last_updated_at")
     if not stamp:
         return ""

@@ -1,7 +1,7 @@
 """HubSpot webhook subscriptions: a JSON array of up to 100 events, each stored as its own inbox row keyed by
 (subscriptionId, eventId). Verified with X-HubSpot-Signature-v3 (HMAC over method, URL, body and timestamp, within
 5 minutes) or, since app webhooks are sent signed v1, X-HubSpot-Signature with its version header
-(api-facts: hubspot §1a-1e)."""
+(docs/vendors/hubspot.md#webhooks)."""
 from __future__ import annotations
 
 import time
