@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from core import logs, settings
-from core.settings import ConfigError
+from core.settings import ConfigError, NoSandbox
 
 console = Console(stderr=True, soft_wrap=True)  # no hard wraps: a log drain would split paths and key paths
 
@@ -34,6 +34,39 @@ class LazyGroup(click.Group):
             module, attribute = self.lazy[name].split(":")
             return getattr(importlib.import_module(module), attribute)
         return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """A configuration problem met halfway through a command (a vendor needed, no sandbox running) is the
+        operator's to fix: said in words, exit status 2, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except NoSandbox as exc:
+            console.print(f"[red]{exc}[/red]", highlight=False)
+        except ConfigError as exc:
+            console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError, ProgrammingError
+            if not isinstance(exc, (OperationalError, ProgrammingError)):
+                raise
+            console.print(f"[red]{_database_problem(exc)}[/red]", highlight=False)
+        sys.exit(2)
+
+
+def _database_problem(exc: Exception) -> str:
+    """One line for a database an operator must mend: never created, or not reachable (password hidden)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core import store
+    url = store.engine().url.render_as_string(hide_password=True)
+    try:
+        created = inspect(store.engine()).has_table("alembic_version")
+    except SQLAlchemyError:
+        created = True  # not reachable at all: the driver's own words below say why
+    if not created:
+        return f"the database {url} has no tables yet: `make run` creates them, or run `switchboard db upgrade`"
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    return f"database error at {url}: {reason}"
 
 
 # Ops commands that live beside the code they run. Each entry is one line; README.md#what-runs-where lists them.
@@ -59,13 +92,19 @@ def main(log_level: str) -> None:
     logs.configure(log_level.upper())
 
 
-def load_settings() -> settings.Settings:
-    """Settings for a command, or a readable error and exit status 2: never a traceback."""
+def load_settings(vendors: bool = False) -> settings.Settings:
+    """Settings for a command, or a readable error and exit status 2: never a traceback. A command that talks to
+    the vendors (`vendors=True`) checks first that it can, so that it leaves no half-done work behind."""
     try:
-        return settings.use(settings.load())
+        loaded = settings.load()
+        if vendors:
+            loaded.env.require_vendors()
+        return settings.use(loaded)
+    except NoSandbox as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
     except ConfigError as exc:
         console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
-        sys.exit(2)
+    sys.exit(2)
 
 
 # ---------------------------------------------------------------- config and database
@@ -79,7 +118,12 @@ def config() -> None:
 def config_check() -> None:
     """Validate the environment and the YAML file; exit 2 with the key path of every problem."""
     loaded = load_settings()
-    mode = "sandbox (no vendor credentials set)" if loaded.env.sandboxed else "real vendors"
+    if loaded.sandbox_url:
+        mode = f"the sandbox of the running `switchboard run` at {loaded.sandbox_url}"
+    elif loaded.env.sandboxed:
+        mode = "sandbox (no vendor credentials set; no `switchboard run` is running)"
+    else:
+        mode = "real vendors"
     console.print(f"[green]ok[/green] {loaded.env.switchboard_config}: {len(loaded.config.forms)} forms, "
                   f"{len(loaded.config.categories)} categories, {len(loaded.config.statuses)} statuses; {mode}")
 

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from werkzeug.serving import make_server
 
-from core import jobs, settings, store
+from core import embedded, jobs, settings, store
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +72,17 @@ def serve_gunicorn(host: str, port: int, workers: int, app_factory: Callable[[],
 
 
 def run_embedded(host: str, port: int, sandbox_port: int, smtp_port: int, console: Console) -> None:
-    loaded = settings.load()  # environment and YAML checked before anything starts
-    env = loaded.env
+    # Environment and YAML checked before anything starts; never another run's sandbox: this one starts its own.
+    loaded = settings.load(attach=False)
+    service_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    env = loaded.env.serving_at(service_url)  # survey links follow --port unless PUBLIC_BASE_URL is set
     sandbox = None
     if env.sandboxed:
         from sandbox.server import start as start_sandbox
-        callback_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        sandbox = start_sandbox("127.0.0.1", sandbox_port, smtp_port, webhook_url=f"http://{callback_host}:{port}")
+        sandbox = start_sandbox("127.0.0.1", sandbox_port, smtp_port, webhook_url=service_url)
         # Not settings.load() again: the sandbox's default credentials would look like half-set real ones.
-        loaded = settings.Settings(env=env.with_sandbox(sandbox.base_url, smtp_port=smtp_port), config=loaded.config)
+        env = env.with_sandbox(sandbox.base_url, smtp_port=smtp_port)
+    loaded = settings.Settings(env=env, config=loaded.config, sandbox_url=sandbox.base_url if sandbox else None)
     settings.use(loaded)
     store.upgrade()
     load_jobs()
@@ -105,6 +107,8 @@ def run_embedded(host: str, port: int, sandbox_port: int, smtp_port: int, consol
     if sandbox:
         console.print(f"sandbox: {sandbox.base_url} (console at {sandbox.base_url}/), SMTP sink on "
                       f"127.0.0.1:{smtp_port}; credentials: {sandbox.credentials_note}")
+    if sandbox:  # ops commands from a second shell find this sandbox here (core/embedded.py)
+        embedded.record(settings.data_dir(), service_url, sandbox.base_url, smtp_port)
     console.print("Ctrl-C stops.")
     try:
         server.serve_forever()  # werkzeug's returns quietly on the KeyboardInterrupt our handler raises
@@ -112,6 +116,7 @@ def run_embedded(host: str, port: int, sandbox_port: int, smtp_port: int, consol
         pass
     finally:
         console.print("stopping...")
+        embedded.forget(settings.data_dir())
         stop.set()
         server.server_close()
         consumer.stop(graceful=True)

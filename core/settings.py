@@ -13,6 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import embedded
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "switchboard.yaml"
 
@@ -44,6 +46,14 @@ SANDBOX_GMAIL_TOKEN = "sandbox-gmail-token"
 
 class ConfigError(Exception):
     """A configuration problem a person can fix; the message is meant to be printed as it is."""
+
+
+class NoSandbox(ConfigError):
+    """No vendor credentials are set, so the vendors are the sandbox's fakes, and no `switchboard run` is up."""
+
+    def __init__(self) -> None:
+        super().__init__("no sandbox is running: start `make run` (or `switchboard run`) in another shell, "
+                         "or set the vendor credentials (README: Pointing it at the real vendors)")
 
 
 class Env(BaseSettings):
@@ -130,10 +140,23 @@ class Env(BaseSettings):
                               + ", ".join(missing))
 
     def base_url(self, vendor: str) -> str:
-        url = getattr(self, f"{vendor}_base_url") or VENDOR_BASE_URLS.get(vendor)
+        url = getattr(self, f"{vendor}_base_url")
+        if not url and self.sandboxed:  # never a real vendor host without real credentials
+            raise NoSandbox()
+        url = url or VENDOR_BASE_URLS.get(vendor)
         if not url:
             raise ConfigError(f"environment: {vendor.upper()}_BASE_URL: required")
         return url.rstrip("/")
+
+    def require_vendors(self) -> None:
+        """Raise NoSandbox when the vendors would be the sandbox's fakes and none is known to be running."""
+        if self.sandboxed and not self.hubspot_base_url:
+            raise NoSandbox()
+
+    def serving_at(self, url: str) -> "Env":
+        """This environment for a service reached at `url`: the links in mails point there, unless
+        PUBLIC_BASE_URL says otherwise (behind a proxy, on a PaaS)."""
+        return self if "public_base_url" in self.model_fields_set else self.model_copy(update={"public_base_url": url})
 
     def with_sandbox(self, base_url: str, smtp_port: int | None = None) -> "Env":
         """This environment pointed at a sandbox: its base URL for every vendor, its SMTP sink, and its default
@@ -310,6 +333,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     env: Env
     config: Config
+    sandbox_url: str | None = None  # the sandbox the vendors are faked by (embedded default), for people to open
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -343,9 +367,14 @@ def load_env(**overrides: Any) -> Env:
         raise ConfigError("\n".join(lines)) from None
 
 
-def load(env: Env | None = None) -> Settings:
+def load(env: Env | None = None, *, attach: bool = True) -> Settings:
+    """Settings from the environment and the YAML file. With no vendor credentials, and `attach`, a command run
+    beside `switchboard run` uses that run's sandbox, SMTP sink and service address (core/embedded.py)."""
     env = env or load_env()
     env.check_complete()
+    if attach and env.sandboxed and (run := embedded.running(data_dir())) is not None:
+        env = env.with_sandbox(run.sandbox_url, smtp_port=run.smtp_port).serving_at(run.service_url)
+        return Settings(env=env, config=load_config(env.switchboard_config), sandbox_url=run.sandbox_url)
     return Settings(env=env, config=load_config(env.switchboard_config))
 
 

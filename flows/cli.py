@@ -105,7 +105,7 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
     from core import store
     from core.models import Ticket
     from flows import inbox as inbox_flow
-    loaded = load_settings()
+    loaded = load_settings(vendors=True)
     try:
         report = ManualReport(channel=channel, email=email, phone=phone, first_name=first_name,
                               last_name=last_name, subject=subject, details=details, category=category,

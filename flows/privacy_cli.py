@@ -42,7 +42,7 @@ def erase(email: str | None, phone: str | None, queue: bool) -> None:
     """Erase everything every processor and Switchboard hold about a person."""
     from flows import erasure
     _person(email, phone)
-    load_settings()
+    load_settings(vendors=True)
     try:
         erasure_id = erasure.request(email=email, phone=phone, actor="cli")
     except ValueError as exc:
@@ -103,7 +103,7 @@ def erasure_list(status: str | None) -> None:
 def erasure_retry(erasure_id: int, run_now: bool) -> None:
     """Try the steps that are not done again."""
     from flows import erasure as flow
-    load_settings()
+    load_settings(vendors=True)
     if run_now:
         flow.run(erasure_id)
         _print_status(flow.status(erasure_id))
@@ -120,7 +120,7 @@ def export(email: str | None, phone: str | None, out_dir: str | None) -> None:
     """Export everything every processor and Switchboard hold about a person (JSON + HTML)."""
     from flows import access
     _person(email, phone)
-    load_settings()
+    load_settings(vendors=True)
     try:
         result = access.export(email=email, phone=phone, out_dir=out_dir)
     except ValueError as exc:
@@ -153,7 +153,7 @@ def retention_preview(days: int) -> None:
 def retention_sweep() -> None:
     """Open an erasure request for every due customer not under legal hold (the clock does this daily)."""
     from flows import retention as flow
-    load_settings()
+    load_settings(vendors=True)
     opened = flow.sweep()
     console.print(f"opened {len(opened)} erasure request(s)" + (f": {', '.join(map(str, opened))}" if opened else ""))
 
@@ -165,7 +165,7 @@ def retention_withdraw(email: str | None, phone: str | None) -> None:
     """Record a withdrawal of consent: the person's data is due now."""
     from flows import retention as flow
     _person(email, phone)
-    load_settings()
+    load_settings(vendors=True)
     customer_id = flow.withdraw_consent(email=email, phone=phone, actor="cli")
     if customer_id is None:
         errors.print("no customer matches")

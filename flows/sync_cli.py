@@ -40,7 +40,7 @@ def sync(since: str | None) -> None:
     and closed tickets without a survey, for what changed since the cursor."""
     from flows import reconcile
     start = _moment(since)
-    load_settings()
+    load_settings(vendors=True)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=errors, transient=False)
     with progress:

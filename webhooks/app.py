@@ -11,7 +11,7 @@ from core.settings import Settings
 
 from core import runtime
 
-from . import admin, health, receiver
+from . import admin, health, home, receiver
 from . import survey
 from . import complaints as complaints_admin
 from . import privacy
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Behind a PaaS router the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
     runtime.load_jobs()  # the receiver queues jobs by name
-    for blueprint in (health.bp, receiver.bp, admin.bp):
+    for blueprint in (home.bp, health.bp, receiver.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)
     app.register_blueprint(complaints_admin.bp)  # the complaint register page (HTML, staff only)

@@ -14,17 +14,22 @@ def healthz() -> Response:
     return jsonify(status="ok")
 
 
-@bp.get("/readyz")
-def readyz() -> tuple[Response, int]:
-    """503 with the reason while the database or the queue cannot be reached; the process itself stays up."""
-    problems = {}
+def problems() -> dict[str, str]:
+    """What keeps the service from working, by dependency; empty when ready."""
+    found = {}
     for name, check in (("database", store.ping), ("queue", jobs.ping)):
         try:
             check()
         except Exception as exc:  # any failure means not ready; the class name is enough to act on
-            problems[name] = f"unreachable ({type(exc).__name__})"
-    if problems:
-        return jsonify(status="unavailable", problems=problems), 503
+            found[name] = f"unreachable ({type(exc).__name__})"
+    return found
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """503 with the reason while the database or the queue cannot be reached; the process itself stays up."""
+    if found := problems():
+        return jsonify(status="unavailable", problems=found), 503
     return jsonify(status="ready"), 200
 
 

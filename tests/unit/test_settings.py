@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from core import settings
-from core.settings import DEFAULT_CONFIG, ConfigError, Env, load_config
+from core.settings import DEFAULT_CONFIG, ConfigError, Env, NoSandbox, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -134,9 +134,28 @@ def test_with_sandbox_points_every_vendor_at_it_and_keeps_set_credentials():
 
 
 def test_happyfox_has_no_default_base_url():
-    assert env().base_url("hubspot") == "https://api.hubapi.com"
+    real = env(hubspot_access_token="pat-real")
+    assert real.base_url("hubspot") == "https://api.hubapi.com"
     with pytest.raises(ConfigError, match="HAPPYFOX_BASE_URL"):
-        env().base_url("happyfox")
+        real.base_url("happyfox")
+
+
+def test_without_credentials_or_a_sandbox_no_real_vendor_host_is_used():
+    # No credentials means the sandbox's fakes; with none running, say so instead of trying the real hosts.
+    for vendor in ("hubspot", "happyfox", "aircall", "gmail"):
+        with pytest.raises(NoSandbox, match="no sandbox is running: start `make run`"):
+            env().base_url(vendor)
+    with pytest.raises(NoSandbox):
+        env().require_vendors()
+    attached = env().with_sandbox("http://127.0.0.1:8900", smtp_port=8925)
+    attached.require_vendors()
+    assert attached.base_url("aircall") == "http://127.0.0.1:8900"
+
+
+def test_links_follow_the_address_served_unless_public_base_url_is_set():
+    assert env().serving_at("http://127.0.0.1:8101").public_base_url == "http://127.0.0.1:8101"
+    chosen = env(public_base_url="https://support.example.com")
+    assert chosen.serving_at("http://127.0.0.1:8101").public_base_url == "https://support.example.com"
 
 
 def test_load_reads_switchboard_config_from_the_environment(monkeypatch, tmp_path):
