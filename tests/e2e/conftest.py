@@ -2,13 +2,16 @@
 machines), started as the machine's notes say it must be. Under CI=true a missing browser fails the run."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import IN_CI
+from tests.integration.test_run import Process, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium's calls home are refused by this machine's closed network.
@@ -28,3 +31,48 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
+
+
+# ---------------------------------------------------------------- `make run` as a user runs it
+
+POLL_SECONDS = 30.0
+
+
+class Running:
+    """`switchboard run` on free ports: the service at `base`, its sandbox at `sandbox`."""
+
+    def __init__(self, process: Process, port: int, sandbox_port: int) -> None:
+        self.process = process
+        self.base = f"http://127.0.0.1:{port}"
+        self.sandbox = httpx.Client(base_url=f"http://127.0.0.1:{sandbox_port}", timeout=10)
+
+    def state(self, service: str) -> dict[str, Any]:
+        return self.sandbox.get("/_sandbox/state").raise_for_status().json()[service]
+
+    def mail(self) -> list[dict[str, Any]]:
+        return self.sandbox.get("/_sandbox/mail").raise_for_status().json()
+
+    def until(self, what: str, check: Callable[[], Any]) -> Any:
+        """Poll until `check()` is truthy, at most POLL_SECONDS; the process's output tells why not."""
+        deadline = time.monotonic() + POLL_SECONDS
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"never saw {what}; state {self.sandbox.get('/_sandbox/state').text[:3000]}\n"
+                             f"mail {self.mail()}\noutput:\n{self.process.text[-5000:]}")
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    port, sandbox_port, smtp_port = free_port(), free_port(), free_port()
+    # As on a fresh machine: no vendor credentials in the environment, so `run` starts and wires the sandbox.
+    process = Process(["run", "--port", str(port), "--sandbox-port", str(sandbox_port),
+                       "--smtp-port", str(smtp_port)], tmp_path)
+    try:
+        process.wait_for_line("sandbox:")
+        process.wait_until_answering(f"http://127.0.0.1:{port}/healthz")
+        yield Running(process, port, sandbox_port)
+    finally:
+        process.kill()

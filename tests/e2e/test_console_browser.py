@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_make_run import Running, confirmation_mails, survey_mails
+from tests.e2e.conftest import Running
+from tests.e2e.test_make_run import confirmation_mails, survey_mails
 from tests.integration.test_run import Process, free_port
 
 pytestmark = pytest.mark.browser

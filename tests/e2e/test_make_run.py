@@ -6,7 +6,7 @@ a real browser."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,54 +14,12 @@ import httpx
 import pytest
 
 from core.settings import SANDBOX_DEFAULTS, load_config
-from tests.integration.test_run import Process, free_port
 
 CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "switchboard.yaml")
 CLOSED_STAGE = next(s.hubspot_stage for s in CONFIG.statuses.values() if s.closed)
-POLL_SECONDS = 30.0
 SUBMISSION = {"form": "website", "fields": {
     "vezeteknev": "Próba", "keresztnev": "Anna", "email": "proba.anna@example.com", "cel": "hibabejelentes",
     "termek": "Crossec Norma", "rovid_leiras": "Nem működik a belépés", "reszletes_leiras": "Üres oldal."}}
-
-
-class Running:
-    """`switchboard run` on free ports: the service at `base`, its sandbox at `sandbox`."""
-
-    def __init__(self, process: Process, port: int, sandbox_port: int) -> None:
-        self.process = process
-        self.base = f"http://127.0.0.1:{port}"
-        self.sandbox = httpx.Client(base_url=f"http://127.0.0.1:{sandbox_port}", timeout=10)
-
-    def state(self, service: str) -> dict[str, Any]:
-        return self.sandbox.get("/_sandbox/state").raise_for_status().json()[service]
-
-    def mail(self) -> list[dict[str, Any]]:
-        return self.sandbox.get("/_sandbox/mail").raise_for_status().json()
-
-    def until(self, what: str, check: Callable[[], Any]) -> Any:
-        """Poll until `check()` is truthy, at most POLL_SECONDS; the process's output tells why not."""
-        deadline = time.monotonic() + POLL_SECONDS
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            time.sleep(0.3)
-        raise AssertionError(f"never saw {what}; state {self.sandbox.get('/_sandbox/state').text[:3000]}\n"
-                             f"mail {self.mail()}\noutput:\n{self.process.text[-5000:]}")
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    port, sandbox_port, smtp_port = free_port(), free_port(), free_port()
-    # As on a fresh machine: no vendor credentials in the environment, so `run` starts and wires the sandbox.
-    process = Process(["run", "--port", str(port), "--sandbox-port", str(sandbox_port),
-                       "--smtp-port", str(smtp_port)], tmp_path)
-    try:
-        process.wait_for_line("sandbox:")
-        process.wait_until_answering(f"http://127.0.0.1:{port}/healthz")
-        yield Running(process, port, sandbox_port)
-    finally:
-        process.kill()
 
 
 def survey_mails(mail: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ from typing import Any
 
 from core.settings import SANDBOX_DEFAULTS
 from tests.conftest import SWITCHBOARD
-from tests.e2e.test_make_run import SUBMISSION, Running, running  # noqa: F401  (the fixture)
+from tests.e2e.conftest import Running
+from tests.e2e.test_make_run import SUBMISSION
 
 EMAIL = SUBMISSION["fields"]["email"]
 
