@@ -89,3 +89,16 @@ def test_iso_dates_are_not_taken_for_phone_numbers():
     assert logs.mask("started at 2026-11-24 14:22:36.331998") == "started at 2026-11-24 14:22:36.331998"
     assert logs.mask("Listening at: http://127.0.0.1:39126 (4526)") == "Listening at: http://127.0.0.1:39126 (4526)"
     assert logs.mask("phone:06301234567 tel:+36301234567") == "phone:***67 tel:***67"
+
+
+def test_library_chatter_is_quiet_but_its_warnings_and_our_info_show(captured):
+    """huey's per-job lines, WeasyPrint's rendering steps, fontTools' subsetting and matplotlib's unit guesses
+    would fill a terminal at INFO; their warnings still matter, and so does our own INFO."""
+    logs.configure("INFO", stream=captured)
+    for name in ("huey", "huey.consumer", "weasyprint.progress", "fontTools.subset", "matplotlib.category"):
+        logging.getLogger(name).info("chatter from %s", name)
+    logging.getLogger("weasyprint").warning("a stylesheet could not be read")
+    logging.getLogger("flows.retention").info("retention sweep opened 2 erasure request(s)")
+    assert [(r["name"], r["message"]) for r in lines(captured)] == [
+        ("weasyprint", "a stylesheet could not be read"),
+        ("flows.retention", "retention sweep opened 2 erasure request(s)")]
