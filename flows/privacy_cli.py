@@ -107,7 +107,8 @@ def erasure_retry(erasure_id: int, run_now: bool) -> None:
     from flows import erasure as flow
     load_settings()
     if run_now:
-        flow.run(erasure_id)
+        with progress.bars() as on_step:
+            flow.run(erasure_id, on_step)
         _print_status(flow.status(erasure_id))
     else:
         console.print(f"queued: {', '.join(flow.retry(erasure_id)) or 'nothing (all done)'}")
