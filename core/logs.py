@@ -47,6 +47,12 @@ class MaskingFilter(logging.Filter):
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
+# Libraries whose INFO lines are chatter, not news: a line per HTTP request, huey's "Executing ..."/"executed in"
+# per job (every periodic tick), WeasyPrint's rendering steps, fontTools' font subsetting, matplotlib's guesses
+# about axis units. Their warnings and errors still show; our own INFO does.
+QUIET = ("urllib3", "httpx", "httpcore", "werkzeug", "mail.log", "alembic.runtime.plugins", "huey", "weasyprint",
+         "fontTools", "matplotlib", "PIL")
+
 
 def configure(level: str = "INFO", stream=None, json: bool | None = None) -> None:
     stream = stream or sys.stderr
@@ -61,5 +67,6 @@ def configure(level: str = "INFO", stream=None, json: bool | None = None) -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "httpx", "httpcore", "werkzeug", "mail.log", "alembic.runtime.plugins"):
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("huey.consumer").setLevel(level)  # a worker's start and stop lines, once each, stay

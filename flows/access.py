@@ -21,6 +21,7 @@ from sqlalchemy import select
 from connectors.errors import NotFound
 from core import audit, settings, store
 from core.models import Audit, Customer, InboxEvent, Ticket
+from core.progress import Step, quiet
 
 from . import erasure_steps, identity, vendors
 from .erasure_steps import Subject
@@ -135,31 +136,39 @@ class Export:
         return not self.data["errors"]
 
 
-def gather(email: str | None = None, phone: str | None = None) -> dict[str, Any]:
+def gather(email: str | None = None, phone: str | None = None, on_step: Step = quiet) -> dict[str, Any]:
+    """Every part; `on_step` hears of each as it starts (0 of 1) and when it was read (1 of 1)."""
     subject, customer_ids = _subject(email, phone)
     data: dict[str, Any] = {"generated_at": datetime.now(timezone.utc).isoformat(),
                             "subject": {"emails": subject.emails, "phones": subject.phones},
                             "customer_ids": customer_ids, "errors": {}}
     for name, part in PARTS.items():
+        on_step(f"read {name}", 0, 1)
         try:
             data[name] = part(subject)
         except Exception as exc:  # the others are still exported; the gap is named
             data[name] = None
             data["errors"][name] = reason(exc)
+        else:
+            on_step(f"read {name}", 1, 1)
     return data
 
 
 def export(email: str | None = None, phone: str | None = None, out_dir: Path | str | None = None,
-           actor: str = "cli") -> Export:
-    """Write the export; the files. Audited with the subject's hash only."""
-    data = gather(email, phone)
+           actor: str = "cli", on_step: Step = quiet) -> Export:
+    """Write the export; the files. Audited with the subject's hash only. `on_step`: see `gather`, then the
+    files written (0 to 2)."""
+    data = gather(email, phone, on_step)
     out = Path(out_dir) if out_dir else settings.data_dir() / "exports"
     out.mkdir(parents=True, exist_ok=True)
     primary = (data["subject"]["emails"] or data["subject"]["phones"])[0]
     stem = f"access-{audit.subject_hash(primary)[:12]}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     json_path, html_path = out / f"{stem}.json", out / f"{stem}.html"
+    on_step("write JSON and HTML", 0, 2)
     json_path.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    on_step("write JSON and HTML", 1, 2)
     html_path.write_text(render_html(data), encoding="utf-8")
+    on_step("write JSON and HTML", 2, 2)
     with store.session() as s:
         audit.record(s, actor, "access.exported", customer_id=(data["customer_ids"] or [None])[0],
                      subject_hash=audit.subject_hash(primary), complete=not data["errors"])

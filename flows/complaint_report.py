@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from core import jobs, settings, store
 from core.models import Complaint, Ticket
+from core.progress import Step, quiet
 from core.workdays import BUDAPEST
 
 from . import effects, vendors
@@ -218,28 +219,35 @@ def rows(report: Report) -> list[list[Any]]:
     return out
 
 
-def write(quarter: str, out_dir: Path, language: str | None = None) -> dict[str, Path]:
-    """Write the HTML, PDF and CSV of `quarter` into `out_dir`; their paths by suffix."""
+def write(quarter: str, out_dir: Path, language: str | None = None, on_step: Step = quiet) -> dict[str, Path]:
+    """Write the HTML, PDF and CSV of `quarter` into `out_dir`; their paths by suffix. `on_step` hears of each
+    file as it starts (0 of 1) and when it is written (1 of 1)."""
     from weasyprint import HTML  # heavy (pango): imported only when a report is made
 
     report = numbers(quarter)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {suffix: out_dir / f"complaints-{quarter}.{suffix}" for suffix in ("html", "pdf", "csv")}
+    on_step(paths["html"].name, 0, 1)
     document = html(report, language)
     paths["html"].write_text(document, encoding="utf-8")
+    on_step(paths["html"].name, 1, 1)
+    on_step(paths["pdf"].name, 0, 1)
     HTML(string=document, base_url=str(out_dir)).write_pdf(str(paths["pdf"]))
+    on_step(paths["pdf"].name, 1, 1)
+    on_step(paths["csv"].name, 0, 1)
     with paths["csv"].open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["quarter", "section", "key", "value"])
         writer.writerows([quarter, *row] for row in rows(report))
+    on_step(paths["csv"].name, 1, 1)
     return paths
 
 
-def send(quarter: str, out_dir: Path) -> bool:
+def send(quarter: str, out_dir: Path, on_step: Step = quiet) -> bool:
     """Write the report and mail it with the PDF and CSV attached to `complaints.report_recipients`, once per
-    quarter; whether it was sent now."""
+    quarter; whether it was sent now. `on_step`: see `write`."""
     spec = settings.get().config.complaints
-    paths = write(quarter, out_dir)
+    paths = write(quarter, out_dir, on_step=on_step)
     if not spec.report_recipients:
         return False
     report = numbers(quarter)

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from core import progress
 from core.cli import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -68,10 +69,10 @@ def report_complaints(quarter: str, out_dir: Path, language: str | None, send: b
         complaint_report.bounds(quarter)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--quarter") from None
-    with console.status(f"counting and rendering {quarter}..."):
-        paths = complaint_report.write(quarter, out_dir, language)
+    with progress.bars() as on_step:
+        paths = complaint_report.write(quarter, out_dir, language, on_step)
         if send:
-            sent = complaint_report.send(quarter, out_dir)  # rewrites the files in the configured language
+            sent = complaint_report.send(quarter, out_dir, on_step)  # rewrites the files in the configured language
             errors.print("mailed" if sent else "not mailed (already sent, or no recipients)")
     for path in paths.values():
         console.print(str(path))

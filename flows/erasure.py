@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from core import audit, jobs, store
 from core.jobs import crontab
 from core.models import Erasure, ErasureStep
+from core.progress import Step, quiet
 
 from . import erasure_steps, identity, retention
 from .identity import Person
@@ -138,14 +139,18 @@ def _finish(erasure_id: int, processor: str, status: str, receipt: dict[str, Any
             erasure.status = "pending"
 
 
-def run(erasure_id: int) -> str:
+def run(erasure_id: int, on_step: Step = quiet) -> str:
     """Every step that is not done, here and now (the CLI's `--now`, tests); the request's status afterwards.
-    A failing step does not stop the others; it stays failed, with its reason, for the next run."""
+    A failing step does not stop the others; it stays failed, with its reason, for the next run.
+    `on_step` hears of each processor as it starts (0 of 1) and when it is done (1 of 1)."""
+    done_before = {s["processor"] for s in status(erasure_id)["steps"] if s["status"] == "done"}
     for processor in erasure_steps.ORDER:
+        on_step(f"erase {processor}", 0, 1)
         try:
-            run_step(erasure_id, processor)
+            result = run_step(erasure_id, processor)
         except Exception:  # recorded on the step; the others still run
-            pass
+            result = "failed"
+        on_step(f"erase {processor}", int(result == "done" or processor in done_before), 1)
     return status(erasure_id)["status"]
 
 

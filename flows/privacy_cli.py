@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from core import progress
 from core.cli import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -51,7 +52,8 @@ def erase(email: str | None, phone: str | None, queue: bool) -> None:
         erasure.start(erasure_id)
         console.print(f"erasure {erasure_id} queued; `switchboard erasure status {erasure_id}` follows it")
         return
-    result = erasure.run(erasure_id)
+    with progress.bars() as on_step:
+        result = erasure.run(erasure_id, on_step)
     _print_status(erasure.status(erasure_id))
     if result != "done":
         errors.print(f"[yellow]erasure {erasure_id} is not complete[/yellow]: a worker retries the failed steps")
@@ -105,7 +107,8 @@ def erasure_retry(erasure_id: int, run_now: bool) -> None:
     from flows import erasure as flow
     load_settings(vendors=True)
     if run_now:
-        flow.run(erasure_id)
+        with progress.bars() as on_step:
+            flow.run(erasure_id, on_step)
         _print_status(flow.status(erasure_id))
     else:
         console.print(f"queued: {', '.join(flow.retry(erasure_id)) or 'nothing (all done)'}")
@@ -122,7 +125,8 @@ def export(email: str | None, phone: str | None, out_dir: str | None) -> None:
     _person(email, phone)
     load_settings(vendors=True)
     try:
-        result = access.export(email=email, phone=phone, out_dir=out_dir)
+        with progress.bars() as on_step:
+            result = access.export(email=email, phone=phone, out_dir=out_dir, on_step=on_step)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     console.print(f"written: {result.json_path}\n         {result.html_path}")
@@ -154,7 +158,8 @@ def retention_sweep() -> None:
     """Open an erasure request for every due customer not under legal hold (the clock does this daily)."""
     from flows import retention as flow
     load_settings(vendors=True)
-    opened = flow.sweep()
+    with progress.bars() as on_step:
+        opened = flow.sweep(on_step=on_step)
     console.print(f"opened {len(opened)} erasure request(s)" + (f": {', '.join(map(str, opened))}" if opened else ""))
 
 

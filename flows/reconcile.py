@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from connectors.errors import VendorError
 from core import audit, jobs, settings, store
 from core.models import Cursor, Customer, Erasure, Identity, Ticket
+from core.progress import Step, quiet
 
 from . import closure, effects, intake, vendors
 
@@ -87,9 +88,6 @@ def _repairing(report: Report, system: str, remote_id: Any) -> Iterator[None]:
 
 class Busy(Exception):
     """Another reconciliation holds the lease."""
-
-
-Progress = Callable[[str], None]
 
 
 # ---------------------------------------------------------------- cursor and lease
@@ -292,7 +290,7 @@ def _unknown_happyfox(ticket: dict[str, Any], report: Report) -> None:
 
 
 def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: Report,
-                    progress: Progress | None) -> None:
+                    tick: Callable[[], None]) -> None:
     from connectors.happyfox import modified_at
     ids = [int(t["id"]) for t in chunk]
     with store.session() as s:
@@ -317,21 +315,25 @@ def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: 
         report.checked += 1
         stamp = modified_at(ticket)
         _checkpoint(state, stamp.isoformat() if stamp else None, str(ticket["id"]))
-        if progress:
-            progress("happyfox")
+        tick()
 
 
-def _happyfox_pass(state: dict[str, Any], report: Report, progress: Progress | None) -> None:
+def _happyfox_pass(state: dict[str, Any], report: Report, on_step: Step) -> None:
     from connectors.happyfox import modified_at
     start = datetime.fromisoformat(state.get("position") or state["since"])
     tickets = vendors.get().happyfox.tickets(updated_since=start)
+    first = report.checked
+
+    def tick() -> None:  # paged: the total is known only at the end
+        on_step("HappyFox tickets", report.checked - first, None)
 
     def position(t: dict[str, Any]) -> str | None:
         stamp = modified_at(t)
         return stamp.isoformat() if stamp else None
 
+    tick()
     for chunk in _chunks(_pending(tickets, state, position, lambda t: str(t["id"])), BATCH):
-        _happyfox_chunk(chunk, state, report, progress)
+        _happyfox_chunk(chunk, state, report, tick)
 
 
 def _hubspot_stamp(ticket: dict[str, Any]) -> str | None:
@@ -339,12 +341,18 @@ def _hubspot_stamp(ticket: dict[str, Any]) -> str | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat() if value else None
 
 
-def _hubspot_pass(state: dict[str, Any], report: Report, progress: Progress | None) -> None:
+def _hubspot_pass(state: dict[str, Any], report: Report, on_step: Step) -> None:
     start = datetime.fromisoformat(state.get("position") or state["since"])
     # Listed in full before repairing: a repair bumps the mirror's modification time, which would shift the
     # offset-paged search under our feet and skip a ticket.
-    listed = list(_pending(vendors.get().hubspot.tickets_modified_since(start), state, _hubspot_stamp,
-                           lambda t: str(t["id"])))
+    listed: list[dict[str, Any]] = []
+    on_step("HubSpot mirrors listed", 0, None)
+    for mirror in _pending(vendors.get().hubspot.tickets_modified_since(start), state, _hubspot_stamp,
+                           lambda t: str(t["id"])):
+        listed.append(mirror)
+        on_step("HubSpot mirrors listed", len(listed), None)
+    on_step("HubSpot mirrors", 0, len(listed))
+    first = report.checked
     for chunk in _chunks(listed, BATCH):
         with store.session() as s:
             rows = {r.hubspot_ticket_id: r for r in s.scalars(
@@ -363,15 +371,14 @@ def _hubspot_pass(state: dict[str, Any], report: Report, progress: Progress | No
                         report.fixes.append(Fix("wrong_stage", row.id, f"HubSpot stage {stage} handled"))
             report.checked += 1
             _checkpoint(state, _hubspot_stamp(mirror), str(mirror["id"]))
-            if progress:
-                progress("hubspot")
+            on_step("HubSpot mirrors", report.checked - first, len(listed))
 
 
 # ---------------------------------------------------------------- the run
 
-def reconcile(since: datetime | None = None, progress: Progress | None = None) -> Report:
+def reconcile(since: datetime | None = None, on_step: Step = quiet) -> Report:
     """One reconciliation run: resumes a crashed run unless `since` starts a new window. Raises Busy when
-    another run holds the lease."""
+    another run holds the lease. `on_step` counts the tickets of each pass (and the HubSpot mirrors listed)."""
     if not _take_lease():
         raise Busy("another reconciliation is running")
     try:
@@ -379,11 +386,11 @@ def reconcile(since: datetime | None = None, progress: Progress | None = None) -
         report = Report(since=datetime.fromisoformat(state["since"]), resumed=resumed)
         save_cursor(state)
         if state["phase"] == "happyfox":
-            _happyfox_pass(state, report, progress)
+            _happyfox_pass(state, report, on_step)
             state.update(phase="hubspot", position=None, done=[])
             save_cursor(state)
         if state["phase"] == "hubspot":
-            _hubspot_pass(state, report, progress)
+            _hubspot_pass(state, report, on_step)
             state.update(phase="done", position=None, done=[])
             save_cursor(state)
     finally:

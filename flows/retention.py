@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from core import audit, jobs, settings, store
 from core.jobs import crontab
 from core.models import Customer, Erasure, InboxEvent, Tombstone
+from core.progress import Step, quiet
 
 from . import identity, inbox, payloads
 
@@ -184,12 +185,15 @@ def _refresh_contract_end(customer_id: int) -> bool:
     return True
 
 
-def sweep(today: date | None = None, refresh: bool = True) -> list[int]:
+def sweep(today: date | None = None, refresh: bool = True, on_step: Step = quiet) -> list[int]:
     """Open an erasure request for every due customer not under legal hold; the new erasure ids. A customer due
-    by age has their contract end re-read from HubSpot first: a contract renewed there keeps them."""
+    by age has their contract end re-read from HubSpot first: a contract renewed there keeps them. `on_step`
+    counts the due customers looked at."""
     from . import erasure
     opened = []
-    for due in due_within(0, today):
+    found = due_within(0, today)
+    for done, due in enumerate(found):
+        on_step("due customers", done, len(found))
         if due.legal_hold:
             continue
         if due.reason == "retention" and refresh:
@@ -203,6 +207,7 @@ def sweep(today: date | None = None, refresh: bool = True) -> list[int]:
                     continue
         opened.append(erasure.request(customer_id=due.customer_id, reason=due.reason, actor=ACTOR))
         erasure.start(opened[-1])
+    on_step("due customers", len(found), len(found))
     if opened:
         log.info("retention sweep opened %s erasure request(s)", len(opened))
     return opened

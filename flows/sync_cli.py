@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core import progress
 from core.cli import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: one line per row, never wrapped
@@ -41,18 +41,12 @@ def sync(since: str | None) -> None:
     from flows import reconcile
     start = _moment(since)
     load_settings(vendors=True)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=errors, transient=False)
-    with progress:
-        tasks = {"happyfox": progress.add_task("HappyFox tickets", total=None),
-                 "hubspot": progress.add_task("HubSpot mirrors", total=None)}
-        try:
-            report = reconcile.reconcile(since=start, progress=lambda kind: progress.advance(tasks[kind]))
-        except reconcile.Busy as exc:
-            errors.print(f"[yellow]{exc}[/yellow]")
-            sys.exit(1)
-        for task in tasks.values():
-            progress.update(task, total=progress.tasks[task].completed)
+    try:
+        with progress.bars() as on_step:
+            report = reconcile.reconcile(since=start, on_step=on_step)
+    except reconcile.Busy as exc:
+        errors.print(f"[yellow]{exc}[/yellow]")
+        sys.exit(1)
     window = f"since {report.since:%Y-%m-%d %H:%M} UTC" + (" (resumed)" if report.resumed else "")
     for failure in report.failed:
         errors.print(f"[red]not repaired[/red] {failure}", highlight=False)

@@ -35,13 +35,14 @@ def survey_fixes(report: reconcile.Report) -> set[int]:
 def test_a_crash_between_tickets_resumes_after_the_last_one_done(sandbox, lost_closures):
     seen = []
 
-    def crash_after_two(kind: str) -> None:
-        seen.append(kind)
+    def crash_after_two(name: str, done: int, total: int | None) -> None:
+        if done:
+            seen.append(name)
         if len(seen) == 2:
             raise Crash("killed")
 
     with pytest.raises(Crash):
-        reconcile.reconcile(progress=crash_after_two)
+        reconcile.reconcile(on_step=crash_after_two)
     cursor = reconcile.load_cursor()
     assert cursor["phase"] == "happyfox" and len(cursor["done"]) == 2
     assert len(surveys(sandbox)) == 2

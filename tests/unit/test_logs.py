@@ -89,3 +89,24 @@ def test_iso_dates_are_not_taken_for_phone_numbers():
     assert logs.mask("started at 2026-11-24 14:22:36.331998") == "started at 2026-11-24 14:22:36.331998"
     assert logs.mask("Listening at: http://127.0.0.1:39126 (4526)") == "Listening at: http://127.0.0.1:39126 (4526)"
     assert logs.mask("phone:06301234567 tel:+36301234567") == "phone:***67 tel:***67"
+
+
+def test_library_chatter_is_quiet_but_its_warnings_and_our_info_show(captured):
+    """huey's per-job lines, WeasyPrint's rendering steps, fontTools' subsetting and matplotlib's unit guesses
+    would fill a terminal at INFO; their warnings still matter, and so does our own INFO."""
+    logs.configure("INFO", stream=captured)
+    for name in ("huey", "weasyprint.progress", "fontTools.subset", "matplotlib.category"):
+        logging.getLogger(name).info("chatter from %s", name)
+    logging.getLogger("weasyprint").warning("a stylesheet could not be read")
+    logging.getLogger("flows.retention").info("retention sweep opened 2 erasure request(s)")
+    logging.getLogger("huey.consumer").info("Periodic tasks are disabled.")  # once, when a worker starts
+    assert [(r["name"], r["message"]) for r in lines(captured)] == [
+        ("weasyprint", "a stylesheet could not be read"),
+        ("flows.retention", "retention sweep opened 2 erasure request(s)"),
+        ("huey.consumer", "Periodic tasks are disabled.")]
+
+
+def test_a_higher_level_quiets_the_worker_start_lines_too(captured):
+    logs.configure("WARNING", stream=captured)
+    logging.getLogger("huey.consumer").info("Huey consumer started with 1 thread")
+    assert lines(captured) == []
