@@ -12,6 +12,7 @@ from core.settings import Settings
 from core import runtime
 
 from . import admin, health, receiver
+from .events import Invalid
 from . import survey
 from . import complaints as complaints_admin
 from . import privacy
@@ -46,5 +47,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
         return jsonify(error=exc.name, description=exc.description, fields={}), exc.code
+
+    @app.errorhandler(Invalid)
+    def _invalid(exc: Invalid):  # a view's unusable input (the receivers answer theirs themselves)
+        return jsonify(error=exc.error, fields=exc.fields), exc.status
 
     return app
