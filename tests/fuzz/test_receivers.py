@@ -1,6 +1,6 @@
 """Property: no byte sequence, header value or JSON shape sent to a webhook receiver is answered with a 5xx, with
 or without the sender's secret. A valid signature over garbage is the interesting case: it gets past every check
-that guards the parser. In-process (the Flask test client), 6,400 cases here."""
+that guards the parser. In-process (the Flask test client), 7,100 cases here."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "X-
                      "Content-Type", "Authorization")
 CONTENT_TYPES = st.sampled_from(["application/json", "multipart/form-data; boundary=x", "text/plain",
                                  "application/x-www-form-urlencoded"]) | header_values
-CASES = 400
+CASES = 500
 
 
 PAYLOADS = {
