@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from .admin import staff_only
 from core import settings
 from core.addresses import InvalidAddress, mailbox
 
+from .admin import staff_only
 from .events import Event, json_body
 from .receiver import accept
 
