@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from core.addresses import InvalidAddress, mailbox
 from core.settings import ROOT, Settings
 
 from .errors import InvalidRequest, MaybeSent, Unauthorized, Unavailable, VendorError
@@ -107,8 +108,13 @@ class Mailer:
 
     def build(self, to: str | Iterable[str], template: str, language: str, message_id: str | None = None,
               **context: Any) -> EmailMessage:
-        subject, text, html = self.render(template, language, **context)
         recipients = [to] if isinstance(to, str) else list(to)
+        for recipient in recipients:
+            try:
+                mailbox(recipient)  # the To header is parsed for the envelope: "a,b@x" would reach b
+            except InvalidAddress as exc:
+                raise InvalidRequest(VENDOR, f"recipient is not a single mailbox: {exc}") from None
+        subject, text, html = self.render(template, language, **context)
         msg = EmailMessage()
         msg["From"] = self.mail_from
         msg["To"] = ", ".join(recipients)

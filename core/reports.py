@@ -2,9 +2,14 @@
 person, or a phone call noted by hand). The admin API and the CLI validate it with the same model."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .addresses import mailbox
+
+if TYPE_CHECKING:
+    from .settings import InputSpec
 
 MANUAL_CHANNELS = ("post", "fax", "social", "in_person", "phone", "email")
 
@@ -13,7 +18,7 @@ class ManualReport(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     channel: Literal["post", "fax", "social", "in_person", "phone", "email"]
-    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str | None = None
     phone: str | None = Field(default=None, min_length=6, max_length=40)
     first_name: str | None = Field(default=None, max_length=200)
     last_name: str | None = Field(default=None, max_length=200)
@@ -22,6 +27,16 @@ class ManualReport(BaseModel):
     category: str = "egyeb"
     language: Literal["hu", "en"] = "hu"
     key: str | None = Field(default=None, max_length=120, description="idempotency key; a repeat is ignored")
+
+    @field_validator("email")
+    @classmethod
+    def _single_mailbox(cls, value: str | None) -> str | None:
+        return mailbox(value) if value else None  # InvalidAddress is a ValueError: a field error
+
+    def too_long(self, limits: "InputSpec") -> dict[str, str]:
+        """{field: error} for each text longer than the YAML allows (config `input`)."""
+        return limits.too_long(self.model_dump(include={"subject", "details", "first_name", "last_name", "phone",
+                                                        "category"}))
 
     @model_validator(mode="after")
     def _reachable(self) -> "ManualReport":

@@ -300,6 +300,32 @@ class ComplaintsSpec(Strict):
         return (spec.label.get(language) or spec.label.get("hu") or code) if spec else (code or "")
 
 
+class InputSpec(Strict):
+    """What is refused at the door (400 naming the field), so that nothing accepted with a 202 is refused later by
+    HappyFox (a ticket subject) or the mail server (a confirmation quoting the report): characters per text field,
+    by our field name (`subject` is a manual ticket's, `summary` the form's that becomes the subject)."""
+    max_chars: dict[str, int] = {"subject": 250, "summary": 250, "details": 20_000, "name": 200, "first_name": 100,
+                                 "last_name": 100, "phone": 40, "purpose": 100, "product": 200, "category": 100}
+    default_max_chars: int = Field(default=1000, gt=0)  # any other text field
+    attachments_max_count: int = Field(default=5, ge=0)
+
+    @field_validator("max_chars")
+    @classmethod
+    def _positive(cls, limits: dict[str, int]) -> dict[str, int]:
+        bad = [name for name, limit in limits.items() if limit <= 0]
+        if bad:
+            raise ValueError(f"must be positive: {', '.join(bad)}")
+        return limits
+
+    def chars(self, field: str) -> int:
+        return self.max_chars.get(field, self.default_max_chars)
+
+    def too_long(self, values: dict[str, object]) -> dict[str, str]:
+        """{field: error} for each text value longer than its limit."""
+        return {name: f"longer than {self.chars(name)} characters" for name, value in values.items()
+                if isinstance(value, str) and len(value) > self.chars(name)}
+
+
 class Config(Strict):
     forms: dict[str, FormSpec]
     default_form: str = "website"
@@ -311,6 +337,7 @@ class Config(Strict):
     hubspot: HubSpotSpec = HubSpotSpec()
     intake: IntakeSpec = IntakeSpec()
     complaints: ComplaintsSpec = ComplaintsSpec()
+    input: InputSpec = InputSpec()
     limits: dict[str, LimitSpec] = {
         "hubspot": LimitSpec(requests=100, per_seconds=10),
         "hubspot_search": LimitSpec(requests=4, per_seconds=1),

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from connectors.errors import NotFound
 from core import audit, settings, store
+from core.addresses import mailbox
 from core.models import Audit, Customer, InboxEvent, Ticket
 from core.progress import Step, quiet
 
@@ -42,7 +43,7 @@ def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def _subject(email: str | None, phone: str | None) -> tuple[Subject, list[int]]:
-    person = identity.Person(email=email, phone=phone)
+    person = identity.Person(email=mailbox(email) if email else None, phone=phone)  # InvalidAddress: a ValueError
     if not person.known:
         raise ValueError("an export needs a valid email address or phone number")
     with store.session() as s:

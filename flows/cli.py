@@ -117,6 +117,10 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
     if report.category not in loaded.config.categories:
         errors.print(f"[red]category[/red]: must be one of {', '.join(loaded.config.categories)}")
         sys.exit(2)
+    for name, problem in report.too_long(loaded.config.input).items():
+        errors.print(f"[red]{name}[/red]: {problem}")
+    if report.too_long(loaded.config.input):
+        sys.exit(2)
     with store.session() as s:
         row, created = store.put_inbox(s, "manual", report.key or str(uuid.uuid4()), "manual",
                                        report.model_dump(exclude={"key"}))

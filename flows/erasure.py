@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from core import audit, jobs, store
+from core.addresses import mailbox
 from core.jobs import crontab
 from core.models import Erasure, ErasureStep
 from core.progress import Step, quiet
@@ -41,7 +42,7 @@ def request(email: str | None = None, phone: str | None = None, customer_id: int
         if customer_id is not None:
             customer = identity.current(s, customer_id)
         else:
-            person = Person(email=email, phone=phone)
+            person = Person(email=mailbox(email) if email else None, phone=phone)  # InvalidAddress: a ValueError
             if not person.known:
                 raise ValueError("an erasure needs a valid email address or phone number")
             found = identity.find(s, **person.known)

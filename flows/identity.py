@@ -8,7 +8,6 @@ are merged into the older one and the merge is audited (`core.audit`); their Hub
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -18,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, store
+from core.addresses import mailbox_or_none
 from core.models import Customer, Erasure, Identity, Ticket
 
 from . import effects, vendors
@@ -26,15 +26,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REGION = "HU"
 SYSTEMS = ("email", "phone", "hubspot", "happyfox", "aircall")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def normalise_email(value: str | None) -> str | None:
-    """Trimmed and lower-cased, or None when it is not an address."""
-    if not value or not isinstance(value, str):
-        return None
-    value = value.strip().lower()
-    return value if EMAIL.match(value) else None
+    """The single mailbox, normalised (core/addresses.py), or None when it is not one: a list, a group or a
+    display name from a vendor is dropped rather than mailed."""
+    return mailbox_or_none(value) if value else None
 
 
 def normalise_phone(value: str | None, region: str = DEFAULT_REGION) -> str | None:

@@ -70,11 +70,17 @@ class Permanent(Exception):
 
 
 def is_permanent(exc: BaseException) -> bool:
+    """By what the error means, not where it came from: a vendor's verdict on the request (4xx), our own broken
+    setup, or data that can never fit (a number that overflows, a value the database refuses as data) fail the
+    same way on every retry. An outage, a timeout, a lock, or a bug of ours that a deploy may fix is retried."""
     if isinstance(exc, Permanent):
         return True
     from connectors.errors import VendorError  # connectors may not import flows; flows may import connectors
     if isinstance(exc, VendorError):
         return not exc.transient
+    from sqlalchemy.exc import DataError  # the database refused a value: out of range, too long, not its type
+    if isinstance(exc, (OverflowError, DataError)):
+        return True
     return type(exc).__name__ in ("MailTemplateError", "MissingSetup")
 
 

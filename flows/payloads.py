@@ -68,6 +68,11 @@ def _id(value: Any) -> str:
 
 # A vendor id, integer or text, as text: one error per field, where `int | str` would report each branch.
 Id = Annotated[str, PlainValidator(_id)]
+# A vendor's numeric id: 64-bit, as the database stores it. A larger one (10^30) can never be looked up, so it is
+# a field error (Permanent) here rather than an overflow deep in a flow.
+NumericId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+# Unix seconds before the year 10000, the most a datetime holds.
+UnixTime = Annotated[int, Field(ge=0, lt=253_402_300_800)]
 
 
 # ---------------------------------------------------------------- Aircall (docs/vendors/aircall.md#webhooks)
@@ -97,9 +102,9 @@ class AircallCall(Payload):
     id: Id
     direction: str | None = None
     raw_digits: str | None = None       # "anonymous" for a hidden number
-    started_at: int | None = None
-    answered_at: int | None = None
-    ended_at: int | None = None
+    started_at: UnixTime | None = None
+    answered_at: UnixTime | None = None
+    ended_at: UnixTime | None = None
     duration: int | None = None
     voicemail: str | None = None
     recording: str | None = None
@@ -125,7 +130,7 @@ class HappyFoxHint(BaseModel):
 
 
 class HappyFoxTicketEvent(Payload):
-    ticket_id: int
+    ticket_id: NumericId
     ticket: HappyFoxHint | None = None
 
     @property
@@ -138,11 +143,11 @@ class HappyFoxTicketEvent(Payload):
 class HubSpotEvent(Payload):
     """One webhook event; field paths in reasons are HubSpot's camelCase names."""
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-    object_id: int
+    object_id: NumericId
     property_name: str | None = None
     property_value: str | None = None   # "always a string" (documented)
     source_id: str | None = None
-    occurred_at: int | None = None      # epoch milliseconds
+    occurred_at: Annotated[int, Field(ge=0, lt=253_402_300_800_000)] | None = None  # epoch milliseconds
 
 
 # ---------------------------------------------------------------- our own sources

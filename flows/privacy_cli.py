@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import progress
+from core.addresses import InvalidAddress, mailbox
 from core.cli import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -22,6 +23,11 @@ errors = Console(stderr=True)
 def _person(email: str | None, phone: str | None) -> None:
     if not email and not phone:
         raise click.UsageError("give --email or --phone")
+    if email:
+        try:
+            mailbox(email)  # the same single-mailbox rule as every other way an address comes in
+        except InvalidAddress as exc:
+            raise click.BadParameter(str(exc), param_hint="--email") from None
 
 
 def _print_status(data: dict) -> None:

@@ -14,10 +14,11 @@ from core import settings, store
 from core.models import InboxEvent
 from core.reports import ManualReport
 
-from .events import Event, same_secret
+from .events import Event, Invalid, json_body, same_secret
 from .receiver import accept
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+STATUSES = ("pending", "running", "done", "failed", "dead")
 
 
 def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,13 +35,19 @@ def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
 @staff_only
 def create_ticket() -> Any:
     """A manual report: the same intake as the form, for post, fax, social media and in-person reports."""
+    body = json_body(request)  # Invalid (400) for anything that is not JSON, however deep
+    if not isinstance(body, dict):
+        raise Invalid("invalid report", fields={"body": "expected a JSON object"})
     try:
-        report = ManualReport.model_validate(request.get_json(silent=True) or {})
+        report = ManualReport.model_validate(body)
     except ValidationError as exc:
-        fields = {".".join(map(str, e["loc"])) or "body": e["msg"] for e in exc.errors()}
+        fields = {".".join(map(str, e["loc"])) or "body": e["msg"] for e in exc.errors(include_input=False)}
         return jsonify(error="invalid report", fields=fields), 400
-    if report.category not in settings.get().config.categories:
+    config = settings.get().config
+    if report.category not in config.categories:
         return jsonify(error="invalid report", fields={"category": "unknown category"}), 400
+    if too_long := report.too_long(config.input):
+        return jsonify(error="invalid report", fields=too_long), 400
     key = report.key or str(uuid.uuid4())
     return accept("manual", [Event(key=key, kind="manual", payload=report.model_dump(exclude={"key"}))])
 
@@ -49,6 +56,8 @@ def create_ticket() -> Any:
 @staff_only
 def inbox() -> Any:
     status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        return jsonify(error="invalid request", fields={"status": f"one of {', '.join(STATUSES)}"}), 400
     with store.session() as s:
         query = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(200)
         if status:

@@ -12,9 +12,11 @@ from core.settings import Settings
 from core import runtime
 
 from . import admin, health, home, receiver
+from .events import Invalid
 from . import survey
 from . import complaints as complaints_admin
 from . import privacy
+from . import openapi
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -42,9 +44,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)
     app.register_blueprint(complaints_admin.bp)  # the complaint register page (HTML, staff only)
     app.register_blueprint(privacy.bp)  # consent withdrawal (staff only)
+    app.register_blueprint(openapi.bp)  # GET /openapi.json: this service described
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
         return jsonify(error=exc.name, description=exc.description, fields={}), exc.code
+
+    @app.errorhandler(Invalid)
+    def _invalid(exc: Invalid):  # a view's unusable input (the receivers answer theirs themselves)
+        return jsonify(error=exc.error, fields=exc.fields), exc.status
 
     return app

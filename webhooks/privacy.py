@@ -8,8 +8,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from core import settings
+from core.addresses import InvalidAddress, mailbox
+
 from .admin import staff_only
-from .events import Event
+from .events import Event, json_body
 from .receiver import accept
 
 bp = Blueprint("privacy", __name__, url_prefix="/admin")
@@ -18,10 +21,18 @@ bp = Blueprint("privacy", __name__, url_prefix="/admin")
 @bp.post("/customers/consent-withdrawal")
 @staff_only
 def consent_withdrawal() -> Any:
-    body = request.get_json(silent=True)
+    body = json_body(request)
     if not isinstance(body, dict):
         return jsonify(error="invalid request", fields={"body": "expected a JSON object"}), 400
     person = {k: body[k].strip() for k in ("email", "phone") if isinstance(body.get(k), str) and body[k].strip()}
     if not person:
         return jsonify(error="invalid request", fields={"email": "give an email or a phone"}), 400
+    errors = settings.get().config.input.too_long(person)
+    if "email" in person:
+        try:
+            person["email"] = mailbox(person["email"])
+        except InvalidAddress as exc:
+            errors["email"] = str(exc)
+    if errors:
+        return jsonify(error="invalid request", fields=errors), 400
     return accept("admin", [Event(key=str(uuid.uuid4()), kind="consent.withdrawn", payload=person)])

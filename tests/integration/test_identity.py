@@ -27,7 +27,9 @@ def test_phones_become_e164_read_as_hungarian(raw, expected):
 
 
 @pytest.mark.parametrize("raw, expected", [
-    (" Kata.Kovacs@Example.COM ", "kata.kovacs@example.com"), ("no-at-sign", None), ("a@b", None), (None, None)])
+    (" Kata.Kovacs@Example.COM ", "kata.kovacs@example.com"), ("no-at-sign", None), ("a@b", None), (None, None),
+    ("a,victim1@example.com", None), ("grp:victim2@example.com;", None), ("Kata <kata@example.com>", None),
+    ("kata@example.com\r\nBcc: x@example.com", None)])
 def test_emails_are_trimmed_and_lower_cased(raw, expected):
     assert identity.normalise_email(raw) == expected
 

@@ -6,7 +6,7 @@ import copy
 import logging
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from core import jobs
 from flows import calls, inbox
@@ -62,6 +62,15 @@ BAD = {
         "aircall", "call.ended", aircall("call.ended__missed", duration="a minute"), "data.duration int_parsing"),
     "happyfox ticket id not a number": (
         "happyfox", "ticket", {**happyfox(), "ticket_id": "BR00001003"}, "ticket_id int_parsing"),
+    "happyfox ticket id overflows 64 bits": (
+        "happyfox", "ticket", {**happyfox(), "ticket_id": 10**30}, "ticket_id less_than_equal"),
+    "happyfox ticket id a superscript digit": (
+        "happyfox", "ticket", {**happyfox(), "ticket_id": "²"}, "ticket_id int_parsing"),
+    "hubspot objectId overflows 64 bits": (
+        "hubspot", "ticket.propertyChange", hubspot("ticket.propertyChange__stage", objectId=10**30),
+        "objectId less_than_equal"),
+    "aircall start time beyond any date": (
+        "aircall", "call.ended", aircall("call.ended__missed", started_at=10**30), "data.started_at less_than"),
     "happyfox updates not a list": (
         "happyfox", "ticket", happyfox(updates="none"), "ticket.updates list_type"),
     "happyfox ticket not an object": (
@@ -134,6 +143,28 @@ def test_a_failure_inside_the_flow_is_still_retried(queue, sandbox, monkeypatch,
     failed = row(inbox_id)
     assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, type(error).__name__)
     assert queue.scheduled_count() == 1
+
+
+@pytest.mark.parametrize("error", [OverflowError("Python int too large to convert to SQLite INTEGER"),
+                                   DataError("SELECT 1", {}, Exception("integer out of range"))],
+                         ids=["OverflowError", "DataError"])
+def test_data_that_can_never_fit_is_dead_at_once(queue, sandbox, monkeypatch, error):
+    def overflowing(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(calls, "_caller", overflowing)  # as a lookup of a 10^30 id fails, whatever the engine
+    inbox_id = put("aircall", "call.ended", aircall("call.ended__missed"))
+    attempt(queue, inbox_id)
+    dead = row(inbox_id)
+    assert (dead.status, dead.attempts, dead.last_error) == ("dead", 1, type(error).__name__)
+    assert queue.scheduled_count() == 0  # never retried
+
+
+def test_a_vendor_refusal_is_dead_at_once(queue, sandbox):
+    sandbox.fault(service="hubspot", method="POST", path="/crm/v3/*", status=400, times=100)
+    inbox_id = put("aircall", "call.ended", aircall("call.ended__answered_inbound"))
+    attempt(queue, inbox_id)
+    assert row(inbox_id).status == "dead" and row(inbox_id).last_error == "InvalidRequest: hubspot HTTP 400"
+    assert queue.scheduled_count() == 0
 
 
 def test_a_vendor_outage_is_still_retried(queue, sandbox):

@@ -208,7 +208,7 @@ def test_bad_email_is_400(client, secret):
     payload["fields"]["email"] = "nagy.peter at example"
     response = post_json(client, secret, payload)
     assert response.status_code == 400
-    assert response.json["fields"] == {"email": "not an email address"}
+    assert response.json["fields"] == {"email": "not a single email address (no list, group, display name or quotes)"}
 
 
 def test_unknown_category_and_non_text_values_are_400(client, secret):

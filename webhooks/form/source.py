@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import base64
 import functools
-import re
 from typing import Any
 
 from flask import Request
 from standardwebhooks import Webhook, WebhookVerificationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from core.addresses import InvalidAddress, mailbox
 from core.settings import Config, Env, FormSpec
 
 from ..events import Event, Invalid, Rejected, json_body, require_object
-
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 # (header, its WSGI environ key): read straight from the environ, the cheapest way in.
@@ -67,6 +65,9 @@ def _posted(request: Request) -> tuple[str | None, dict[str, Any], list[Any]]:
 
 def _attachments(files: list[Any], config: Config, field_name: str) -> list[dict[str, Any]]:
     stored = []
+    if len(files) > config.input.attachments_max_count:
+        raise Invalid("too many attachments", 413,
+                      {field_name: f"at most {config.input.attachments_max_count} files"})
     for upload in files:
         data = upload.read()
         if len(data) > config.attachments_max_bytes:
@@ -96,9 +97,13 @@ def _validate(spec: FormSpec, fields: dict[str, Any], config: Config) -> dict[st
             ours[name] = value
         elif name in spec.required:
             errors[posted_name] = "required"
-    email_field = spec.fields.get("email")
-    if "email" in ours and not EMAIL.match(ours["email"]):
-        errors[email_field or "email"] = "not an email address"
+    for name, problem in config.input.too_long(ours).items():
+        errors[spec.fields[name]] = problem
+    if "email" in ours and spec.fields["email"] not in errors:
+        try:
+            ours["email"] = mailbox(ours["email"])  # stored as it will be mailed
+        except InvalidAddress as exc:
+            errors[spec.fields["email"]] = str(exc)
     category_field = spec.fields.get(spec.category_field)
     if category_field and ours.get(spec.category_field) and ours[spec.category_field] not in config.categories:
         errors[category_field] = f"must be one of {', '.join(config.categories)}"

@@ -11,7 +11,7 @@ from flask import Request
 
 from core.settings import Config, Env
 
-from ..events import Event, Invalid, Rejected, json_body, require_object, same_secret
+from ..events import Event, Invalid, Rejected, json_body, require_object, same_secret, vendor_id
 
 
 def verify(request: Request, env: Env) -> None:
@@ -22,12 +22,12 @@ def verify(request: Request, env: Env) -> None:
 def parse(request: Request, config: Config) -> list[Event]:
     body = require_object(json_body(request), "the body")
     ticket = body.get("ticket", body)  # a smart rule may wrap the ticket; both shapes are seen
-    ticket_id = ticket.get("id") if isinstance(ticket, dict) else None
-    if not isinstance(ticket_id, int) and not (isinstance(ticket_id, str) and ticket_id.isdigit()):
-        raise Invalid("expected a ticket object with an integer id", fields={"id": "required"})
+    ticket_id = vendor_id(ticket.get("id")) if isinstance(ticket, dict) else None
+    if ticket_id is None:
+        raise Invalid("expected a ticket object with an integer id", fields={"id": "required: a 64-bit integer"})
     version = ticket_version(ticket) or hashlib.sha256(request.get_data(cache=True)).hexdigest()[:16]
-    payload = {"ticket_id": int(ticket_id), "ticket": ticket}
-    return [Event(key=f"{int(ticket_id)}:{version}", kind="ticket", payload=payload)]
+    payload = {"ticket_id": ticket_id, "ticket": ticket}
+    return [Event(key=f"{ticket_id}:{version}", kind="ticket", payload=payload)]
 
 
 def ticket_version(ticket: dict[str, Any]) -> str:
