@@ -11,6 +11,7 @@ MaybeSent and is not sent again.
 from __future__ import annotations
 
 import email.utils
+import re
 import smtplib
 import ssl
 from collections.abc import Iterable
@@ -236,10 +237,19 @@ def _message_id(given: str | None, mail_from: str) -> str:
 def _refused(recipients: dict[str, tuple[int, bytes]]) -> VendorError:
     """Every recipient refused: permanent (5xx) only if every refusal is permanent, else worth a retry."""
     codes = [code for code, _ in recipients.values()]
-    message = "; ".join(f"{code} {_text(reply)}" for code, reply in recipients.values())
+    # A refusal usually quotes the address ("450 4.2.1 <anna@example.com>: mailbox busy"), and the error's text
+    # reaches logs and tracebacks: the address goes, the server's code and reason stay.
+    message = "; ".join(f"{code} {_without_addresses(_text(reply))}" for code, reply in recipients.values())
     if codes and all(500 <= code < 600 for code in codes):
         return InvalidRequest(VENDOR, f"recipient refused: {message}", max(codes))
     return Unavailable(VENDOR, f"recipient deferred: {message}", max(codes) if codes else None)
+
+
+ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
+def _without_addresses(text: str) -> str:
+    return ADDRESS.sub("<recipient>", text)
 
 
 def _text(reply: bytes | str) -> str:

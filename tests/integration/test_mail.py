@@ -193,6 +193,19 @@ def test_temporary_recipient_refusal_is_retried_then_unavailable(settings, refus
     assert handler.attempts == FAST["attempts"]
 
 
+def test_a_deferral_quoting_the_recipient_keeps_the_address_out_of_the_error_and_the_logs(settings, refusing_server,
+                                                                                          caplog):
+    handler, port = refusing_server("450 4.2.1 <deferred.dora@example.com>: mailbox busy")
+    caplog.set_level("DEBUG")
+    with pytest.raises(Unavailable) as caught:
+        mailer(settings, host="127.0.0.1", port=port).send("deferred.dora@example.com", "confirmation", "en",
+                                                           ticket_id="#1", subject="s")
+    assert "mailbox busy" in str(caught.value) and caught.value.status == 450
+    assert "deferred.dora" not in str(caught.value)
+    ours = [r for r in caplog.records if not r.name.startswith("mail.log")]  # mail.log: the test's SMTP server
+    assert ours and not [r for r in ours if "deferred.dora" in r.getMessage()]
+
+
 # ---------------------------------------------------------------- retry only what certainly was not accepted
 
 STALL = 1.0        # how long a stalling server keeps quiet: longer than the mailer's timeout below
