@@ -8,8 +8,9 @@ caller's `retry=`, or else what the running job said (`attempt(retry=...)`, set 
 Two attempts at the same key at the same moment (two events of one call, a sweep and a retry) must not both
 write: `once` first claims the key with a row that has no remote id yet (committed on its own), and an attempt
 that meets a live claim raises `InFlight`, a transient error the job queue retries; by then the record is there.
-An attempt that fails in our process releases its claim, so its retry proceeds at once; a claim left by a process
-that died is taken over once it is `STALE_CLAIM` old, and the taker searches with `find` first, as a retry does.
+An attempt that fails in our process releases its claim, so its retry proceeds at once. A claim is a lease
+(flows/leases.py): its time is moved on every few seconds while the attempt runs, so a claim left by a process that
+died is taken over once it is `STALE_CLAIM` (30 s) old, and the taker searches with `find` first, as a retry does.
 
 `_record` is the one step that follows every outbound write: the crash tests make it fail to prove that a retry
 neither repeats nor loses a write.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Union
@@ -30,16 +32,17 @@ from connectors.errors import MaybeSent
 from core import store
 from core.models import Effect
 
+from . import leases
+
 log = logging.getLogger(__name__)
 
 # A write or a find returns the remote id, or (remote id, detail) where detail holds ids worth remembering
 # (never personal data): a HappyFox ticket's display id, say.
 Remote = Union[str, int, tuple[Union[str, int], dict[str, Any]]]
 
-# Longer than one write can take under the HTTP policy (a call at its worst, 5 attempts with 30 s waits, is about
-# 3 minutes; a find-or-create makes two), shorter than the job's retries (8.5 minutes), so that a retry of the
-# job whose process died takes the claim over.
-STALE_CLAIM = timedelta(minutes=6)
+# A live attempt renews its claim however long its write takes (a call at its worst is minutes under the HTTP
+# policy), so only a claim whose process died gets this old.
+STALE_CLAIM = leases.STALE
 CLAIM = {"state": "claimed"}
 
 _retrying: contextvars.ContextVar[bool] = contextvars.ContextVar("switchboard_retrying", default=False)
@@ -111,6 +114,25 @@ def _claim(key: str) -> tuple[datetime, bool] | None:
     raise InFlight(key.split(":", 1)[0])  # the key's kind only: a key may carry a report id
 
 
+class _Lease:
+    """Our claim on `key` and its current time, which each renewal moves on (under `lock`, so that a release
+    deletes the claim by the time it has now)."""
+
+    def __init__(self, key: str, at: datetime) -> None:
+        self.key, self.at, self.lock = key, at, threading.Lock()
+
+    def renew(self, now: datetime) -> None:
+        with self.lock, store.session() as s:
+            moved = s.execute(update(Effect).where(Effect.key == self.key, Effect.remote_id.is_(None),
+                                                   Effect.created_at == self.at).values(created_at=now))
+            if moved.rowcount == 1:
+                self.at = now
+
+    def release(self) -> None:
+        with self.lock:
+            _release(self.key, self.at)
+
+
 def _release(key: str, claimed_at: datetime) -> None:
     """Drop our claim after a failed attempt, so that its retry goes ahead at once. Only ours: a claim taken over
     since has another time. Failing here leaves the claim to go stale."""
@@ -152,13 +174,15 @@ def once_detail(key: str, write: Callable[[], Remote], *, find: Callable[[], Rem
         return done
     claimed_at, took_over = claim
     retry = took_over or (retrying() if retry is None else retry)
-    try:
-        found = find() if (retry and find is not None) else None
-        remote_id, detail = _split(found if found is not None else write())
-        remote_id, detail = _record(key, remote_id, detail)
-    except BaseException:
-        _release(key, claimed_at)
-        raise
+    lease = _Lease(key, claimed_at)
+    with leases.held(lease.renew):
+        try:
+            found = find() if (retry and find is not None) else None
+            remote_id, detail = _split(found if found is not None else write())
+            remote_id, detail = _record(key, remote_id, detail)
+        except BaseException:
+            lease.release()
+            raise
     return str(remote_id), detail
 
 

@@ -127,3 +127,30 @@ def test_send_once_still_sends_at_most_once(db):
     age("mail:2", effects.STALE_CLAIM * 10)
     assert effects.send_once("mail:2", lambda: sent.append(3) or "<id@y>") is False
     assert sent == [1] and effects.sent("mail:2")
+
+
+def test_a_live_attempt_renews_its_claim_however_long_its_write_takes(db, monkeypatch):
+    from flows import leases
+
+    def slow() -> str:
+        later = utcnow() + effects.STALE_CLAIM + timedelta(seconds=1)  # a long write...
+        leases.renew_all(later)                                      # ...while the heartbeat renews its claim
+        monkeypatch.setattr(effects, "_now", lambda: later)
+        with pytest.raises(effects.InFlight):                        # so another attempt does not take it over
+            effects._claim("k")
+        return "w-1"
+
+    assert effects.once("k", slow) == "w-1"
+    assert claims("k")[0].remote_id == "w-1"
+
+
+def test_a_renewed_claim_is_still_released_when_its_write_fails(db):
+    from flows import leases
+
+    def renewed_then_fail() -> str:
+        leases.renew_all(utcnow() + timedelta(seconds=5))
+        raise RuntimeError("vendor down")
+
+    with pytest.raises(RuntimeError):
+        effects.once("k", renewed_then_fail)
+    assert claims("k") == []
