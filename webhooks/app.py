@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(complaints_admin.bp)  # the complaint register page (HTML, staff only)
     app.register_blueprint(privacy.bp)  # consent withdrawal (staff only)
 
+    health.register_outages(app)  # a database or queue outage: 503 with Retry-After, not a 500
+
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
         return jsonify(error=exc.name, description=exc.description, fields={}), exc.code
