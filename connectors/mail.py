@@ -10,11 +10,13 @@ MaybeSent and is not sent again.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
 import re
 import smtplib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from email.header import Header
 from email.message import EmailMessage
@@ -34,6 +36,23 @@ LANGUAGES = ("hu", "en")
 DEFAULT_LANGUAGE = "hu"   # the policies' language; an unknown language gets the Hungarian text
 VENDOR = "smtp"
 BUDAPEST = ZoneInfo("Europe/Budapest")
+
+
+# Called when the server has answered 354 to DATA, just before the message is written: from then on the server
+# may hold it. A caller that records its sends notes that here (flows/effects.py `send_once`); if the callback
+# raises, the message is not written, the session is closed and the server holds nothing.
+_before_message: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "switchboard_before_message", default=None)
+
+
+@contextlib.contextmanager
+def before_message(callback: Callable[[], None]) -> Iterator[None]:
+    """Within this block, every send calls `callback` at the point after which the server may hold the message."""
+    token = _before_message.set(callback)
+    try:
+        yield
+    finally:
+        _before_message.reset(token)
 
 
 class MailTemplateError(ValueError):
@@ -154,6 +173,7 @@ class Mailer:
         accepted = False
         try:
             smtp = self._connect()
+            smtp.before_message = _before_message.get()
             self._login(smtp)
             smtp.send_message(msg)
             accepted = True
@@ -169,10 +189,13 @@ class _Tracking:
     written after the server's 354 to DATA, only the server's reply tells whether it was accepted."""
     maybe_sent = False
     _message_next = False
+    before_message: Callable[[], None] | None = None
 
     def getreply(self) -> tuple[int, bytes]:
         reply: tuple[int, bytes] = super().getreply()  # type: ignore[misc]
         self._message_next = reply[0] == 354  # "start mail input": the next write is the message
+        if self._message_next and self.before_message is not None:
+            self.before_message()
         return reply
 
     def send(self, s: Any) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Union
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from connectors import mail
 from connectors.errors import MaybeSent
 from core import store
 from core.models import Effect
@@ -192,33 +193,69 @@ def once(key: str, write: Callable[[], Remote], *, find: Callable[[], Remote | N
     return once_detail(key, write, find=find, retry=retry)[0]
 
 
+SENDING, MAYBE_SENT = {"state": "sending"}, {"state": "maybe-sent"}
+
+
+class Superseded(Exception):
+    """Our intent to send was taken over (this process stalled past the lease): the other attempt sends."""
+
+
 def send_once(key: str, send: Callable[[], str]) -> bool:
-    """Send a message at most once (SMTP has no idempotency). The intent is committed before sending; a send
-    that fails removes it so that the retry sends, while a crash after sending, or a MaybeSent (connectors/mail.py),
-    leaves it, and the retry does not send again. Returns whether this call sent (False too while a concurrent
-    attempt is sending it). Unlike `once`, an intent never goes stale: a message possibly sent is not sent again."""
-    with store.session() as s:
-        if store.find_effect(s, key) is not None:
-            return False
+    """Send a message at most once (SMTP has no idempotency). The intent is committed before sending, as a lease
+    renewed while the send runs. The moment the server may hold the message (its 354 to DATA, connectors/mail.py
+    `before_message`) the intent becomes `maybe-sent`, and from then on no retry sends it again: not after a
+    crash, nor after a MaybeSent. Before that moment the server holds nothing: a send that fails removes the
+    intent so that the retry sends, and an intent left `sending` by a process that died (its lease not renewed
+    for STALE_CLAIM) is taken over and sent. Returns whether this call sent (False too while a concurrent attempt
+    is sending it)."""
+    claimed_at = _intend(key)
+    if claimed_at is None:
+        return False
+    lease = _Lease(key, claimed_at)
+    with leases.held(lease.renew), mail.before_message(lambda: _committing(lease)):
         try:
-            with s.begin_nested():
-                store.record_effect(s, key, None, {"state": "sending"})
-        except IntegrityError:  # a concurrent attempt is sending it
-            return False
-    try:
-        message_id = send()
-    except MaybeSent:
-        # The server may hold the message (its answer was lost): the intent stays, so no retry sends it again.
-        _record(key, None, {"state": "maybe-sent"})
-        raise
-    except BaseException:
-        with store.session() as s:
-            effect = store.find_effect(s, key)
-            if effect is not None and effect.remote_id is None:
-                s.delete(effect)
-        raise
+            message_id = send()
+        except MaybeSent:
+            # The server may hold the message (its answer was lost): the intent stays, so no retry sends it again.
+            _record(key, None, MAYBE_SENT)
+            raise
+        except BaseException:
+            lease.release()  # ours only: an intent taken over since belongs to its taker
+            raise
     _record(key, message_id, {"state": "sent"})
     return True
+
+
+def _intend(key: str) -> datetime | None:
+    """Commit the intent to send `key` (or take over one whose sender died before the server could hold the
+    message); its time, or None when the message is sent, may be sent, or is being sent right now."""
+    now = _now()
+    with store.session() as s:
+        try:
+            with s.begin_nested():
+                s.add(Effect(key=key, remote_id=None, detail=SENDING, created_at=now))
+            return now
+        except IntegrityError:
+            pass
+        effect = store.find_effect(s, key)
+        if (effect is None or effect.remote_id is not None or effect.detail != SENDING
+                or effect.created_at >= now - STALE_CLAIM):
+            return None
+        taken = s.execute(update(Effect).where(Effect.key == key, Effect.remote_id.is_(None),
+                                               Effect.created_at == effect.created_at).values(created_at=now))
+        if taken.rowcount != 1:
+            return None
+    log.warning("effect %s: took over the intent of a sender that died before sending", key.split(":", 1)[0])
+    return now
+
+
+def _committing(lease: _Lease) -> None:
+    """The server is about to receive the message: mark the intent `maybe-sent`, if it is still ours."""
+    with lease.lock, store.session() as s:
+        marked = s.execute(update(Effect).where(Effect.key == lease.key, Effect.remote_id.is_(None),
+                                                Effect.created_at == lease.at).values(detail=MAYBE_SENT))
+        if marked.rowcount != 1:
+            raise Superseded(lease.key.split(":", 1)[0])
 
 
 def sent(key: str) -> bool:
