@@ -233,7 +233,9 @@ def test_kill_9_at_random_points_and_outages_under_load_lose_and_duplicate_nothi
     assert_exactly_once(sandbox, per_round * rounds)
 
 
-def test_a_database_outage_under_load_answers_503_and_then_everything_completes(deployment, sandbox):
+def test_database_and_redis_outages_under_load_answer_503_and_then_everything_completes(deployment, sandbox):
+    """The database refuses connections for a while, then Redis is killed (its queue lost) and restarted, both
+    while `switchboard run` works through a stream of forms."""
     senders = Senders(deployment.url)
     deployment.start()
     senders.send(range(0, 60))
@@ -242,13 +244,22 @@ def test_a_database_outage_under_load_answers_503_and_then_everything_completes(
         time.sleep(5)
         answer = httpx.get(f"{deployment.url}/readyz", timeout=10)
         assert answer.status_code == 503 and list(answer.json()["problems"]) == ["database"]
+        assert "postgres" not in answer.text  # the dependency's name, not its URL or user
     senders.send(range(60, 100))
+    time.sleep(2.0)
+    deployment.redis.kill()
+    time.sleep(1.0)
+    answer = httpx.get(f"{deployment.url}/readyz", timeout=20)
+    assert answer.status_code == 503 and "queue" in answer.json()["problems"]
+    senders.send(range(100, 120))
+    time.sleep(2.0)
+    deployment.redis.start()
     senders.wait()
-    took = settle(deployment, 100)
-    print(f"all 100 events done {took:.1f} s after the database came back")
-    assert senders.statuses[503] > 0  # the outage was seen by the senders, and answered 503
+    took = settle(deployment, 120)
+    print(f"all 120 events done {took:.1f} s after the outages")
+    assert senders.statuses[503] > 0  # the database outage was seen by the senders, and answered 503
     assert senders.unexpected == []
-    assert_exactly_once(sandbox, 100)
+    assert_exactly_once(sandbox, 120)
 
 
 # `make chaos` (run by CI) storms 2,000 forms, about six minutes on a loaded 2-core machine; `make test` storms 400
