@@ -9,7 +9,7 @@ LOCK   := requirements.lock
 UV_VERSION := 0.13.8
 LATEST := .venv-latest
 
-.PHONY: install run test test-fast test-latest lock upgrade services browser system-deps bench sandbox clean
+.PHONY: install run test test-fast test-latest chaos lock upgrade services browser system-deps bench sandbox clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ system-deps: install
 
 test: install services browser system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The chaos suite at full scale: real processes killed, PostgreSQL and Redis cut, a 20 % vendor fault storm over
+# 2,000 forms (`make test` runs the same tests with a 400-form storm). CI runs both.
+chaos: install services
+	CHAOS_STORM_EVENTS=2000 $(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not browser" $(PYTEST_ARGS)

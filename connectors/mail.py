@@ -10,10 +10,13 @@ MaybeSent and is not sent again.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
+import re
 import smtplib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from email.header import Header
 from email.message import EmailMessage
@@ -34,6 +37,22 @@ LANGUAGES = ("hu", "en")
 DEFAULT_LANGUAGE = "hu"   # the policies' language; an unknown language gets the Hungarian text
 VENDOR = "smtp"
 BUDAPEST = ZoneInfo("Europe/Budapest")
+
+
+# Called just before DATA is sent: from then on the server may hold the message. A caller that records its sends notes that here (flows/effects.py `send_once`); if the callback
+# raises, the message is not written, the session is closed and the server holds nothing.
+_before_message: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "switchboard_before_message", default=None)
+
+
+@contextlib.contextmanager
+def before_message(callback: Callable[[], None]) -> Iterator[None]:
+    """Within this block, every send calls `callback` at the point after which the server may hold the message."""
+    token = _before_message.set(callback)
+    try:
+        yield
+    finally:
+        _before_message.reset(token)
 
 
 class MailTemplateError(ValueError):
@@ -177,6 +196,8 @@ class Mailer:
             # From here a lost connection may hide an acceptance; one lost before the 354 is counted so too, on
             # the safe side (no second mail). A refusal of DATA is a reply, which _failure reads as decided.
             in_data = True
+            if (mark := _before_message.get()) is not None:
+                mark()  # before DATA rather than at its 354: the same safe side as in_data
             code, reply = smtp.data(flat)
             if code != 250:
                 raise smtplib.SMTPDataError(code, reply)
@@ -250,10 +271,19 @@ def _message_id(given: str | None, mail_from: str) -> str:
 def _refused(recipients: dict[str, tuple[int, bytes]]) -> VendorError:
     """Every recipient refused: permanent (5xx) only if every refusal is permanent, else worth a retry."""
     codes = [code for code, _ in recipients.values()]
-    message = "; ".join(f"{code} {_text(reply)}" for code, reply in recipients.values())
+    # A refusal usually quotes the address ("450 4.2.1 <anna@example.com>: mailbox busy"), and the error's text
+    # reaches logs and tracebacks: the address goes, the server's code and reason stay.
+    message = "; ".join(f"{code} {_without_addresses(_text(reply))}" for code, reply in recipients.values())
     if codes and all(500 <= code < 600 for code in codes):
         return InvalidRequest(VENDOR, f"recipient refused: {message}", max(codes))
     return Unavailable(VENDOR, f"recipient deferred: {message}", max(codes) if codes else None)
+
+
+ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
+def _without_addresses(text: str) -> str:
+    return ADDRESS.sub("<recipient>", text)
 
 
 def _text(reply: bytes | str) -> str:

@@ -176,6 +176,7 @@ def worker(workers: int) -> None:
     load_settings()
     runtime.load_jobs()
     consumer = jobs.consumer(workers)
+    jobs.start_recovery(threading.Event())  # a daemon: it ends with the consumer's process
     consumer.run()
 
 

@@ -55,6 +55,10 @@ QUEUE_EVERY_SECONDS = 0.05
 WAIT_SECONDS = 30.0  # an answer later than this is worse than a 503 the sender retries
 
 
+class Overloaded(TimeoutError):
+    """The inbox write was not done within WAIT_SECONDS: the request answers 503 and the sender retries."""
+
+
 @dataclass
 class Pending:
     source: str
@@ -120,7 +124,7 @@ class Writer:
             with self.mutex:  # made leader just now: it must lead, or nobody would
                 waiter.gave_up = not waiter.lead
             if waiter.gave_up:
-                raise TimeoutError("inbox write not done in time")
+                raise Overloaded("inbox write not done in time")
         if waiter.lead:
             self._lead(waiter)
         for item in waiter.items:  # set before the release that woke us (or by this thread)

@@ -72,6 +72,42 @@ def periodic(schedule: Callable[[datetime], bool], **options: Any) -> Callable[[
     return register
 
 
+RECOVER_EVERY = 10.0  # seconds between the workers' recovery sweeps
+_recoveries: list[Callable[[], Any]] = []
+
+
+def recovery(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Register `fn` to run every RECOVER_EVERY seconds in every worker process (`run_recovery`), so that work a
+    dead process left behind is found within seconds rather than at the clock's next minute. It must be safe to
+    run in several processes at once."""
+    _recoveries.append(fn)
+    return fn
+
+
+def run_recovery(stop: threading.Event) -> None:
+    """Run the recovery sweeps at start and every RECOVER_EVERY seconds until `stop` is set."""
+    while True:
+        for fn in list(_recoveries):
+            try:
+                fn()
+            except Exception as exc:  # a database or queue outage: the next round tries again
+                log.warning("recovery %s failed: %s", fn.__name__, type(exc).__name__)
+        if stop.wait(RECOVER_EVERY):
+            return
+
+
+def start_recovery(stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=run_recovery, args=(stop,), name="recovery", daemon=True)
+    thread.start()
+    return thread
+
+
+def idle(target: Huey | None = None) -> bool:
+    """Whether the queue holds no job at all, waiting or scheduled (a retry)."""
+    target = target or huey
+    return target.pending_count() == 0 and target.scheduled_count() == 0
+
+
 def _claim(name: str, minute: str) -> bool:
     """True for exactly one caller per (job, minute), across processes: a conditional UPDATE is atomic on both
     SQLite and PostgreSQL, and the row is created on first use."""

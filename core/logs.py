@@ -36,16 +36,42 @@ def mask(text: str) -> str:
 
 
 class MaskingFilter(logging.Filter):
+    """Masks everything a handler could write from a record: the message, the traceback (formatted here and
+    masked, since an exception's text may quote an address), the stack and every extra field, nested or not.
+    The record itself is changed, so handlers after this one see it masked too."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = mask(record.getMessage())
         record.args = None
+        if record.exc_info:
+            # Formatted once here; formatters print exc_text and, with exc_info gone, cannot format it unmasked.
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask(record.stack_info)
         for key, value in vars(record).items():
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, mask(value))
+            if key not in _STANDARD:
+                setattr(record, key, _masked(value))
         return True
 
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_TRACEBACKS = logging.Formatter()
+
+
+def _masked(value: object) -> object:
+    """An extra field with every text in it masked; numbers and flags as they are, other objects as masked text."""
+    if isinstance(value, str):
+        return mask(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {_masked(k) if isinstance(k, str) else k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_masked(item) for item in value]
+    return mask(str(value))
 
 # Libraries whose INFO lines are chatter, not news: a line per HTTP request, huey's "Executing ..."/"executed in"
 # per job (every periodic tick), WeasyPrint's rendering steps, fontTools' font subsetting, matplotlib's guesses

@@ -95,6 +95,7 @@ def run_embedded(host: str, port: int, sandbox_port: int, smtp_port: int, consol
     stop = threading.Event()
     clock = threading.Thread(target=jobs.run_clock, args=(stop,), name="clock", daemon=True)
     clock.start()
+    jobs.start_recovery(stop)
 
     def _shutdown(*_: Any) -> None:
         raise KeyboardInterrupt

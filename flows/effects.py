@@ -8,8 +8,9 @@ caller's `retry=`, or else what the running job said (`attempt(retry=...)`, set 
 Two attempts at the same key at the same moment (two events of one call, a sweep and a retry) must not both
 write: `once` first claims the key with a row that has no remote id yet (committed on its own), and an attempt
 that meets a live claim raises `InFlight`, a transient error the job queue retries; by then the record is there.
-An attempt that fails in our process releases its claim, so its retry proceeds at once; a claim left by a process
-that died is taken over once it is `STALE_CLAIM` old, and the taker searches with `find` first, as a retry does.
+An attempt that fails in our process releases its claim, so its retry proceeds at once. A claim is a lease
+(flows/leases.py): its time is moved on every few seconds while the attempt runs, so a claim left by a process that
+died is taken over once it is `STALE_CLAIM` (30 s) old, and the taker searches with `find` first, as a retry does.
 
 `_record` is the one step that follows every outbound write: the crash tests make it fail to prove that a retry
 neither repeats nor loses a write.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Union
@@ -26,9 +28,12 @@ from typing import Any, Union
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
+from connectors import mail
 from connectors.errors import MaybeSent
 from core import store
 from core.models import Effect
+
+from . import leases
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +41,9 @@ log = logging.getLogger(__name__)
 # (never personal data): a HappyFox ticket's display id, say.
 Remote = Union[str, int, tuple[Union[str, int], dict[str, Any]]]
 
-# Longer than one write can take under the HTTP policy (a call at its worst, 5 attempts with 30 s waits, is about
-# 3 minutes; a find-or-create makes two), shorter than the job's retries (8.5 minutes), so that a retry of the
-# job whose process died takes the claim over.
-STALE_CLAIM = timedelta(minutes=6)
+# A live attempt renews its claim however long its write takes (a call at its worst is minutes under the HTTP
+# policy), so only a claim whose process died gets this old.
+STALE_CLAIM = leases.STALE
 CLAIM = {"state": "claimed"}
 
 _retrying: contextvars.ContextVar[bool] = contextvars.ContextVar("switchboard_retrying", default=False)
@@ -111,6 +115,25 @@ def _claim(key: str) -> tuple[datetime, bool] | None:
     raise InFlight(key.split(":", 1)[0])  # the key's kind only: a key may carry a report id
 
 
+class _Lease:
+    """Our claim on `key` and its current time, which each renewal moves on (under `lock`, so that a release
+    deletes the claim by the time it has now)."""
+
+    def __init__(self, key: str, at: datetime) -> None:
+        self.key, self.at, self.lock = key, at, threading.Lock()
+
+    def renew(self, now: datetime) -> None:
+        with self.lock, store.session() as s:
+            moved = s.execute(update(Effect).where(Effect.key == self.key, Effect.remote_id.is_(None),
+                                                   Effect.created_at == self.at).values(created_at=now))
+            if moved.rowcount == 1:
+                self.at = now
+
+    def release(self) -> None:
+        with self.lock:
+            _release(self.key, self.at)
+
+
 def _release(key: str, claimed_at: datetime) -> None:
     """Drop our claim after a failed attempt, so that its retry goes ahead at once. Only ours: a claim taken over
     since has another time. Failing here leaves the claim to go stale."""
@@ -152,13 +175,15 @@ def once_detail(key: str, write: Callable[[], Remote], *, find: Callable[[], Rem
         return done
     claimed_at, took_over = claim
     retry = took_over or (retrying() if retry is None else retry)
-    try:
-        found = find() if (retry and find is not None) else None
-        remote_id, detail = _split(found if found is not None else write())
-        remote_id, detail = _record(key, remote_id, detail)
-    except BaseException:
-        _release(key, claimed_at)
-        raise
+    lease = _Lease(key, claimed_at)
+    with leases.held(lease.renew):
+        try:
+            found = find() if (retry and find is not None) else None
+            remote_id, detail = _split(found if found is not None else write())
+            remote_id, detail = _record(key, remote_id, detail)
+        except BaseException:
+            lease.release()
+            raise
     return str(remote_id), detail
 
 
@@ -168,33 +193,69 @@ def once(key: str, write: Callable[[], Remote], *, find: Callable[[], Remote | N
     return once_detail(key, write, find=find, retry=retry)[0]
 
 
+SENDING, MAYBE_SENT = {"state": "sending"}, {"state": "maybe-sent"}
+
+
+class Superseded(Exception):
+    """Our intent to send was taken over (this process stalled past the lease): the other attempt sends."""
+
+
 def send_once(key: str, send: Callable[[], str]) -> bool:
-    """Send a message at most once (SMTP has no idempotency). The intent is committed before sending; a send
-    that fails removes it so that the retry sends, while a crash after sending, or a MaybeSent (connectors/mail.py),
-    leaves it, and the retry does not send again. Returns whether this call sent (False too while a concurrent
-    attempt is sending it). Unlike `once`, an intent never goes stale: a message possibly sent is not sent again."""
-    with store.session() as s:
-        if store.find_effect(s, key) is not None:
-            return False
+    """Send a message at most once (SMTP has no idempotency). The intent is committed before sending, as a lease
+    renewed while the send runs. The moment the server may hold the message (its 354 to DATA, connectors/mail.py
+    `before_message`) the intent becomes `maybe-sent`, and from then on no retry sends it again: not after a
+    crash, nor after a MaybeSent. Before that moment the server holds nothing: a send that fails removes the
+    intent so that the retry sends, and an intent left `sending` by a process that died (its lease not renewed
+    for STALE_CLAIM) is taken over and sent. Returns whether this call sent (False too while a concurrent attempt
+    is sending it)."""
+    claimed_at = _intend(key)
+    if claimed_at is None:
+        return False
+    lease = _Lease(key, claimed_at)
+    with leases.held(lease.renew), mail.before_message(lambda: _committing(lease)):
         try:
-            with s.begin_nested():
-                store.record_effect(s, key, None, {"state": "sending"})
-        except IntegrityError:  # a concurrent attempt is sending it
-            return False
-    try:
-        message_id = send()
-    except MaybeSent:
-        # The server may hold the message (its answer was lost): the intent stays, so no retry sends it again.
-        _record(key, None, {"state": "maybe-sent"})
-        raise
-    except BaseException:
-        with store.session() as s:
-            effect = store.find_effect(s, key)
-            if effect is not None and effect.remote_id is None:
-                s.delete(effect)
-        raise
+            message_id = send()
+        except MaybeSent:
+            # The server may hold the message (its answer was lost): the intent stays, so no retry sends it again.
+            _record(key, None, MAYBE_SENT)
+            raise
+        except BaseException:
+            lease.release()  # ours only: an intent taken over since belongs to its taker
+            raise
     _record(key, message_id, {"state": "sent"})
     return True
+
+
+def _intend(key: str) -> datetime | None:
+    """Commit the intent to send `key` (or take over one whose sender died before the server could hold the
+    message); its time, or None when the message is sent, may be sent, or is being sent right now."""
+    now = _now()
+    with store.session() as s:
+        try:
+            with s.begin_nested():
+                s.add(Effect(key=key, remote_id=None, detail=SENDING, created_at=now))
+            return now
+        except IntegrityError:
+            pass
+        effect = store.find_effect(s, key)
+        if (effect is None or effect.remote_id is not None or effect.detail != SENDING
+                or effect.created_at >= now - STALE_CLAIM):
+            return None
+        taken = s.execute(update(Effect).where(Effect.key == key, Effect.remote_id.is_(None),
+                                               Effect.created_at == effect.created_at).values(created_at=now))
+        if taken.rowcount != 1:
+            return None
+    log.warning("effect %s: took over the intent of a sender that died before sending", key.split(":", 1)[0])
+    return now
+
+
+def _committing(lease: _Lease) -> None:
+    """The server is about to receive the message: mark the intent `maybe-sent`, if it is still ours."""
+    with lease.lock, store.session() as s:
+        marked = s.execute(update(Effect).where(Effect.key == lease.key, Effect.remote_id.is_(None),
+                                                Effect.created_at == lease.at).values(detail=MAYBE_SENT))
+        if marked.rowcount != 1:
+            raise Superseded(lease.key.split(":", 1)[0])
 
 
 def sent(key: str) -> bool:

@@ -2,13 +2,16 @@
 registered for its (source, kind) and keeps the row's status honest.
 
 - A row is claimed with one conditional UPDATE (status `running`), so a sweep or a second delivery of the job
-  never runs one event twice at the same time.
+  never runs one event twice at the same time. The claim is a lease (flows/leases.py): renewed every few seconds
+  while its worker lives, so a claim not renewed for `leases.STALE` (30 s) was left by a dead process.
 - Success: `done`. A transient failure (a vendor's 429/5xx/timeout, a crash of ours): `failed` with the
   attempt count and a reason that holds no personal data, and the exception goes back to huey, which retries
   with backoff. A permanent failure (a vendor's 4xx, a bad template, a payload the handler cannot read), or the
   last of huey's retries: `dead`.
   `switchboard inbox replay` gives a dead row a new life.
-- A periodic sweep re-enqueues rows that a lost queue or a killed worker left behind.
+- A sweep re-enqueues rows that a lost queue or a killed worker left behind: every worker runs it every few
+  seconds (`core.jobs.recovery`), and the clock once a minute. Sweeps in several processes at once enqueue each
+  row once: a row is taken for requeueing by a conditional UPDATE.
 
 Flows add themselves to HANDLERS with one line: `inbox.on("aircall", "call.ended")(calls.on_call_ended)`. A key
 may carry several handlers (intake and closure both read HappyFox ticket events); each must be idempotent, and
@@ -29,13 +32,17 @@ from core import jobs, store
 from core.jobs import crontab
 from core.models import InboxEvent
 
-from . import effects
+from . import effects, leases
 
 log = logging.getLogger(__name__)
 
 RUNNING = "running"
+STALE_RUNNING = leases.STALE             # claimed by a worker that stopped renewing its lease: it died
+# While the queue holds nothing at all (no job waiting, no retry scheduled), a row pending or failed for this long
+# has no job that will run it: the process that was to queue it died, or the queue lost it (a Redis restart).
+ORPHANED = timedelta(seconds=30)
+# While the queue is busy, a row may be waiting behind others or for its retry; only this old is it lost.
 STALE_PENDING = timedelta(minutes=3)     # queued but never picked up: the queue lost it, or enqueueing failed
-STALE_RUNNING = timedelta(minutes=15)    # claimed by a worker that died mid-job
 STALE_FAILED = timedelta(minutes=15)     # longer than huey's longest retry delay (256 s): the retry was lost
 
 
@@ -137,6 +144,18 @@ def run(inbox_id: int, retries_left: int | None = None) -> str:
     if event is None:
         log.info("inbox %s: not claimable (done, dead or running elsewhere)", inbox_id)
         return "skipped"
+    with leases.held(lambda now: _renew(inbox_id, now)):
+        return _run_claimed(event, retries_left)
+
+
+def _renew(inbox_id: int, now: datetime) -> None:
+    with store.session() as s:
+        s.execute(update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.status == RUNNING)
+                  .values(updated_at=now))
+
+
+def _run_claimed(event: Event, retries_left: int | None) -> str:
+    inbox_id = event.id
     handlers = HANDLERS.get((event.source, event.kind), ())
     try:
         with effects.attempt(retry=event.retry):
@@ -202,38 +221,57 @@ def replay(inbox_ids: list[int] | None = None, all_dead: bool = False) -> list[i
     return ids
 
 
-def stale(now: datetime | None = None) -> list[int]:
-    """Rows that no queued job will pick up any more."""
+def stale(now: datetime | None = None, queue_idle: bool | None = None) -> list[int]:
+    """Rows that no queued job will pick up any more. `queue_idle`: whether the job queue holds nothing (asked
+    of the queue when not given)."""
     now = now or _now()
+    if queue_idle is None:
+        queue_idle = jobs.idle()
+    pending, failed = (ORPHANED, ORPHANED) if queue_idle else (STALE_PENDING, STALE_FAILED)
     with store.session() as s:
         return list(s.scalars(select(InboxEvent.id).where(or_(
-            and_(InboxEvent.status == "pending", InboxEvent.updated_at < now - STALE_PENDING),
+            and_(InboxEvent.status == "pending", InboxEvent.updated_at < now - pending),
             and_(InboxEvent.status == RUNNING, InboxEvent.updated_at < now - STALE_RUNNING),
-            and_(InboxEvent.status == "failed", InboxEvent.updated_at < now - STALE_FAILED),
+            and_(InboxEvent.status == "failed", InboxEvent.updated_at < now - failed),
         )).order_by(InboxEvent.id).limit(500)))
 
 
-def requeue(inbox_ids: list[int]) -> None:
-    """Queue the job again for each row; a row left `running` by a dead worker is released first."""
+def requeue(inbox_ids: list[int]) -> list[int]:
+    """Queue the job again for each row still left behind; the ids queued. A row left `running` by a dead worker
+    is released first. Each row is taken with a conditional UPDATE that moves its `updated_at` on, so that a
+    sweep running in another process at the same moment does not queue it too, and a row a worker claimed
+    since `stale()` found it is left to that worker."""
     if not inbox_ids:
-        return
+        return []
+    now = _now()
     with store.session() as s:
-        # Only a claim older than STALE_RUNNING: a worker may have claimed the row since `stale()` found it.
-        s.execute(update(InboxEvent).where(InboxEvent.id.in_(inbox_ids), InboxEvent.status == RUNNING,
-                                           InboxEvent.updated_at < _now() - STALE_RUNNING)
-                  .values(status="failed", last_error="WorkerLost", updated_at=_now()))
-    for inbox_id in inbox_ids:
+        lost = s.scalars(update(InboxEvent).where(InboxEvent.id.in_(inbox_ids), InboxEvent.status == RUNNING,
+                                                  InboxEvent.updated_at < now - STALE_RUNNING)
+                         .values(status="failed", last_error="WorkerLost", updated_at=now)
+                         .returning(InboxEvent.id)).all()
+        waiting = s.scalars(update(InboxEvent).where(InboxEvent.id.in_(inbox_ids),
+                                                     InboxEvent.status.in_(("pending", "failed")),
+                                                     InboxEvent.updated_at < now - ORPHANED)
+                            .values(updated_at=now).returning(InboxEvent.id)).all()
+    taken = sorted({*lost, *waiting})
+    for inbox_id in taken:
         process_inbox(inbox_id)
+    return taken
+
+
+@jobs.recovery
+def recover_inbox() -> int:
+    """Re-enqueue inbox rows a crash or a lost queue left behind; how many."""
+    ids = requeue(stale())
+    if ids:
+        log.info("inbox sweep re-enqueued %s rows", len(ids))
+    return len(ids)
 
 
 @jobs.periodic(crontab(minute="*"))
 def sweep_inbox() -> int:
-    """Re-enqueue inbox rows a crash or a lost queue left behind."""
-    ids = stale()
-    requeue(ids)
-    if ids:
-        log.info("inbox sweep re-enqueued %s rows", len(ids))
-    return len(ids)
+    """The clock's sweep, for a deployment whose workers are all busy or gone: the same as the workers' own."""
+    return recover_inbox()
 
 
 @jobs.job

@@ -54,6 +54,7 @@ class FaultIn(BaseModel):
     retry_after: float | None = Field(default=None, ge=0)
     delay: float | None = Field(default=None, ge=0, le=300)
     drop: bool = False
+    every: int = Field(default=1, ge=1)
 
 
 class LimitIn(BaseModel):

@@ -38,6 +38,8 @@ class Fault:
     retry_after: float | None = None
     delay: float | None = None
     drop: bool = False
+    every: int = 1   # one matching request in `every` gets the fault (5: a steady 20 % storm), the others pass
+    seen: int = 0    # matching requests so far
 
     def matches(self, service: str, method: str, path: str) -> bool:
         if self.times <= 0 or self.service not in (service, "*"):
@@ -86,6 +88,9 @@ class Sandbox:
         with self.lock:
             for fault in self.faults:
                 if fault.matches(service, method, path):
+                    fault.seen += 1
+                    if fault.seen % fault.every:
+                        continue
                     fault.times -= 1
                     return fault
         return None

@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(privacy.bp)  # consent withdrawal (staff only)
     app.register_blueprint(openapi.bp)  # GET /openapi.json: this service described
 
+    health.register_outages(app)  # a database or queue outage: 503 with Retry-After, not a 500
+
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
         return jsonify(error=exc.name, description=exc.description, fields={}), exc.code

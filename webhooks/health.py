@@ -1,12 +1,42 @@
-"""Liveness, readiness and metrics: no personal data in any of them."""
+"""Liveness, readiness and metrics: no personal data in any of them. And what any endpoint answers while the
+database or the queue is out: 503 with `Retry-After`, naming the dependency, never a 500 with a traceback."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import logging
+import sqlite3
+
+import redis.exceptions
+import sqlalchemy.exc
+from flask import Blueprint, Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core import jobs, store
+from core import ingest, jobs, store
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("health", __name__)
+
+RETRY_AFTER_SECONDS = 5
+# What an outage of each dependency raises in a request: the server refuses or drops connections, or answers too
+# late. Anything else (an IntegrityError, a bug) stays a 500.
+OUTAGES: dict[str, tuple[type[BaseException], ...]] = {
+    "database": (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
+                 sqlite3.OperationalError, ingest.Overloaded),
+    "queue": (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError),
+}
+
+
+def register_outages(app: Flask) -> None:
+    """Answer 503 for an outage raised anywhere in a request. Flask looks these handlers up only for an error."""
+    for dependency, errors in OUTAGES.items():
+        for error in errors:
+            app.register_error_handler(error, lambda exc, dependency=dependency: unavailable(dependency, exc))
+
+
+def unavailable(dependency: str, exc: BaseException) -> tuple[Response, int, dict[str, str]]:
+    log.warning("answered 503: the %s is unavailable (%s)", dependency, type(exc).__name__)
+    body = jsonify(error="service unavailable", unavailable=dependency, fields={})
+    return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @bp.get("/healthz")

@@ -121,9 +121,47 @@ def test_send_once_still_sends_at_most_once(db):
     assert not effects.sent("mail:1")  # a failed send leaves no intent: the retry sends
     assert effects.send_once("mail:1", lambda: sent.append(1) or "<id@x>") is True
     assert effects.send_once("mail:1", lambda: sent.append(2) or "<id@x>") is False
-    # An intent whose sender died is never taken over, however old: the mail may be out.
+    # An intent whose sender died after the server could hold the message is never taken over, however old.
     with store.session() as s:
-        store.record_effect(s, "mail:2", None, {"state": "sending"})
+        store.record_effect(s, "mail:2", None, {"state": "maybe-sent"})
     age("mail:2", effects.STALE_CLAIM * 10)
     assert effects.send_once("mail:2", lambda: sent.append(3) or "<id@y>") is False
     assert sent == [1] and effects.sent("mail:2")
+
+
+def test_an_intent_whose_sender_died_before_the_server_held_the_message_is_sent_by_the_retry(db):
+    """`kill -9` between the intent and the server's 354 to DATA: nothing was sent, so the retry sends, once the
+    dead sender's lease is stale; while the lease is live, another attempt leaves it alone."""
+    with store.session() as s:
+        store.record_effect(s, "mail:3", None, {"state": "sending"})
+    assert effects.send_once("mail:3", lambda: pytest.fail("sent under a live intent")) is False
+    age("mail:3", effects.STALE_CLAIM + timedelta(seconds=1))
+    assert effects.send_once("mail:3", lambda: "<id@z>") is True
+    assert claims("mail:3")[0].remote_id == "<id@z>"
+
+
+def test_a_live_attempt_renews_its_claim_however_long_its_write_takes(db, monkeypatch):
+    from flows import leases
+
+    def slow() -> str:
+        later = utcnow() + effects.STALE_CLAIM + timedelta(seconds=1)  # a long write...
+        leases.renew_all(later)                                      # ...while the heartbeat renews its claim
+        monkeypatch.setattr(effects, "_now", lambda: later)
+        with pytest.raises(effects.InFlight):                        # so another attempt does not take it over
+            effects._claim("k")
+        return "w-1"
+
+    assert effects.once("k", slow) == "w-1"
+    assert claims("k")[0].remote_id == "w-1"
+
+
+def test_a_renewed_claim_is_still_released_when_its_write_fails(db):
+    from flows import leases
+
+    def renewed_then_fail() -> str:
+        leases.renew_all(utcnow() + timedelta(seconds=5))
+        raise RuntimeError("vendor down")
+
+    with pytest.raises(RuntimeError):
+        effects.once("k", renewed_then_fail)
+    assert claims("k") == []

@@ -22,8 +22,10 @@ def age(inbox_id: int, status: str, minutes: float) -> None:
             status=status, updated_at=datetime.now(timezone.utc) - timedelta(minutes=minutes)))
 
 
-def queued_ids(queue) -> list[int]:
-    return sorted(queue.deserialize_task(m).args[0] for m in queue.storage.enqueued_items())
+def queued_ids(queue, now: bool = False) -> list[int]:
+    """The rows whose jobs are queued; `now`: only those to run at once, not a retry queued for later."""
+    tasks = [queue.deserialize_task(m) for m in queue.storage.enqueued_items()]
+    return sorted(t.args[0] for t in tasks if not (now and t.eta))
 
 
 def test_the_receiver_queues_one_dispatch_job_per_batch_which_fans_out(queue, settings):
@@ -89,14 +91,45 @@ def test_the_sweep_requeues_what_was_left_behind_and_only_that(queue, sandbox):
     fresh = put_form("fresh@example.com")        # just arrived
     dead = put_form("dead@example.com")
     age(lost, "pending", 10)
-    age(killed, "running", 60)
+    age(killed, "running", 1)                     # its lease was not renewed for a minute
     age(retrying, "failed", 1)
     age(dead, "dead", 600)
     queue.flush()
+    inbox.process_inbox.schedule((retrying,), delay=60)  # huey's retry of the failed row, still to come
     assert inbox.sweep_inbox.call_local() == 2
-    assert queued_ids(queue) == sorted([lost, killed])
+    assert queued_ids(queue, now=True) == sorted([lost, killed])
     assert row(killed).status == "failed" and row(killed).last_error == "WorkerLost"
     assert row(fresh).status == "pending" and row(dead).status == "dead"
+    assert inbox.sweep_inbox.call_local() == 0  # taken once: a second sweep (another worker's) queues nothing
+
+
+def test_with_nothing_queued_a_row_waiting_half_a_minute_is_orphaned(queue, sandbox):
+    """Nothing waits in the queue and no retry is scheduled (a Redis restart lost them, the process that was to
+    queue a stored event died): rows pending or failed for 30 s have no job left, and are queued again."""
+    pending, failed, fresh = put_form("p@example.com"), put_form("f@example.com"), put_form("n@example.com")
+    age(pending, "pending", 0.75)
+    age(failed, "failed", 0.75)
+    age(fresh, "pending", 0.1)
+    queue.flush()
+    assert inbox.recover_inbox() == 2
+    assert queued_ids(queue) == sorted([pending, failed])
+
+
+def test_a_running_row_whose_lease_is_renewed_is_never_taken(queue, sandbox, monkeypatch):
+    """A worker that lives renews its claim: however long its handler runs, the sweep leaves the row alone; once
+    the renewals stop (the process died), the row is released within the stale limit."""
+    from flows import leases
+    inbox_id = put_form("slow@example.com")
+    seen = {}
+
+    def slow(event):
+        age(inbox_id, "running", 1)        # as if a minute of work had passed since the claim...
+        leases.renew_all()                 # ...with the heartbeat renewing it meanwhile
+        seen["stale"] = inbox.stale(queue_idle=True)
+
+    monkeypatch.setitem(inbox.HANDLERS, ("form", "form"), (slow,))
+    assert inbox.run(inbox_id) == "done"
+    assert inbox_id not in seen["stale"]
 
 
 def test_the_sweep_does_not_release_a_row_a_worker_claimed_after_it_was_found_stale(queue, sandbox):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from connectors.errors import InvalidRequest, MaybeSent, Unauthorized, Unavailable
 from connectors.mail import Mailer, MailTemplateError
 from connectors.policy import Policy
+from core import store
 
 from .flowkit import fast_vendors, put_form, row, run, tickets
 
@@ -191,6 +192,57 @@ def test_temporary_recipient_refusal_is_retried_then_unavailable(settings, refus
         mailer(settings, host="127.0.0.1", port=port).send("anna@example.com", "confirmation", "en",
                                                            ticket_id="#1", subject="s")
     assert handler.attempts == FAST["attempts"]
+
+
+def test_a_deferral_quoting_the_recipient_keeps_the_address_out_of_the_error_and_the_logs(settings, refusing_server,
+                                                                                          caplog):
+    handler, port = refusing_server("450 4.2.1 <deferred.dora@example.com>: mailbox busy")
+    caplog.set_level("DEBUG")
+    with pytest.raises(Unavailable) as caught:
+        mailer(settings, host="127.0.0.1", port=port).send("deferred.dora@example.com", "confirmation", "en",
+                                                           ticket_id="#1", subject="s")
+    assert "mailbox busy" in str(caught.value) and caught.value.status == 450
+    assert "deferred.dora" not in str(caught.value)
+    ours = [r for r in caplog.records if not r.name.startswith("mail.log")]  # mail.log: the test's SMTP server
+    assert ours and not [r for r in ours if "deferred.dora" in r.getMessage()]
+
+
+def test_send_once_marks_the_intent_maybe_sent_when_the_server_answers_354(settings, sandbox):
+    """The intent becomes `maybe-sent` between the server's 354 and the message: a process killed after that is
+    not sent again; killed before it, the intent stays `sending` and a retry may send."""
+    from flows import effects
+    seen = []
+
+    def send() -> str:
+        with store.session() as s:
+            seen.append(dict(store.find_effect(s, "mail:354").detail))
+        return mailer(settings).send("point@example.com", "confirmation", "en", ticket_id="#1", subject="s")
+
+    def watch() -> None:
+        with store.session() as s:
+            seen.append(("before", dict(store.find_effect(s, "mail:354").detail)))
+
+    real = effects._committing
+    effects._committing = lambda lease: (real(lease), watch())  # type: ignore[assignment]
+    try:
+        assert effects.send_once("mail:354", send) is True
+    finally:
+        effects._committing = real  # type: ignore[assignment]
+    assert seen == [{"state": "sending"}, ("before", {"state": "maybe-sent"})]
+    assert len(sandbox.mail()) == 1
+
+
+def test_a_superseded_intent_stops_the_message_before_the_server_holds_it(settings, sandbox):
+    from flows import effects
+
+    def send() -> str:
+        with store.session() as s:  # another attempt took the intent over while this one stalled
+            store.find_effect(s, "mail:late").created_at = effects._now() + timedelta(seconds=1)
+        return mailer(settings).send("late@example.com", "confirmation", "en", ticket_id="#1", subject="s")
+
+    with pytest.raises(effects.Superseded):
+        effects.send_once("mail:late", send)
+    assert sandbox.mail() == []
 
 
 # ---------------------------------------------------------------- retry only what certainly was not accepted

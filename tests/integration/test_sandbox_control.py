@@ -53,6 +53,12 @@ def test_fault_matches_method_and_path(sandbox):
     assert sandbox.http.post(f"{CONTACTS}/batch/upsert", json={}).status_code == 500
 
 
+def test_a_fault_every_fifth_request_is_a_steady_twenty_percent_storm(sandbox):
+    sandbox.fault(service="hubspot", method="GET", path=CONTACTS, status=503, times=2, every=5)
+    answers = [sandbox.http.get(CONTACTS).status_code for _ in range(15)]
+    assert [i for i, status in enumerate(answers) if status == 503] == [4, 9]  # then used up
+
+
 def test_fault_with_retry_after_and_429(sandbox):
     sandbox.fault(service="hubspot", path=CONTACTS, status=503, retry_after=7)
     sandbox.fault(service="hubspot", path=CONTACTS, status=429, retry_after=3)

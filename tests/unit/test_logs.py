@@ -110,3 +110,38 @@ def test_a_higher_level_quiets_the_worker_start_lines_too(captured):
     logs.configure("WARNING", stream=captured)
     logging.getLogger("huey.consumer").info("Huey consumer started with 1 thread")
     assert lines(captured) == []
+
+
+def test_tracebacks_stacks_and_nested_extras_are_masked(captured):
+    log = logging.getLogger("switchboard.test")
+    try:
+        raise ValueError("no customer for trace.tamas@example.com or +36 70 987 6543")
+    except ValueError:
+        log.exception("lookup failed")
+    log.warning("here", stack_info=True, extra={"who": {"emails": ["nested.nora@example.com"], "n": 3},
+                                                "obj": ValueError("ugo@example.com")})
+    text = captured.getvalue()
+    for secret in ("trace.tamas", "987 6543", "nested.nora", "ugo@example.com"):
+        assert secret not in text
+    failure, here = lines(captured)
+    assert "ValueError: no customer for t***@*** or ***43" in failure["exc_info"]
+    assert "Traceback" in failure["exc_info"]
+    assert here["who"] == {"emails": ["n***@***"], "n": 3} and here["obj"] == "u***@***"
+    assert "test_tracebacks_stacks_and_nested_extras_are_masked" in here["stack_info"]
+
+
+def test_handlers_after_the_masking_one_see_the_masked_record(captured):
+    """A second handler on the root logger (pytest's caplog, a log shipper) gets what core.logs' handler wrote."""
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(logging.Formatter().format(record))
+
+    logging.getLogger().addHandler(Keep())
+    try:
+        raise KeyError("victor@example.com")
+    except KeyError:
+        logging.getLogger("switchboard.test").error("failed for %s", "victor@example.com", exc_info=True)
+    [text] = seen
+    assert "victor@" not in text and "v***@***" in text and "Traceback" in text
