@@ -92,6 +92,12 @@ class Ticket(Base):
     survey_comment: Mapped[str | None] = mapped_column(Text)
     survey_answered_at: Mapped[datetime | None]
     sla_alerted_at: Mapped[datetime | None]
+    # The first response by staff (policy 001 step 3: a public HappyFox reply or an outbound call), its deadline
+    # and the alerts sent for it (flows/first_response.py).
+    first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_response_at: Mapped[datetime | None]
+    response_due_alerted_at: Mapped[datetime | None]
+    response_overdue_alerted_at: Mapped[datetime | None]
 
 
 class InboxEvent(Base):

@@ -197,6 +197,7 @@ class RetentionSpec(Strict):
 class SlaSpec(Strict):
     confirm_within_working_days: int = Field(default=2, ge=1)
     unfounded_complaint_notice_working_days: int = Field(default=3, ge=1)
+    first_response_within_working_days: int = Field(default=2, ge=1)  # policy 001 step 3
     alert_to: str | None = None
 
 

@@ -85,7 +85,9 @@ def _open(report: Report) -> int:
                             category=report.category, service_area=report.service_area,
                             subject=report.subject, status="New", opened_at=report.received_at,
                             confirm_due_at=workdays.due_after_working_days(
-                                report.received_at, config.sla.confirm_within_working_days))
+                                report.received_at, config.sla.confirm_within_working_days),
+                            first_response_due_at=workdays.due_after_working_days(
+                                report.received_at, config.sla.first_response_within_working_days))
             if report.happyfox is not None:
                 ticket.happyfox_id = int(report.happyfox["id"])
                 ticket.happyfox_display_id = report.happyfox.get("display_id")

@@ -129,6 +129,10 @@ def upgrade() -> None:
     sa.Column('survey_comment', sa.Text(), nullable=True),
     sa.Column('survey_answered_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('sla_alerted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('first_response_due_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('first_response_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('response_due_alerted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('response_overdue_alerted_at', core.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('happyfox_id'),
@@ -137,6 +141,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tickets_first_response_due_at'), ['first_response_due_at'], unique=False)
 
     op.create_table('complaints',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -218,6 +223,7 @@ def downgrade() -> None:
 
     op.drop_table('complaints')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tickets_first_response_due_at'))
         batch_op.drop_index(batch_op.f('ix_tickets_customer_id'))
 
     op.drop_table('tickets')
