@@ -207,6 +207,13 @@ class Complaint(Base):
     overdue_alerted_at: Mapped[datetime | None]
     id_removed_at: Mapped[datetime | None]
     keep_until: Mapped[date | None]
+    # The complaint officer's workflow (policy 004 §11-§19, flows/complaint_officer.py).
+    reasons: Mapped[str | None] = mapped_column(Text)                        # unfounded: the written reasons
+    referral: Mapped[str | None] = mapped_column(String(20))     # §19: damages | authority | labour | criminal
+    measure_checked_at: Mapped[datetime | None]                              # §18: the fulfilment checked
+    answer_due_at: Mapped[datetime | None]                                   # the answer to the complainant
+    answer_due_alerted_at: Mapped[datetime | None]
+    answer_overdue_alerted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -25,7 +25,8 @@ STATUSES = [("New", "pending", True), ("Pending", "pending", False), ("On Hold",
 PRIORITIES = [("Low", False), ("Medium", True), ("High", False), ("Critical", False)]
 COMPLAINT_FIELDS = [("Complaint event type", "text"), ("Person concerned", "text"), ("Potential loss (HUF)", "number"),
                     ("Measure taken", "text"), ("Measure deadline", "date"), ("Measure responsible", "text"),
-                    ("Complaint outcome", "text"), ("Investigation ended", "date")]
+                    ("Complaint outcome", "text"), ("Investigation ended", "date"), ("Complaint reasons", "text"),
+                    ("Legal consequence", "text"), ("Measure checked", "date")]
 
 
 def invalid(field: str, message: str = "This field is required.") -> Refused:
@@ -55,7 +56,10 @@ def seed(state: dict[str, Any]) -> None:
     state["priorities"] = [{"id": i, "name": n, "order": i, "default": d} for i, (n, d) in enumerate(PRIORITIES, 1)]
     state["staff"] = [{"id": 1, "name": "Switchboard Agent", "email": "agent@example.com", "is_account_admin": True,
                        "active": True, "role": {"id": 1, "name": "Administrator"}, "categories": list(range(1, 9)),
-                       "permissions": ["close_tickets", "delete_tickets"]}]
+                       "permissions": ["close_tickets", "delete_tickets"]},
+                      {"id": 2, "name": "Panaszkezelő", "email": "panaszkezeles@example.com", "is_account_admin": False,
+                       "active": True, "role": {"id": 2, "name": "Agent"}, "categories": list(range(1, 9)),
+                       "permissions": ["close_tickets"]}]
     state["ticket_custom_fields"] = [
         {"id": 1, "name": "switchboard_key", "type": "text", "required": False, "compulsory_on_completed": False,
          "compulsory_on_move": False, "visible_to_staff_only": True, "depends_on_choice": None, "choices": None,
