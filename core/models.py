@@ -211,6 +211,7 @@ class Complaint(Base):
     reasons: Mapped[str | None] = mapped_column(Text)                        # unfounded: the written reasons
     referral: Mapped[str | None] = mapped_column(String(20))     # §19: damages | authority | labour | criminal
     measure_checked_at: Mapped[datetime | None]                              # §18: the fulfilment checked
+    proposal: Mapped[str | None] = mapped_column(Text)   # §20: how to prevent this event type (quarterly report)
     answer_due_at: Mapped[datetime | None]                                   # the answer to the complainant
     answer_due_alerted_at: Mapped[datetime | None]
     answer_overdue_alerted_at: Mapped[datetime | None]

@@ -13,9 +13,11 @@ from core.settings import ComplaintsSpec
 
 BUDAPEST = ZoneInfo("Europe/Budapest")
 FIELDS = ("event_type", "person_concerned", "loss_amount_huf", "measure", "measure_due_at", "measure_responsible",
-          "outcome", "investigation_ended_at", "reasons", "referral", "measure_checked_at")
+          "outcome", "investigation_ended_at", "reasons", "referral", "measure_checked_at",
+          "proposal")
 DATES = ("measure_due_at", "investigation_ended_at", "measure_checked_at")
-TEXT_MAX = {"person_concerned": 200, "measure_responsible": 200, "measure": 4000, "reasons": 4000}
+TEXT_MAX = {"person_concerned": 200, "measure_responsible": 200, "measure": 4000, "reasons": 4000,
+            "proposal": 4000}
 # What staff type for the outcome, in either language, to our two values.
 OUTCOMES = {"founded": "founded", "megalapozott": "founded", "alapos": "founded", "jogos": "founded",
             "unfounded": "unfounded", "megalapozatlan": "unfounded", "alaptalan": "unfounded",

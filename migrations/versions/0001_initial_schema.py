@@ -174,6 +174,7 @@ def upgrade() -> None:
     sa.Column('reasons', sa.Text(), nullable=True),
     sa.Column('referral', sa.String(length=20), nullable=True),
     sa.Column('measure_checked_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('proposal', sa.Text(), nullable=True),
     sa.Column('answer_due_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('answer_due_alerted_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('answer_overdue_alerted_at', core.models.UTCDateTime(), nullable=True),

@@ -26,7 +26,7 @@ PRIORITIES = [("Low", False), ("Medium", True), ("High", False), ("Critical", Fa
 COMPLAINT_FIELDS = [("Complaint event type", "text"), ("Person concerned", "text"), ("Potential loss (HUF)", "number"),
                     ("Measure taken", "text"), ("Measure deadline", "date"), ("Measure responsible", "text"),
                     ("Complaint outcome", "text"), ("Investigation ended", "date"), ("Complaint reasons", "text"),
-                    ("Legal consequence", "text"), ("Measure checked", "date")]
+                    ("Legal consequence", "text"), ("Measure checked", "date"), ("Prevention proposal", "text")]
 
 
 def invalid(field: str, message: str = "This field is required.") -> Refused:
