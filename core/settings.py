@@ -162,7 +162,9 @@ class FormSpec(Strict):
     required: list[str] = []
     category_field: str = "purpose"
     service_area_field: str | None = "product"
-    language: Literal["hu", "en"] = "hu"
+    service_areas: list[str] = []          # the values the service-area field may take; empty: any
+    language_field: str | None = None      # our field carrying the form's language (hu|en), when it has one
+    language: Literal["hu", "en"] = "hu"   # the language when the form says none and the customer is new
 
     @model_validator(mode="after")
     def _required_are_mapped(self) -> "FormSpec":

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from core import settings, store
 from core.models import InboxEvent
-from core.reports import ManualReport
+from core.reports import ManualReport, attachment_problems
 
 from .events import Event, same_secret
 from .receiver import accept
@@ -41,8 +41,12 @@ def create_ticket() -> Any:
         return jsonify(error="invalid report", fields=fields), 400
     if report.category not in settings.get().config.categories:
         return jsonify(error="invalid report", fields={"category": "unknown category"}), 400
+    problems = attachment_problems(report, settings.get().config)
+    if problems:
+        return jsonify(error="invalid report", fields=problems), 400
     key = report.key or str(uuid.uuid4())
-    return accept("manual", [Event(key=key, kind="manual", payload=report.model_dump(exclude={"key"}))])
+    return accept("manual", [Event(key=key, kind="manual",
+                                   payload=report.model_dump(mode="json", exclude={"key"}))])
 
 
 @bp.get("/inbox")

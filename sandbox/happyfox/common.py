@@ -18,7 +18,8 @@ bp = Blueprint("happyfox", __name__, url_prefix=API)
 
 CATEGORIES = [  # ids as config/switchboard.yaml maps them; prepopulate_cc is the display-id prefix (§2.2)
     (1, "General question", "GQ"), (2, "Other", "OT"), (3, "Bug report", "BR"), (4, "Billing question", "BQ"),
-    (5, "Inquiry", "IN"), (6, "User support", "US"), (7, "Complaint", "CO"), (8, "Data change", "DC")]
+    (5, "Inquiry", "IN"), (6, "User support", "US"), (7, "Complaint", "CO"), (8, "Data change", "DC"),
+    (9, "Information request", "IR")]
 STATUSES = [("New", "pending", True), ("Pending", "pending", False), ("On Hold", "pending", False),
             ("In Progress", "pending", False), ("Reopened", "pending", False), ("Solved", "completed", False),
             ("Closed", "completed", False)]
@@ -55,7 +56,7 @@ def seed(state: dict[str, Any]) -> None:
                          for i, (n, b, d) in enumerate(STATUSES, 1)]
     state["priorities"] = [{"id": i, "name": n, "order": i, "default": d} for i, (n, d) in enumerate(PRIORITIES, 1)]
     state["staff"] = [{"id": 1, "name": "Switchboard Agent", "email": "agent@example.com", "is_account_admin": True,
-                       "active": True, "role": {"id": 1, "name": "Administrator"}, "categories": list(range(1, 9)),
+                       "active": True, "role": {"id": 1, "name": "Administrator"}, "categories": list(range(1, 10)),
                        "permissions": ["close_tickets", "delete_tickets"]},
                       {"id": 2, "name": "Panaszkezelő", "email": "panaszkezeles@example.com", "is_account_admin": False,
                        "active": True, "role": {"id": 2, "name": "Agent"}, "categories": list(range(1, 9)),
