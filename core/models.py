@@ -92,6 +92,12 @@ class Ticket(Base):
     survey_comment: Mapped[str | None] = mapped_column(Text)
     survey_answered_at: Mapped[datetime | None]
     sla_alerted_at: Mapped[datetime | None]
+    # The first response by staff (policy 001 step 3: a public HappyFox reply or an outbound call), its deadline
+    # and the alerts sent for it (flows/first_response.py).
+    first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_response_at: Mapped[datetime | None]
+    response_due_alerted_at: Mapped[datetime | None]
+    response_overdue_alerted_at: Mapped[datetime | None]
 
 
 class InboxEvent(Base):
@@ -201,6 +207,14 @@ class Complaint(Base):
     overdue_alerted_at: Mapped[datetime | None]
     id_removed_at: Mapped[datetime | None]
     keep_until: Mapped[date | None]
+    # The complaint officer's workflow (policy 004 §11-§19, flows/complaint_officer.py).
+    reasons: Mapped[str | None] = mapped_column(Text)                        # unfounded: the written reasons
+    referral: Mapped[str | None] = mapped_column(String(20))     # §19: damages | authority | labour | criminal
+    measure_checked_at: Mapped[datetime | None]                              # §18: the fulfilment checked
+    proposal: Mapped[str | None] = mapped_column(Text)   # §20: how to prevent this event type (quarterly report)
+    answer_due_at: Mapped[datetime | None]                                   # the answer to the complainant
+    answer_due_alerted_at: Mapped[datetime | None]
+    answer_overdue_alerted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

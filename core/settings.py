@@ -186,7 +186,9 @@ class FormSpec(Strict):
     required: list[str] = []
     category_field: str = "purpose"
     service_area_field: str | None = "product"
-    language: Literal["hu", "en"] = "hu"
+    service_areas: list[str] = []          # the values the service-area field may take; empty: any
+    language_field: str | None = None      # our field carrying the form's language (hu|en), when it has one
+    language: Literal["hu", "en"] = "hu"   # the language when the form says none and the customer is new
 
     @model_validator(mode="after")
     def _required_are_mapped(self) -> "FormSpec":
@@ -221,6 +223,7 @@ class RetentionSpec(Strict):
 class SlaSpec(Strict):
     confirm_within_working_days: int = Field(default=2, ge=1)
     unfounded_complaint_notice_working_days: int = Field(default=3, ge=1)
+    first_response_within_working_days: int = Field(default=2, ge=1)  # policy 001 step 3
     alert_to: str | None = None
 
 
@@ -277,6 +280,15 @@ DEFAULT_EVENT_TYPES = [EventTypeSpec(code=c, label={"hu": hu, "en": en}) for c, 
     ("execution", "Végrehajtás, teljesítés és folyamatkezelés", "Execution, delivery and process management"))]
 
 
+class OfficerSpec(Strict):
+    """The complaint officer (policy 004 §11): a new complaint is assigned to them in HappyFox (a staff id, and/or
+    a group of staff ids subscribed to the ticket) and mailed to them."""
+    email: str | None = None
+    happyfox_assignee: int | None = None
+    happyfox_subscribers: list[int] = []
+    template: str = "complaint_routed"
+
+
 class ComplaintsSpec(Strict):
     """The complaint register (policy 004): event types, the escalation threshold and who hears of what, and where
     staff fill the register's fields: HappyFox ticket custom fields (id or name) and HubSpot ticket properties,
@@ -294,6 +306,10 @@ class ComplaintsSpec(Strict):
     happyfox_fields: dict[str, int | str] = {}
     hubspot_properties: dict[str, str] = {}
     keep_years: int = Field(default=5, ge=5, le=30)
+    officer: OfficerSpec = OfficerSpec()
+    answer_within_days: int = Field(default=30, ge=1)  # calendar days from receipt (consumer-protection limit)
+    responsible: dict[str, str] = {}   # a measure's responsible person as staff type it -> their mail address
+    answer_template: str = "complaint_unfounded_answer"
 
     def label(self, code: str | None, language: str = "hu") -> str:
         spec = next((e for e in self.event_types if e.code == code), None)

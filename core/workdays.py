@@ -81,3 +81,13 @@ def due_after_working_days(received: datetime, days: int) -> datetime:
         day = next_working_day(day)
     close = opening_hours(day)[1]  # type: ignore[index]  # a working day always has hours
     return datetime.combine(day, close, BUDAPEST).astimezone(timezone.utc)
+
+
+def warning_starts(due_at: datetime) -> datetime:
+    """Opening time (UTC) of the working day before the deadline's day: from then on a deadline is "due" and
+    warned about, so staff have a working day to act."""
+    day = _local(due_at).date() - timedelta(days=1)
+    while not is_working_day(day):
+        day -= timedelta(days=1)
+    opens = opening_hours(day)[0]  # type: ignore[index]
+    return datetime.combine(day, opens, BUDAPEST).astimezone(timezone.utc)

@@ -6,8 +6,12 @@ inbox as kind "manual" and run through the same intake, here and now, so the com
 """
 from __future__ import annotations
 
+import base64
+import mimetypes
 import sys
 import uuid
+from datetime import datetime
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -95,21 +99,38 @@ def ticket() -> None:
 @click.option("--subject", required=True)
 @click.option("--details", default="")
 @click.option("--category", default="egyeb", show_default=True, help="A category key from the YAML.")
-@click.option("--language", type=click.Choice(["hu", "en"]), default="hu", show_default=True)
+@click.option("--language", type=click.Choice(["hu", "en"]), default=None,
+              help="Default: the customer's language from earlier tickets, else hu.")
+@click.option("--received-at", "received_at", default=None, metavar="WHEN",
+              help="When the report arrived (e.g. '2026-11-20 14:00', Budapest time unless it has an offset); "
+                   "its deadlines count from it. Default: now.")
+@click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file that came with the report (repeatable).")
 @click.option("--key", default=None, help="Idempotency key: running the command again with it does nothing new.")
 @click.option("--queue", is_flag=True, help="Queue for a worker instead of running here.")
 def ticket_create(channel: str, email: str | None, phone: str | None, first_name: str | None,
-                  last_name: str | None, subject: str, details: str, category: str, language: str,
-                  key: str | None, queue: bool) -> None:
+                  last_name: str | None, subject: str, details: str, category: str, language: str | None,
+                  received_at: str | None, attach: tuple[Path, ...], key: str | None, queue: bool) -> None:
     """Record a report that came by post, fax, social media or in person, through the same intake as the form."""
     from core import store
     from core.models import Ticket
     from flows import inbox as inbox_flow
     loaded = load_settings(vendors=True)
+    from core.reports import attachment_problems
+    from core.workdays import BUDAPEST
+    try:
+        arrived = datetime.fromisoformat(received_at) if received_at else None
+    except ValueError:
+        errors.print("[red]received_at[/red]: expected a date and time, e.g. 2026-11-20 14:00")
+        sys.exit(2)
+    if arrived is not None and arrived.tzinfo is None:
+        arrived = arrived.replace(tzinfo=BUDAPEST)  # staff read the time off a letter or a note, in Budapest
+    files = [{"filename": path.name, "content_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+              "data_b64": base64.b64encode(path.read_bytes()).decode()} for path in attach]
     try:
         report = ManualReport(channel=channel, email=email, phone=phone, first_name=first_name,
                               last_name=last_name, subject=subject, details=details, category=category,
-                              language=language, key=key)
+                              language=language, received_at=arrived, attachments=files, key=key)
     except ValidationError as exc:
         for error in exc.errors():
             errors.print(f"[red]{'.'.join(map(str, error['loc'])) or 'report'}[/red]: {error['msg']}")
@@ -117,13 +138,15 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
     if report.category not in loaded.config.categories:
         errors.print(f"[red]category[/red]: must be one of {', '.join(loaded.config.categories)}")
         sys.exit(2)
-    for name, problem in report.too_long(loaded.config.input).items():
-        errors.print(f"[red]{name}[/red]: {problem}")
-    if report.too_long(loaded.config.input):
+    too_long = report.too_long(loaded.config.input)
+    problems = {**too_long, **attachment_problems(report, loaded.config)}
+    for field_name, problem in problems.items():
+        errors.print(f"[red]{field_name}[/red]: {problem}")
+    if problems:
         sys.exit(2)
     with store.session() as s:
         row, created = store.put_inbox(s, "manual", report.key or str(uuid.uuid4()), "manual",
-                                       report.model_dump(exclude={"key"}))
+                                       report.model_dump(mode="json", exclude={"key"}))
         inbox_id = row.id
     if queue:
         if created:

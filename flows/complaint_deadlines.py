@@ -2,7 +2,11 @@
 
 - unfounded: the written answer with reasons is due `sla.unfounded_complaint_notice_working_days` working days
   after the investigation ended (`Complaint.notice_due_at`, set by flows/complaints.py) until it is sent;
-- founded: the measure's deadline (`measure_due_at`) and its responsible person, until the complaint closes.
+- founded: the measure's deadline (`measure_due_at`) and its responsible person, until the officer records the
+  fulfilment check (`measure_checked_at`, policy 004 §18) or the complaint closes; its alerts also reach the
+  responsible person (flows/complaint_officer.py `responsible_address`), and the overdue one asks for the check;
+- every complaint: the answer to the complainant (`answer_due_at`, `complaints.answer_within_days` after receipt)
+  until the written answer is sent (`notice_sent_at`); its alerts have their own columns (`answer_*_alerted_at`).
 
 An item is *due* from the working day before its deadline and *overdue* after it. Each complaint gets one "due"
 and one "overdue" alert per deadline (a changed deadline clears them): a mail with template `complaint_deadline`
@@ -32,7 +36,7 @@ class DueItem:
     complaint_id: int
     ticket_id: int
     display_id: str | None
-    kind: str                   # notice | measure
+    kind: str                   # notice | measure | answer
     due_at: datetime
     overdue: bool
     responsible: str | None
@@ -56,15 +60,19 @@ def items(now: datetime | None = None, include_later: bool = False) -> list[DueI
         rows = s.execute(select(Complaint, Ticket.happyfox_display_id).join(Ticket, Ticket.id == Complaint.ticket_id)
                          .where(Complaint.status == "open").order_by(Complaint.id)).all()
         for c, display_id in rows:
+            pending = []
             if c.outcome == "unfounded" and c.notice_due_at and c.notice_sent_at is None:
-                kind, due_at, who = "notice", c.notice_due_at, None
-            elif c.outcome == "founded" and c.measure_due_at:
-                kind, due_at, who = "measure", c.measure_due_at, c.measure_responsible
-            else:
-                continue
-            if include_later or now >= _window_start(due_at):
-                alerted = "overdue" if c.overdue_alerted_at else "due" if c.due_alerted_at else None
-                found.append(DueItem(c.id, c.ticket_id, display_id, kind, due_at, now > due_at, who, alerted))
+                pending.append(("notice", c.notice_due_at, None, c.due_alerted_at, c.overdue_alerted_at))
+            elif c.outcome == "founded" and c.measure_due_at and c.measure_checked_at is None:
+                pending.append(("measure", c.measure_due_at, c.measure_responsible, c.due_alerted_at,
+                                c.overdue_alerted_at))
+            if c.answer_due_at and c.notice_sent_at is None:
+                pending.append(("answer", c.answer_due_at, None, c.answer_due_alerted_at,
+                                c.answer_overdue_alerted_at))
+            for kind, due_at, who, due_alerted, overdue_alerted in pending:
+                if include_later or now >= _window_start(due_at):
+                    alerted = "overdue" if overdue_alerted else "due" if due_alerted else None
+                    found.append(DueItem(c.id, c.ticket_id, display_id, kind, due_at, now > due_at, who, alerted))
     return sorted(found, key=lambda item: item.due_at)
 
 
@@ -74,8 +82,12 @@ def _recipients() -> list[str]:
 
 
 def _send(item: DueItem, stage: str) -> None:
+    from .complaint_officer import responsible_address
     spec = settings.get().config.complaints
     to = _recipients()
+    person = responsible_address(item.responsible) if item.kind == "measure" else None
+    if person and person not in to:
+        to.append(person)  # the person who must act hears of it, not only a shared list
     if not to:
         return
     key = f"complaint-{stage}:{item.complaint_id}:{item.kind}:{item.due_at.isoformat()}"
@@ -94,7 +106,10 @@ def alert(now: datetime | None = None) -> list[tuple[int, str]]:
         stage = "overdue" if item.overdue else "due"
         if item.alerted == stage or (item.alerted == "overdue"):
             continue
-        column = Complaint.overdue_alerted_at if item.overdue else Complaint.due_alerted_at
+        if item.kind == "answer":
+            column = Complaint.answer_overdue_alerted_at if item.overdue else Complaint.answer_due_alerted_at
+        else:
+            column = Complaint.overdue_alerted_at if item.overdue else Complaint.due_alerted_at
         with store.session() as s:  # claimed by one conditional UPDATE: two clocks alert once
             claimed = s.execute(update(Complaint).where(Complaint.id == item.complaint_id, column.is_(None))
                                 .values({column.key: now})).rowcount == 1

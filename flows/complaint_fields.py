@@ -13,13 +13,20 @@ from core.settings import ComplaintsSpec
 
 BUDAPEST = ZoneInfo("Europe/Budapest")
 FIELDS = ("event_type", "person_concerned", "loss_amount_huf", "measure", "measure_due_at", "measure_responsible",
-          "outcome", "investigation_ended_at")
-DATES = ("measure_due_at", "investigation_ended_at")
-TEXT_MAX = {"person_concerned": 200, "measure_responsible": 200, "measure": 4000}
+          "outcome", "investigation_ended_at", "reasons", "referral", "measure_checked_at",
+          "proposal")
+DATES = ("measure_due_at", "investigation_ended_at", "measure_checked_at")
+TEXT_MAX = {"person_concerned": 200, "measure_responsible": 200, "measure": 4000, "reasons": 4000,
+            "proposal": 4000}
 # What staff type for the outcome, in either language, to our two values.
 OUTCOMES = {"founded": "founded", "megalapozott": "founded", "alapos": "founded", "jogos": "founded",
             "unfounded": "unfounded", "megalapozatlan": "unfounded", "alaptalan": "unfounded",
             "nem jogos": "unfounded"}
+# Policy 004 §19: what may follow from the complaint and goes to the managing director, in either language.
+REFERRALS = {"damages": "damages", "kártérítés": "damages", "karterites": "damages",
+             "authority": "authority", "hatósági": "authority", "hatosagi": "authority",
+             "labour": "labour", "labor": "labour", "munkajogi": "labour",
+             "criminal": "criminal", "büntetőjogi": "criminal", "buntetojogi": "criminal"}
 
 
 class BadValue(ValueError):
@@ -35,6 +42,11 @@ def parse(name: str, raw: Any, spec: ComplaintsSpec) -> Any:
     if name in DATES:
         return _moment(raw, name, end_of_day=name == "measure_due_at")
     text = str(raw).strip()
+    if name == "referral":
+        found = REFERRALS.get(text.lower())
+        if found is None:
+            raise BadValue(f"{name}: expected damages, authority, labour or criminal")
+        return found
     if name == "outcome":
         found = OUTCOMES.get(text.lower())
         if found is None:

@@ -14,9 +14,10 @@ import base64
 import csv
 import io
 import re
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ TEXTS = {
            "per_month": "Beérkezett panaszok havonta", "per_type": "Beérkezett panaszok eseménytípusonként",
            "none": "nincs", "founded": "megalapozott", "unfounded": "megalapozatlan", "pending": "folyamatban",
            "notice": "írásbeli válasz", "measure": "intézkedés", "on_time": "határidőben", "late": "késve",
-           "overdue": "lejárt", "unclassified": "besorolatlan", "proposals": "Javaslatok"},
+           "overdue": "lejárt", "unclassified": "besorolatlan", "proposals": "Javaslatok",
+           "answer": "válasz a panaszosnak", "period": "Időszak"},
     "en": {"title": "Quarterly complaint report", "received": "Received", "closed": "Closed",
            "open": "Open at quarter end", "event_type": "Event type", "channel": "Channel", "outcome": "Outcome",
            "losses": "Potential loss", "count": "Count", "total": "Total", "largest": "Largest",
@@ -50,7 +52,15 @@ TEXTS = {
            "per_month": "Complaints received per month", "per_type": "Complaints received per event type",
            "none": "none", "founded": "founded", "unfounded": "unfounded", "pending": "pending",
            "notice": "written answer", "measure": "measure", "on_time": "on time", "late": "late",
-           "overdue": "overdue", "unclassified": "unclassified", "proposals": "Proposals"},
+           "overdue": "overdue", "unclassified": "unclassified", "proposals": "Proposals",
+           "answer": "answer to the complainant", "period": "Period"},
+}
+# The register's channel codes as a reader says them (the report and the register CSV).
+CHANNELS = {
+    "hu": {"form": "Webes űrlap", "email": "E-mail", "phone": "Telefon", "post": "Posta", "fax": "Fax",
+           "social": "Közösségi média", "in_person": "Személyesen"},
+    "en": {"form": "Web form", "email": "Email", "phone": "Phone", "post": "Post", "fax": "Fax",
+           "social": "Social media", "in_person": "In person"},
 }
 
 
@@ -71,6 +81,15 @@ class Report:
     loss_max: int = 0
     escalated: int = 0
     deadlines: list[dict[str, Any]] = field(default_factory=list)
+    proposals: dict[str, list[str]] = field(default_factory=dict)           # code -> founded complaints' proposals
+
+    @property
+    def first_day(self) -> date:
+        return self.start.astimezone(BUDAPEST).date()
+
+    @property
+    def last_day(self) -> date:
+        return (self.end.astimezone(BUDAPEST) - timedelta(days=1)).date()
 
 
 def bounds(quarter: str) -> tuple[datetime, datetime]:
@@ -129,6 +148,9 @@ def numbers(quarter: str) -> Report:
         if c.closed_at is None or c.closed_at >= end:
             report.open += 1
             bucket["open"] += 1
+        in_scope = c.received_at >= start or c.closed_at is None or c.closed_at >= start
+        if c.outcome == "founded" and c.proposal and in_scope:  # §20: a proposal per founded complaint's type
+            report.proposals.setdefault(c.event_type or "unclassified", []).append(c.proposal)
         report.deadlines += _deadlines(c, display_id, start, end)
     report.by_channel = dict(sorted(channels.items()))
     report.by_outcome = dict(sorted(outcomes.items()))
@@ -165,11 +187,16 @@ def charts(report: Report, language: str) -> dict[str, bytes]:
         "per_month": (list(report.per_month), list(report.per_month.values())),
     }
     for name, (labels, values) in series.items():
-        fig, ax = plt.subplots(figsize=(7, 3.6 if name == "per_type" else 3), dpi=110)
+        if name == "per_type":  # long Hungarian labels: wrapped, on a taller figure, at a readable size
+            labels = [textwrap.fill(label, 34) for label in labels]
+        fig, ax = plt.subplots(figsize=(8, 0.55 * len(labels) + 1.2 if name == "per_type" else 3), dpi=110)
         if name == "per_type":
             ax.barh(labels, values, color="#2b6cb0")
             ax.invert_yaxis()
-            ax.tick_params(axis="y", labelsize=7)
+            ax.tick_params(axis="y", labelsize=9)
+            for y, value in enumerate(values):  # the count at each bar's end, so no gridline reading is needed
+                ax.annotate(str(value), (value, y), xytext=(3, 0), textcoords="offset points", va="center",
+                            fontsize=9)
         else:
             ax.bar(labels, values, color="#2b6cb0")
         ax.set_title(t[name], fontsize=10)
@@ -200,7 +227,8 @@ def html(report: Report, language: str | None = None) -> str:
     labels = {code: spec.label(code, language) for code in report.by_event_type}
     labels["unclassified"] = TEXTS[language]["unclassified"]
     return env.get_template("report.html").render(r=report, t=TEXTS[language], lang=language, images=images,
-                                                  labels=labels, generated=datetime.now(timezone.utc))
+                                                  labels=labels, generated=datetime.now(timezone.utc),
+                                                  channels=CHANNELS[language])
 
 
 def rows(report: Report) -> list[list[Any]]:
@@ -216,6 +244,7 @@ def rows(report: Report) -> list[list[Any]]:
             ["loss_huf", "max", report.loss_max], ["escalated", "count", report.escalated]]
     states = Counter(f"{d['kind']}.{d['state']}" for d in report.deadlines)
     out += [["deadline", k, v] for k, v in sorted(states.items())]
+    out += [["proposal", code, text] for code, texts in report.proposals.items() for text in texts]
     return out
 
 
@@ -241,6 +270,60 @@ def write(quarter: str, out_dir: Path, language: str | None = None, on_step: Ste
         writer.writerows([quarter, *row] for row in rows(report))
     on_step(paths["csv"].name, 1, 1)
     return paths
+
+
+# ---------------------------------------------------------------- the whole register, for an auditor
+
+# Policy 004 §12: the register's twelve fields, in its order, after our two ids.
+REGISTER_COLUMNS = ["complaint", "ticket", "1_customer", "2_description", "3_received_at", "4_channel",
+                    "5_event_type", "6_person_concerned", "7_loss_amount_huf", "8_measure",
+                    "9_measure_deadline_responsible", "10_status", "11_outcome", "12_closed_at"]
+STATUS = {"hu": {"open": "nyitott", "closed": "lezárt"}, "en": {"open": "open", "closed": "closed"}}
+REMOVED = {"hu": "[a lezáráskor törölve]", "en": "[removed at closure]"}
+
+
+def register_rows(language: str | None = None) -> list[list[Any]]:
+    """Every complaint of the register, oldest first, one row of REGISTER_COLUMNS each (Budapest times)."""
+    spec = settings.get().config.complaints
+    language = language or spec.language
+    t = TEXTS[language]
+
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(BUDAPEST).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+    with store.session() as s:
+        found = s.execute(select(Complaint, Ticket.happyfox_display_id).join(Ticket, Ticket.id == Complaint.ticket_id)
+                          .order_by(Complaint.received_at, Complaint.id)).all()
+    out = []
+    for c, display_id in found:
+        customer = "; ".join(v for v in (c.customer_name, c.customer_email, c.customer_phone) if v)
+        if not customer and c.id_removed_at:
+            customer = REMOVED[language]
+        description = " – ".join(dict.fromkeys(v for v in (c.subject, c.description) if v))  # each once
+        nine = " ".join(v for v in (local(c.measure_due_at), f"({c.measure_responsible})" if c.measure_responsible
+                                    else "") if v)
+        out.append([c.id, display_id or f"#{c.ticket_id}", customer, description, local(c.received_at),
+                    CHANNELS[language].get(c.channel, c.channel), spec.label(c.event_type, language),
+                    c.person_concerned or "", c.loss_amount_huf if c.loss_amount_huf is not None else "",
+                    c.measure or "", nine, STATUS[language].get(c.status, c.status),
+                    t.get(c.outcome, c.outcome) if c.outcome else "", local(c.closed_at)])
+    return out
+
+
+def write_register(out_dir: Path, language: str | None = None) -> tuple[Path, int]:
+    """`complaint-register-<date>.csv` in `out_dir`: the whole register; its path and row count. The export is
+    audited (it holds the open complaints' identification data)."""
+    from core import audit
+    rows_out = register_rows(language)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"complaint-register-{datetime.now(timezone.utc).astimezone(BUDAPEST).date().isoformat()}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REGISTER_COLUMNS)
+        writer.writerows(rows_out)
+    with store.session() as s:
+        audit.record(s, "cli", "complaints.register_exported", count=len(rows_out))
+    return path, len(rows_out)
 
 
 def send(quarter: str, out_dir: Path, on_step: Step = quiet) -> bool:

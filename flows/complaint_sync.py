@@ -1,7 +1,8 @@
 """The complaint register kept in step with HappyFox and HubSpot, from the same ticket events as the status
 mirror (flows/closure.py): the fields staff fill in either system go into the register (flows/complaints.py
 `apply`) and across to the other system; a closed HappyFox status closes the complaint, a reopened one reopens
-it; a customer-visible staff reply after an unfounded investigation is the written answer.
+it; a customer-visible staff reply after the investigation is the written answer; the officer's steps follow
+(flows/complaint_officer.py).
 
 The inbox handlers at the bottom run after intake's (a complaint-category ticket is registered as soon as intake
 has made it) and only re-read a HappyFox ticket that is, or has just become, a complaint.
@@ -18,7 +19,7 @@ from core import audit, settings, store
 from core.models import Complaint, Ticket
 
 from . import complaint_fields as fields
-from . import inbox, intake, payloads, vendors  # noqa: F401 - intake's handlers are registered before ours
+from . import complaint_officer, inbox, intake, payloads, vendors  # noqa: F401 - intake's handlers are registered before ours
 from .complaints import ACTOR, apply, close, complaint_category, find, register, reopen
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,18 @@ def sync_from_happyfox(happyfox_ticket: dict[str, Any]) -> int | None:
                             force=complaint_category(category_id) is not None)
     if complaint_id is None:
         return None
+    complaint_officer.route(complaint_id)
     changed = apply(complaint_id, fields.happyfox_values(happyfox_ticket, spec), "happyfox")
     _mirror_to_hubspot(ticket_id, changed)
     with store.session() as s:
         c = s.get(Complaint, complaint_id)
         assert c is not None
-        if c.outcome == "unfounded" and c.investigation_ended_at and c.notice_sent_at is None:
+        if c.outcome and c.investigation_ended_at and c.notice_sent_at is None:
             c.notice_sent_at = _notice_sent(happyfox_ticket, c.investigation_ended_at)
             if c.notice_sent_at:
                 audit.record(s, ACTOR, "complaint.notice_sent", ticket_id=c.ticket_id, complaint_id=c.id,
                              on_time=bool(c.notice_due_at and c.notice_sent_at <= c.notice_due_at))
+    complaint_officer.after_change(complaint_id)
     status = happyfox_ticket.get("status")
     closed = _closed_status(status.get("name") if isinstance(status, dict) else None)
     if closed:
@@ -114,6 +117,7 @@ def sync_from_hubspot(hubspot_ticket_id: str, property_name: str, value: Any) ->
     complaint_id = find(ticket_id) if ticket_id is not None else None
     if complaint_id is not None and ticket_id is not None:
         _mirror_to_happyfox(ticket_id, apply(complaint_id, {name: value}, "hubspot"))
+        complaint_officer.after_change(complaint_id)
     return complaint_id
 
 
@@ -127,7 +131,10 @@ def on_intake(event: inbox.Event) -> int | None:
         return None
     fields_in = event.payload.get("fields") or {}
     description = fields_in.get("details") if isinstance(fields_in, dict) else None
-    return register(ticket_id, description=description or event.payload.get("details"))
+    complaint_id = register(ticket_id, description=description or event.payload.get("details"))
+    if complaint_id is not None:
+        complaint_officer.route(complaint_id)
+    return complaint_id
 
 
 def on_happyfox_ticket(event: inbox.Event) -> int | None:

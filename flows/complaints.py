@@ -5,8 +5,8 @@
 - `apply(complaint_id, values, source)`: the fields staff fill (YAML-mapped HappyFox custom fields, HubSpot ticket
   properties) into the register; `flows/complaint_sync.py` brings them from ticket events and keeps the two
   vendors in step, and closes the complaint with its HappyFox ticket.
-- `escalate`: a potential loss at or above the threshold is mailed to the managing director once per complaint,
-  also when the amount is raised later (the send is keyed `complaint-escalation:<id>` in `effects`).
+- `escalate`: a potential loss at or above the threshold, or a §19 matter (`referral`: damages, authority, labour
+  or criminal consequences), is mailed to the managing director once per complaint, also when raised later (the send is keyed `complaint-escalation:<id>` in `effects`).
 - Deadlines: unfounded → the written answer with reasons is due 3 working days after the investigation ended;
   founded → the measure's deadline. `flows/complaint_deadlines.py` lists and alerts them.
 - `close`: status, closing time, keep-until (closure + 5 years) and the removal of the identification data
@@ -135,6 +135,9 @@ def _derive(c: Complaint, changed: dict[str, Any]) -> None:
         c.due_alerted_at = c.overdue_alerted_at = None
     elif "measure_due_at" in changed or "outcome" in changed:
         c.due_alerted_at = c.overdue_alerted_at = None  # a new deadline deserves its own alerts
+    if "received_at" in changed or c.answer_due_at is None:
+        from .complaint_officer import answer_due
+        c.answer_due_at = answer_due(c.received_at)
 
 
 def escalate(complaint_id: int) -> bool:
@@ -144,13 +147,15 @@ def escalate(complaint_id: int) -> bool:
     with store.session() as s:
         c = s.get(Complaint, complaint_id)
         assert c is not None
-        if c.loss_amount_huf is None or c.loss_amount_huf < spec.escalation_threshold_huf or c.escalated_at:
+        at_threshold = c.loss_amount_huf is not None and c.loss_amount_huf >= spec.escalation_threshold_huf
+        if not (at_threshold or c.referral) or c.escalated_at:  # §11 loss, or §19 legal consequences
             return False
         ticket = s.get(Ticket, c.ticket_id)
         assert ticket is not None
         context = {"ticket_id": ticket.happyfox_display_id or f"#{ticket.id}", "subject": c.subject or "",
                    "loss_amount": c.loss_amount_huf, "event_type": spec.label(c.event_type, spec.language),
-                   "description": c.description or "", "received_at": c.received_at}
+                   "description": c.description or "", "received_at": c.received_at,
+                   "referral": c.referral or ""}
     if not spec.managing_director:
         raise inbox.Permanent("complaints.managing_director is not configured: the escalation cannot be sent")
     mail = vendors.get().mail
@@ -164,7 +169,8 @@ def escalate(complaint_id: int) -> bool:
         if c.escalated_at is None:
             c.escalated_at = _now()
             audit.record(s, ACTOR, "complaint.escalated", ticket_id=c.ticket_id, complaint_id=c.id,
-                         loss_amount_huf=c.loss_amount_huf, threshold_huf=spec.escalation_threshold_huf)
+                         loss_amount_huf=c.loss_amount_huf, threshold_huf=spec.escalation_threshold_huf,
+                         referral=c.referral)
     return sent
 
 

@@ -56,15 +56,25 @@ def report() -> None:
 
 
 @report.command("complaints")
-@click.option("--quarter", required=True, help="The quarter, e.g. 2026Q3.")
+@click.option("--quarter", default=None, help="The quarter, e.g. 2026Q3.")
+@click.option("--register", "whole_register", is_flag=True,
+              help="Write the whole register as CSV instead (one row per complaint, its twelve fields).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Directory for complaints-<quarter>.html, .pdf and .csv.")
 @click.option("--language", type=click.Choice(["hu", "en"]), default=None, help="Default: complaints.language.")
 @click.option("--send", is_flag=True, help="Also mail it to complaints.report_recipients (once per quarter).")
-def report_complaints(quarter: str, out_dir: Path, language: str | None, send: bool) -> None:
-    """The quarterly complaint report: HTML, PDF and CSV."""
+def report_complaints(quarter: str | None, whole_register: bool, out_dir: Path, language: str | None,
+                      send: bool) -> None:
+    """The quarterly complaint report (HTML, PDF and CSV), or with --register the whole register as CSV."""
     from flows import complaint_report
     load_settings()
+    if whole_register:
+        path, count = complaint_report.write_register(out_dir, language)
+        console.print(str(path))
+        errors.print(f"{count} complaint(s)")
+        return
+    if quarter is None:
+        raise click.UsageError("give --quarter (e.g. 2026Q3), or --register for the whole register")
     try:
         complaint_report.bounds(quarter)
     except ValueError as exc:

@@ -61,8 +61,11 @@ def request(email: str | None = None, phone: str | None = None, customer_id: int
         erasure.steps = [ErasureStep(processor=name) for name in erasure_steps.ORDER]
         s.add(erasure)
         s.flush()
-        retention.add_tombstones(s, erasure.id, **subject.ids, happyfox_ticket=subject.happyfox_tickets,
-                                 hubspot_ticket=subject.hubspot_tickets, hubspot_call=subject.hubspot_calls)
+        # A ticket a complaint holds is not tombstoned: its closure must still reach the register.
+        retention.add_tombstones(s, erasure.id, **subject.ids,
+                                 happyfox_ticket=sorted(set(subject.happyfox_tickets) - set(subject.hold.happyfox_tickets)),
+                                 hubspot_ticket=sorted(set(subject.hubspot_tickets) - set(subject.hold.hubspot_tickets)),
+                                 hubspot_call=subject.hubspot_calls)
         audit.record(s, actor, "erasure.requested", customer_id=customer.id, erasure_id=erasure.id,
                      reason=reason, subject_hash=erasure.subject_hash)
         return erasure.id

@@ -22,6 +22,7 @@ from core import models, settings
 from core.models import Audit, Customer, Effect, Identity, InboxEvent, Ticket
 
 from . import identity, vendors
+from .complaint_hold import Hold, aircall_moment, gmail_moment, hold_of
 from .traces import Traces
 
 REDACTED_TICKET = {"subject": "[erased]", "content": ""}
@@ -37,6 +38,7 @@ class Subject:
     happyfox_tickets: list[str] = field(default_factory=list)
     hubspot_tickets: list[str] = field(default_factory=list)
     hubspot_calls: list[str] = field(default_factory=list)
+    hold: Hold = field(default_factory=Hold)  # what a complaint keeps (flows/complaint_hold.py)
 
     @property
     def emails(self) -> list[str]:
@@ -64,6 +66,7 @@ def subject_of(s: Session, customer_id: int) -> Subject:
     for entry in s.scalars(select(Audit).where(Audit.customer_id.in_(ids), Audit.action == "call.logged")):
         if (entry.detail or {}).get("hubspot_call_id"):
             subject.hubspot_calls.append(str(entry.detail["hubspot_call_id"]))
+    subject.hold = hold_of(s, ids)
     return subject
 
 
@@ -112,6 +115,10 @@ def erase_hubspot(subject: Subject) -> dict[str, Any]:
             calls |= set(hubspot.associated_ids("contacts", contact_id, "calls"))
         except NotFound:
             pass
+    held = tickets & set(subject.hold.hubspot_tickets)
+    # A held ticket keeps the contact it names: GDPR delete would cut the association that documents who complained.
+    kept_contacts = contacts if held else set()
+    tickets, contacts = tickets - held, contacts - kept_contacts
     archived_tickets, archived_calls, deleted_contacts = {}, {}, {}
     for ticket_id in sorted(tickets):
         _tolerant(hubspot.update_ticket, ticket_id, REDACTED_TICKET)
@@ -121,11 +128,14 @@ def erase_hubspot(subject: Subject) -> dict[str, Any]:
         archived_calls[call_id] = hubspot.archive_call(call_id)
     for contact_id in sorted(contacts):
         deleted_contacts[contact_id] = hubspot.gdpr_delete_contact(contact_id)
-    return {"contacts_gdpr_deleted": deleted_contacts, "tickets_archived": archived_tickets,
-            "calls_archived": archived_calls,
-            "counts": {"contacts": len(contacts), "tickets": len(tickets), "calls": len(calls)},
-            "remote_ids": {"hubspot": sorted(contacts), "hubspot_ticket": sorted(tickets),
-                           "hubspot_call": sorted(calls)}}
+    receipt = {"contacts_gdpr_deleted": deleted_contacts, "tickets_archived": archived_tickets,
+               "calls_archived": archived_calls,
+               "counts": {"contacts": len(contacts), "tickets": len(tickets), "calls": len(calls)},
+               "remote_ids": {"hubspot": sorted(contacts), "hubspot_ticket": sorted(tickets),
+                              "hubspot_call": sorted(calls)}}
+    if held:
+        receipt["kept"] = subject.hold.kept(hubspot_ticket=held, hubspot=kept_contacts)
+    return receipt
 
 
 def erase_happyfox(subject: Subject) -> dict[str, Any]:
@@ -148,6 +158,10 @@ def erase_happyfox(subject: Subject) -> dict[str, Any]:
     tickets = set(subject.happyfox_tickets)
     for email in sorted(emails):
         tickets |= {str(t["id"]) for t in happyfox.tickets_of_contact(email)}
+    held = tickets & set(subject.hold.happyfox_tickets)
+    # A held ticket keeps its contact: anonymising it would leave the complaint's ticket with no complainant.
+    kept_users = users if held else set()
+    tickets, users = tickets - held, users - kept_users
     deleted = {ticket_id: happyfox.delete_ticket(ticket_id) for ticket_id in sorted(tickets, key=int)}
     anonymised = {}
     for user_id in sorted(users):
@@ -156,11 +170,14 @@ def erase_happyfox(subject: Subject) -> dict[str, Any]:
             anonymised[user_id] = "anonymised"
         except NotFound:
             anonymised[user_id] = "gone"
-    return {"tickets_deleted": deleted, "contacts_anonymised": anonymised,
-            "note": "HappyFox documents no contact delete: the contact's name, email, phones and custom fields "
-                    "were blanked instead",
-            "counts": {"tickets": len(tickets), "contacts": len(users)},
-            "remote_ids": {"happyfox": sorted(users), "happyfox_ticket": sorted(tickets)}}
+    receipt = {"tickets_deleted": deleted, "contacts_anonymised": anonymised,
+               "note": "HappyFox documents no contact delete: the contact's name, email, phones and custom fields "
+                       "were blanked instead",
+               "counts": {"tickets": len(tickets), "contacts": len(users)},
+               "remote_ids": {"happyfox": sorted(users), "happyfox_ticket": sorted(tickets)}}
+    if held:
+        receipt["kept"] = subject.hold.kept(happyfox_ticket=held, happyfox=kept_users)
+    return receipt
 
 
 def aircall_records(subject: Subject) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -185,6 +202,8 @@ def erase_aircall(subject: Subject) -> dict[str, Any]:
     the receipt lists for a request to Aircall."""
     aircall = vendors.get().aircall
     contacts, calls = aircall_records(subject)
+    held = {call_id for call_id, call in calls.items() if subject.hold.covers(aircall_moment(call))}
+    calls = {call_id: call for call_id, call in calls.items() if call_id not in held}
     recordings, voicemails, archived = {}, {}, {}
     for call_id, call in sorted(calls.items(), key=lambda item: int(item[0])):
         if call.get("recording"):
@@ -195,7 +214,7 @@ def erase_aircall(subject: Subject) -> dict[str, Any]:
         archived[call_id] = "already_archived" if call.get("archived") else aircall.archive_call(call_id)
     deleted = {contact_id: aircall.delete_contact(contact_id) for contact_id in sorted(contacts)}
     call_ids = sorted(calls)
-    return {"recordings_deleted": recordings, "voicemails_deleted": voicemails, "calls_archived": archived,
+    receipt = {"recordings_deleted": recordings, "voicemails_deleted": voicemails, "calls_archived": archived,
             "contacts_deleted": deleted,
             "counts": {"calls": len(calls), "recordings": len(recordings), "voicemails": len(voicemails),
                        "contacts": len(contacts)},
@@ -204,6 +223,9 @@ def erase_aircall(subject: Subject) -> dict[str, Any]:
                                            "their number and time stay in Aircall's archived call history; ask "
                                            "Aircall to erase them"},
             "remote_ids": {"aircall": sorted(contacts), "aircall_call": call_ids}}
+    if held:
+        receipt["kept"] = subject.hold.kept(aircall_call=held)
+    return receipt
 
 
 def erase_gmail(subject: Subject) -> dict[str, Any]:
@@ -213,9 +235,14 @@ def erase_gmail(subject: Subject) -> dict[str, Any]:
     ids: list[str] = []
     for email in subject.emails:
         ids += [i for i in gmail.messages_about(email) if i not in ids]
+    held = [i for i in ids if subject.hold.windows and subject.hold.covers(gmail_moment(gmail.get_message(i)))]
+    ids = [i for i in ids if i not in held]
     if ids:
         gmail.delete_messages(ids)
-    return {"messages_deleted": ids, "counts": {"messages": len(ids)}}
+    receipt: dict[str, Any] = {"messages_deleted": ids, "counts": {"messages": len(ids)}}
+    if held:
+        receipt["kept"] = subject.hold.kept(gmail_message=held)
+    return receipt
 
 
 # ---------------------------------------------------------------- Switchboard's own store
@@ -236,14 +263,21 @@ def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str
         customer.erased_at = customer.erased_at or now
     complaint = getattr(models, "Complaint", None)
     complained: set[int] = set()
+    held = set(subject.hold.ticket_ids)
+    open_rows: set[tuple[str, Any]] = set()
     if complaint is not None:
         for row in s.scalars(select(complaint).where(complaint.customer_id.in_(ids))):
+            complained.add(row.ticket_id)
+            if row.status != "closed":  # an open complaint's answer needs its complainant; closure clears these
+                open_rows.add(("complaints", row.id))
+                continue
             row.customer_name = row.customer_email = row.customer_phone = None
             row.id_removed_at = row.id_removed_at or now
-            complained.add(row.ticket_id)
     tickets = s.scalars(select(Ticket).where(Ticket.customer_id.in_(ids))).all()
     for ticket in tickets:
         source_keys.add(ticket.source_key)
+        if ticket.id in held:
+            continue  # its vendor ids find it when the hold ends (flows/complaint_hold.py)
         if keep or ticket.id in complained:
             ticket.subject = ticket.survey_comment = ticket.survey_token = None
             # The vendors' objects are gone: a stale copy of one must look unknown (and meet its tombstone).
@@ -265,24 +299,31 @@ def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str
     # The phone-only contact recorded per number is gone from HubSpot: a new caller from it must get a new one.
     s.execute(delete(Effect).where(Effect.key.in_([identity.phone_contact_key(p) for p in subject.phones])))
     s.flush()
-    residue = residue_in_store(s, traces)
+    residue = residue_in_store(s, traces, skip=open_rows)
     if residue:
         raise RuntimeError(f"personal data left in {', '.join(residue)}")  # table.column names only
-    return {"identities_removed": len(identities), "customers_anonymised": ids,
-            "tickets": {"kept_anonymous" if keep else "deleted": len(tickets)},
-            "complaints_identification_removed": len(complained), "inbox_redacted": redacted,
-            "effects_redacted": effects, "counts": {"identities": len(identities), "tickets": len(tickets)}}
+    receipt = {"identities_removed": len(identities), "customers_anonymised": ids,
+               "tickets": {"kept_anonymous" if keep else "deleted": len(tickets) - len(held)},
+               "complaints_identification_removed": len(complained) - len(open_rows), "inbox_redacted": redacted,
+               "effects_redacted": effects, "counts": {"identities": len(identities), "tickets": len(tickets)}}
+    if held:
+        receipt["kept"] = subject.hold.kept(ticket=held, open_complaint=[i for _, i in open_rows],
+                                            happyfox_ticket=subject.hold.happyfox_tickets,
+                                            hubspot_ticket=subject.hold.hubspot_tickets)
+    return receipt
 
 
-def residue_in_store(s: Session, traces: Traces) -> list[str]:
+def residue_in_store(s: Session, traces: Traces, skip: set[tuple[str, Any]] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """`table.column` of every value in the database that still mentions the person (every table, by
-    reflection, so a table added later is covered too)."""
+    reflection, so a table added later is covered too); `skip`: (table, id) of rows a legal hold keeps."""
     from sqlalchemy import MetaData, Table
     found = []
     metadata = MetaData()
     for name in sa_inspect(s.connection()).get_table_names():
         table = Table(name, metadata, autoload_with=s.connection())
         for row in s.execute(select(table)).mappings():
+            if (name, row.get("id")) in skip:
+                continue
             for column, value in row.items():
                 if traces.in_value(value) and f"{name}.{column}" not in found:
                     found.append(f"{name}.{column}")

@@ -13,6 +13,7 @@ three API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create wi
 """
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from dataclasses import dataclass, field
@@ -86,7 +87,9 @@ def _open(report: Report) -> int:
                             category=report.category, service_area=report.service_area,
                             subject=report.subject, status="New", opened_at=report.received_at,
                             confirm_due_at=workdays.due_after_working_days(
-                                report.received_at, config.sla.confirm_within_working_days))
+                                report.received_at, config.sla.confirm_within_working_days),
+                            first_response_due_at=workdays.due_after_working_days(
+                                report.received_at, config.sla.first_response_within_working_days))
             if report.happyfox is not None:
                 ticket.happyfox_id = int(report.happyfox["id"])
                 ticket.happyfox_display_id = report.happyfox.get("display_id")
@@ -277,9 +280,13 @@ def report_from_form(event: inbox.Event) -> Report:
     category = fields.get(spec.category_field) if spec.category_field else None
     attachments = [{"filename": a.filename, "content_type": a.content_type, "data": a.data}
                    for a in submission.attachments]
+    # The form's language field, else the language of the customer's earlier tickets, else the form's.
+    posted = fields.get(spec.language_field) if spec.language_field else None
+    language = posted if posted in ("hu", "en") else \
+        _earlier_language(fields.get("email"), fields.get("phone")) or spec.language
     return Report(channel="form", key=f"inbox:{event.id}",
                   person=Person(email=fields.get("email"), phone=fields.get("phone"), first_name=first,
-                                last_name=last, language=spec.language),
+                                last_name=last, language=language),
                   subject=fields.get("summary") or fields.get("purpose") or "(no subject)",
                   details=fields.get("details", ""),
                   category=category if category in config.categories else DEFAULT_CATEGORY,
@@ -290,12 +297,24 @@ def report_from_form(event: inbox.Event) -> Report:
 def report_from_manual(event: inbox.Event) -> Report:
     config = settings.get().config
     manual = payloads.read(event, ManualReport)
+    attachments = [{"filename": a.filename, "content_type": a.content_type, "data": base64.b64decode(a.data_b64)}
+                   for a in manual.attachments]
     return Report(channel=manual.channel, key=f"inbox:{event.id}",
                   person=Person(email=manual.email, phone=manual.phone, first_name=manual.first_name,
-                                last_name=manual.last_name, language=manual.language),
+                                last_name=manual.last_name,
+                                language=manual.language or _earlier_language(manual.email, manual.phone) or "hu"),
                   subject=manual.subject, details=manual.details,
                   category=manual.category if manual.category in config.categories else DEFAULT_CATEGORY,
-                  received_at=event.received_at)
+                  received_at=manual.received_at or event.received_at, attachments=attachments)
+
+
+def _earlier_language(email: str | None, phone: str | None) -> str | None:
+    """The language a known customer's earlier tickets were handled in (kept on the customer)."""
+    if not (email or phone):
+        return None
+    with store.session() as s:
+        found = identity.find(s, email=email, phone=phone)
+        return found[0].language if found else None
 
 
 @inbox.on("form", "form")

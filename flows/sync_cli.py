@@ -63,7 +63,7 @@ def sync(since: str | None) -> None:
 
 @click.group()
 def sla() -> None:
-    """The confirmation SLA (2 working days)."""
+    """The confirmation and first-response SLAs (2 working days each)."""
 
 
 @sla.command("report")
@@ -80,3 +80,13 @@ def sla_report(since: str | None) -> None:
                       _local(b.confirmed_at) or "not yet", _local(b.alerted_at))
     console.print(table)
     console.print(f"{len(found)} breach(es)")
+    from flows import first_response
+    waiting = first_response.pending(since=start)
+    table = Table("ticket", "HappyFox", "channel", "received", "first response due", "state", "alerted",
+                  title="Without a first staff response (reply in HappyFox or outbound call)")
+    for w in waiting:
+        state = "overdue" if w.overdue else "due" if w.due_now else "waiting"
+        table.add_row(str(w.ticket_id), w.display_id or "", w.channel, _local(w.opened_at), _local(w.due_at), state,
+                      w.alerted or "")
+    console.print(table)
+    console.print(f"{len(waiting)} ticket(s) without a first response, {sum(w.overdue for w in waiting)} overdue")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from core import settings, store
 from core.models import InboxEvent
-from core.reports import ManualReport
+from core.reports import ManualReport, attachment_problems
 
 from .events import Event, Invalid, json_body, same_secret
 from .receiver import accept
@@ -46,10 +46,12 @@ def create_ticket() -> Any:
     config = settings.get().config
     if report.category not in config.categories:
         return jsonify(error="invalid report", fields={"category": "unknown category"}), 400
-    if too_long := report.too_long(config.input):
-        return jsonify(error="invalid report", fields=too_long), 400
+    problems = {**report.too_long(config.input), **attachment_problems(report, config)}
+    if problems:
+        return jsonify(error="invalid report", fields=problems), 400
     key = report.key or str(uuid.uuid4())
-    return accept("manual", [Event(key=key, kind="manual", payload=report.model_dump(exclude={"key"}))])
+    return accept("manual", [Event(key=key, kind="manual",
+                                   payload=report.model_dump(mode="json", exclude={"key"}))])
 
 
 @bp.get("/inbox")

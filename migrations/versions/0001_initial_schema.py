@@ -129,6 +129,10 @@ def upgrade() -> None:
     sa.Column('survey_comment', sa.Text(), nullable=True),
     sa.Column('survey_answered_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('sla_alerted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('first_response_due_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('first_response_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('response_due_alerted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('response_overdue_alerted_at', core.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('happyfox_id'),
@@ -137,6 +141,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tickets_first_response_due_at'), ['first_response_due_at'], unique=False)
 
     op.create_table('complaints',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -166,6 +171,13 @@ def upgrade() -> None:
     sa.Column('overdue_alerted_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('id_removed_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('keep_until', sa.Date(), nullable=True),
+    sa.Column('reasons', sa.Text(), nullable=True),
+    sa.Column('referral', sa.String(length=20), nullable=True),
+    sa.Column('measure_checked_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('proposal', sa.Text(), nullable=True),
+    sa.Column('answer_due_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('answer_due_alerted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('answer_overdue_alerted_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('created_at', core.models.UTCDateTime(), nullable=False),
     sa.Column('updated_at', core.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
@@ -218,6 +230,7 @@ def downgrade() -> None:
 
     op.drop_table('complaints')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tickets_first_response_due_at'))
         batch_op.drop_index(batch_op.f('ix_tickets_customer_id'))
 
     op.drop_table('tickets')

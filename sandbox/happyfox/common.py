@@ -20,14 +20,16 @@ bp = Blueprint("happyfox", __name__, url_prefix=API)
 # (docs/vendors/happyfox.md#the-ticket-object).
 CATEGORIES = [
     (1, "General question", "GQ"), (2, "Other", "OT"), (3, "Bug report", "BR"), (4, "Billing question", "BQ"),
-    (5, "Inquiry", "IN"), (6, "User support", "US"), (7, "Complaint", "CO"), (8, "Data change", "DC")]
+    (5, "Inquiry", "IN"), (6, "User support", "US"), (7, "Complaint", "CO"), (8, "Data change", "DC"),
+    (9, "Information request", "IR")]
 STATUSES = [("New", "pending", True), ("Pending", "pending", False), ("On Hold", "pending", False),
             ("In Progress", "pending", False), ("Reopened", "pending", False), ("Solved", "completed", False),
             ("Closed", "completed", False)]
 PRIORITIES = [("Low", False), ("Medium", True), ("High", False), ("Critical", False)]
 COMPLAINT_FIELDS = [("Complaint event type", "text"), ("Person concerned", "text"), ("Potential loss (HUF)", "number"),
                     ("Measure taken", "text"), ("Measure deadline", "date"), ("Measure responsible", "text"),
-                    ("Complaint outcome", "text"), ("Investigation ended", "date")]
+                    ("Complaint outcome", "text"), ("Investigation ended", "date"), ("Complaint reasons", "text"),
+                    ("Legal consequence", "text"), ("Measure checked", "date"), ("Prevention proposal", "text")]
 
 
 def invalid(field: str, message: str = "This field is required.") -> Refused:
@@ -56,8 +58,11 @@ def seed(state: dict[str, Any]) -> None:
                          for i, (n, b, d) in enumerate(STATUSES, 1)]
     state["priorities"] = [{"id": i, "name": n, "order": i, "default": d} for i, (n, d) in enumerate(PRIORITIES, 1)]
     state["staff"] = [{"id": 1, "name": "Switchboard Agent", "email": "agent@example.com", "is_account_admin": True,
-                       "active": True, "role": {"id": 1, "name": "Administrator"}, "categories": list(range(1, 9)),
-                       "permissions": ["close_tickets", "delete_tickets"]}]
+                       "active": True, "role": {"id": 1, "name": "Administrator"}, "categories": list(range(1, 10)),
+                       "permissions": ["close_tickets", "delete_tickets"]},
+                      {"id": 2, "name": "Panaszkezelő", "email": "panaszkezeles@example.com", "is_account_admin": False,
+                       "active": True, "role": {"id": 2, "name": "Agent"}, "categories": list(range(1, 9)),
+                       "permissions": ["close_tickets"]}]
     state["ticket_custom_fields"] = [
         {"id": 1, "name": "switchboard_key", "type": "text", "required": False, "compulsory_on_completed": False,
          "compulsory_on_move": False, "visible_to_staff_only": True, "depends_on_choice": None, "choices": None,

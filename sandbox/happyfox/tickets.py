@@ -28,6 +28,7 @@ def render(state: dict[str, Any], ticket: dict[str, Any]) -> dict[str, Any]:
             "category": pick(state, "categories", ticket["category"], "category"),
             "user": render_user(state, state["users"][ticket["user"]]),
             "assigned_to": staff.get(ticket["assigned_to"]),
+            "subscribers": [staff[i] for i in ticket.get("subscribers") or [] if i in staff],
             "custom_fields": [{"id": f["id"], "name": f["name"], "value": ticket["custom_fields"].get(str(f["id"])),
                                "value_id": None, "type": f["type"], "compulsory_on_complete": False,
                                "visible_to_staff_only": f["visible_to_staff_only"]}
@@ -157,6 +158,13 @@ def staff_write(ticket_id: int, private: bool) -> Response:
                                   "category_change": None, "due_date_change": None, "custom_field_change": None,
                                   "time_spent": as_int(data.get("time_spent"), "time_spent", required=False) or 0,
                                   "satisfaction_survey": None}
+        if "assignee" in data:  # a staff id, or null to unassign
+            new = as_int(data.get("assignee"), "assignee", required=False)
+            if new is not None:
+                pick(state, "staff", new, "assignee")
+            if new != ticket["assigned_to"]:
+                update["assignee_change"] = {"old": ticket["assigned_to"], "new": new}
+                ticket["assigned_to"] = new
         for field, kind in (("status", "statuses"), ("priority", "priorities")):
             new = as_int(data.get(field), field, required=False)
             if new is not None and new != ticket[field]:
@@ -183,6 +191,23 @@ def staff_update(ticket_id: int) -> Response:
 @bp.post("/ticket/<int:ticket_id>/staff_pvtnote/")
 def staff_pvtnote(ticket_id: int) -> Response:
     return staff_write(ticket_id, private=True)
+
+
+@bp.post("/ticket/<int:ticket_id>/subscribe/")
+def subscribe(ticket_id: int) -> Response:
+    """`{"data": [staff ids], "staff_id": 1}` (§2.4): the staff become subscribers, each once."""
+    with current().lock:
+        state, data = store(), body()
+        ticket = ticket_of(state, ticket_id)
+        staff = pick(state, "staff", as_int(data.get("staff_id"), "staff_id"), "staff_id")
+        wanted = data.get("data")
+        if not isinstance(wanted, list) or not wanted:
+            raise invalid("data", "A list of staff ids is required.")
+        for staff_id in wanted:
+            member = pick(state, "staff", as_int(staff_id, "data"), "data")
+            if member["id"] not in ticket["subscribers"]:
+                ticket["subscribers"].append(member["id"])
+        return jsonify({"message": f"{staff['name']}: Subscribers added to ticket"})
 
 
 @bp.get("/ticket/<int:ticket_id>/")

@@ -3,12 +3,14 @@ rendered to an image that is not blank, the command, the quarterly mail, and the
 from __future__ import annotations
 
 import csv
+import io
 from datetime import datetime, timezone
 
 import pypdfium2
 import pytest
 from click.testing import CliRunner
 from PIL import ImageStat
+from sqlalchemy import select, update
 
 from core import settings as settings_module
 from core import jobs, store
@@ -143,3 +145,56 @@ def test_the_admin_page_lists_and_filters_the_register(seeded):
     assert q3_fraud.count("<tr class=") == 3 and "#CO00000009" not in q3_fraud
     open_only = client.get("/admin/complaints?status=open", headers=auth).get_data(as_text=True)
     assert open_only.count("<tr class=") == 5 and "Ügyfél 4" in open_only
+
+
+def test_proposals_period_channels_chart_and_width(seeded):
+    with store.session() as s:  # a founded Q3 complaint (seed 3) and the founded Q2 one closed in Q3 (seed 7)
+        for key, text in (("seed:3", "Kétlépcsős jóváhagyás a teljesítésnél"), ("seed:7", "Tartalék szerver")):
+            ticket_id = s.scalar(select(Ticket.id).where(Ticket.source_key == key))
+            s.execute(update(Complaint).where(Complaint.ticket_id == ticket_id).values(proposal=text))
+    r = complaint_report.numbers("2026Q3")
+    assert r.proposals == {"execution": ["Kétlépcsős jóváhagyás a teljesítésnél"], "disruption": ["Tartalék szerver"]}
+    assert (r.first_day.isoformat(), r.last_day.isoformat()) == ("2026-07-01", "2026-09-30")
+    page = complaint_report.html(r, "hu")
+    assert '<span id="period">2026-07-01 – 2026-09-30</span>' in page
+    assert "<li>Kétlépcsős jóváhagyás a teljesítésnél</li>" in page
+    assert "<td>Webes űrlap</td>" in page and "<td>Telefon</td>" in page and "<td>form</td>" not in page
+    assert "<td>Web form</td>" in complaint_report.html(r, "en")
+    assert "max-width: 60em" in page
+    assert ["proposal", "execution", "Kétlépcsős jóváhagyás a teljesítésnél"] in complaint_report.rows(r)
+    from PIL import Image
+    chart = Image.open(io.BytesIO(complaint_report.charts(r, "hu")["per_type"]))
+    assert chart.height >= 450  # one bar per event type, with room for wrapped labels
+
+
+def test_the_whole_register_as_csv(seeded, tmp_path):
+    out = tmp_path / "register"
+    result = CliRunner().invoke(main, ["report", "complaints", "--register", "--out", str(out)],
+                                env={"DATABASE_URL": seeded.env.database_url})
+    settings_module.use(seeded)
+    assert result.exit_code == 0, result.output
+    [path] = list(out.iterdir())
+    assert path.name.startswith("complaint-register-") and path.suffix == ".csv"
+    with path.open(encoding="utf-8") as handle:
+        found = list(csv.reader(handle))
+    header, body = found[0], found[1:]
+    assert len(header) == 14 and header[2] == "1_customer" and header[-1] == "12_closed_at"
+    assert len(body) == len(SEED) and all(len(row) == 14 for row in body)
+    first = dict(zip(header, body[0]))   # oldest first: the Q2 complaint of May, still open
+    assert first["1_customer"] == "Ügyfél 8" and first["4_channel"] == "Telefon" and first["10_status"] == "nyitott"
+    fraud = next(dict(zip(header, row)) for row in body if row[1] == "#CO00000002")
+    assert fraud["5_event_type"] == "Külső csalás" and fraud["7_loss_amount_huf"] == "150000"
+    assert fraud["11_outcome"] == "megalapozatlan" and fraud["12_closed_at"] == "2026-08-20 11:00"
+    measure = next(dict(zip(header, row)) for row in body if row[1] == "#CO00000003")
+    assert measure["9_measure_deadline_responsible"] == "2026-08-31 23:59 (Pénzügy)"
+    assert "complaints.register_exported" in [a for a in _actions()]
+    missing = CliRunner().invoke(main, ["report", "complaints", "--out", str(tmp_path)],
+                                 env={"DATABASE_URL": seeded.env.database_url})
+    settings_module.use(seeded)
+    assert missing.exit_code == 2 and "--register" in missing.output
+
+
+def _actions() -> list[str]:
+    from core.models import Audit
+    with store.session() as s:
+        return list(s.scalars(select(Audit.action)))

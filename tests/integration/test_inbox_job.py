@@ -153,7 +153,7 @@ def test_end_to_end_through_the_receiver_and_a_real_consumer(queue, settings, sa
     client = create_app(settings).test_client()
     raw, headers = signed(settings.env.secret("form_webhook_secret"), {
         "form": "website", "fields": {"vezeteknev": "Végig", "keresztnev": "Vera", "email": "vera@example.com",
-                                      "cel": "erdeklodes", "termek": "GDPR", "rovid_leiras": "Ajánlat"}})
+                                      "cel": "erdeklodes", "termek": "GDPR Segédanyagok", "rovid_leiras": "Ajánlat"}})
     answer = client.post("/webhooks/form", data=raw, headers=headers)
     assert answer.status_code == 202
     inbox_id = int(answer.get_json()["id"])

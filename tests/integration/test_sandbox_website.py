@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 from sandbox import website
 
 SUBMISSION = {"form": "website", "fields": {"vezeteknev": "Teszt", "keresztnev": "Elek", "email": "elek@example.com",
-                                            "cel": "panasz", "termek": "Norma", "rovid_leiras": "Ékezetes tárgy"}}
+                                            "cel": "panasz", "termek": "Crossec Norma", "rovid_leiras": "Ékezetes tárgy"}}
 
 
 class Receiver:
