@@ -4,7 +4,7 @@ PKCE S256 check and the client secret), the signing keys and userinfo. The issue
 
 The users are a few staff of the configured domain (`staff.domain` in the YAML), one of each role through the
 groups the YAML's `staff.roles` names, one without a role, and one outsider of another domain. Real Google sends
-no groups; this fake sends a `groups` claim so that roles by group can be tried (docs/staff.md).
+no groups; this fake's userinfo sends a `groups` claim so that roles by group can be tried (docs/staff.md).
 Paths follow Google's where they can (`/o/oauth2/v2/auth`); the token endpoint is `/oidc/token`, since the sandbox's
 `/token` belongs to the service-account fake.
 """
@@ -159,9 +159,10 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-def _claims(user: User) -> dict[str, Any]:
+def _claims(user: User, groups: bool = False) -> dict[str, Any]:
+    """The user's claims; `groups` only from userinfo, so that the client's userinfo call is exercised."""
     claims = {"sub": hashlib.sha256(user.email.encode()).hexdigest()[:21], "email": user.email,
-              "email_verified": True, "name": user.name, "groups": list(user.groups)}
+              "email_verified": True, "name": user.name, **({"groups": list(user.groups)} if groups else {})}
     return {**claims, "hd": user.hd} if user.hd else claims
 
 
@@ -203,4 +204,4 @@ def userinfo() -> Response:
         response = _error(401, "invalid_token", "Invalid Credentials")
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return response
-    return jsonify(_claims(found[0]))
+    return jsonify(_claims(found[0], groups=True))

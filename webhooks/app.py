@@ -15,6 +15,7 @@ from . import admin, health, receiver
 from . import survey
 from . import complaints as complaints_admin
 from . import privacy
+from . import staff
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)
     app.register_blueprint(complaints_admin.bp)  # the complaint register page (HTML, staff only)
     app.register_blueprint(privacy.bp)  # consent withdrawal (staff only)
+    staff.init_app(app, settings)  # the staff console at /staff/ with its sign-in (docs/staff.md)
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
