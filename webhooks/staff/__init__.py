@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, g, render_template, session
 from werkzeug.exceptions import HTTPException
 
+from core import settings
 from core.workdays import BUDAPEST
 
 from . import pages, people  # noqa: F401  - their routes join the blueprint
@@ -23,7 +24,12 @@ def _page_context() -> dict[str, Any]:
     staff = g.get("staff")
     return {"t": translate, "lang": language(), "staff": staff, "csrf": session.get("csrf", ""),
             "may": (lambda permission: bool(staff and staff.may(permission))), "message": message,
-            "permissions": PERMISSIONS}
+            "permissions": PERMISSIONS, "category_label": _category_label}
+
+
+def _category_label(key: str | None) -> str:
+    spec = settings.get().config.categories.get(key or "")
+    return (spec.label.get(language()) or key or "") if spec else (key or "—")
 
 
 @bp.app_template_filter("staff_time")

@@ -41,7 +41,7 @@ HU = {
     "Event key": "Eseménykulcs",
     "any": "mind",
     "Filter": "Szűrés",
-    "Clear": "Törlés",
+    "Clear": "Szűrés nélkül",
     "rows shown, at most": "sor látható, legfeljebb",
     "Inbox event": "Esemény",
     "The payload is not shown: it holds personal data.": "A tartalom nem látható: személyes adatot tartalmaz.",
