@@ -246,3 +246,24 @@ def test_the_audit_page_is_for_ops_and_privacy(client: Any) -> None:
     assert client.get("/staff/audit").status_code == 403
     assert client.get("/staff/erasures").status_code == 403
     assert client.get("/staff/tickets").status_code == 200
+
+
+def test_a_customer_under_legal_hold_is_not_erased_from_the_console(client: Any) -> None:
+    from core.models import Customer
+    sign_in(client, PRIVACY)
+    customer_id = customer_with_email()
+    with store.session() as s:
+        s.get(Customer, customer_id).legal_hold = True
+    answer = client.post(f"/staff/customers/{customer_id}/erase", data={"csrf": csrf(client), "confirm": "yes"})
+    assert answer.headers["Location"] == f"/staff/customers/{customer_id}"
+    assert "legal hold" in client.get(f"/staff/customers/{customer_id}?lang=en").get_data(as_text=True)
+    with store.session() as s:
+        assert s.scalar(select(Erasure).where(Erasure.customer_id == customer_id)) is None
+
+
+def test_without_oidc_settings_the_console_says_what_is_missing(settings: Any) -> None:
+    from webhooks.app import create_app
+    bare = settings.model_copy(update={"env": settings.env.model_copy(
+        update={"oidc_issuer": None, "oidc_client_id": None, "oidc_client_secret": None})})
+    answer = create_app(bare).test_client().get("/staff/")
+    assert answer.status_code == 503 and "OIDC_ISSUER" in answer.get_data(as_text=True)
