@@ -267,3 +267,26 @@ def test_without_oidc_settings_the_console_says_what_is_missing(settings: Any) -
         update={"oidc_issuer": None, "oidc_client_id": None, "oidc_client_secret": None})})
     answer = create_app(bare).test_client().get("/staff/")
     assert answer.status_code == 503 and "OIDC_ISSUER" in answer.get_data(as_text=True)
+
+
+def test_the_overview_counts_open_tickets_past_their_deadline_and_reconciliations_last_run(client: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from core.models import Cursor, Ticket
+    from flows import reconcile
+    past = datetime.now(timezone.utc) - timedelta(days=3)
+    with store.session() as s:
+        s.add_all([Ticket(source_key="t:late", channel="email", happyfox_display_id="#LATE1", confirm_due_at=past),
+                   Ticket(source_key="t:closed", channel="email", happyfox_display_id="#CLOSED1",
+                          confirm_due_at=past, is_closed=True),
+                   Ticket(source_key="t:ok", channel="email", happyfox_display_id="#OK1", confirm_due_at=past,
+                          confirmed_at=past - timedelta(hours=1)),
+                   Cursor(name=reconcile.CURSOR, value='{"phase": "done", "since": "2026-01-01T00:00:00+00:00"}')])
+    dead_event()
+    sign_in(client, VIEWER)
+    page = client.get("/staff/?lang=en").get_data(as_text=True)
+    sla = page[page.index('id="sla"'):]
+    assert "deadline: 1</h2>" in sla and "#LATE1" in sla and "#CLOSED1" not in sla and "#OK1" not in sla
+    reconcile_card = page[page.index('id="reconcile"'):page.index('id="erasures"')]
+    assert "done" in reconcile_card and "never" in reconcile_card  # ran, repaired nothing yet
+    assert '<div class="big">1</div>' in page[page.index('id="dead-letters"'):]
