@@ -74,8 +74,10 @@ def dead_inbox_ids(running: Running) -> list[int]:
 
 
 def test_outsider_refused_viewer_limited_ops_replays_privacy_erases(running, browser, contexts, shots):
-    # A form submission that HappyFox refuses goes dead at once (a 400 is no transient failure).
-    running.sandbox.post("/_sandbox/faults", json={"service": "happyfox", "status": 400, "times": 1})
+    # A form submission whose HappyFox ticket is refused goes dead at once (a 400 is no transient failure). Only
+    # the ticket creation fails: a periodic job reading HappyFox meanwhile must not take the fault.
+    running.sandbox.post("/_sandbox/faults", json={"service": "happyfox", "method": "POST", "status": 400,
+                                                   "path": "/api/1.1/json/tickets/"})
     assert running.sandbox.post("/_sandbox/emit", json={"service": "form", "data": SUBMISSION}).status_code == 200
     [dead] = running.until("a dead inbox event", lambda: dead_inbox_ids(running))
 
