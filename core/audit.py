@@ -5,6 +5,7 @@ import hashlib
 import hmac
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import settings
@@ -23,3 +24,16 @@ def record(s: Session, actor: str, action: str, *, customer_id: int | None = Non
     entry = Audit(actor=actor, action=action, customer_id=customer_id, ticket_id=ticket_id, detail=detail or None)
     s.add(entry)
     return entry
+
+
+def listing(s: Session, actor: str | None = None, action: str | None = None, customer_id: int | None = None,
+            limit: int = 100) -> list[Audit]:
+    """The newest entries first, optionally of one actor, one action (or prefix ending in "."), one customer."""
+    query = select(Audit).order_by(Audit.id.desc()).limit(limit)
+    if actor:
+        query = query.where(Audit.actor == actor)
+    if action:
+        query = query.where(Audit.action.startswith(action) if action.endswith(".") else Audit.action == action)
+    if customer_id is not None:
+        query = query.where(Audit.customer_id == customer_id)
+    return list(s.scalars(query))

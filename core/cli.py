@@ -82,6 +82,7 @@ LAZY_COMMANDS = {
     "sla": "flows.sync_cli:sla",
     "complaints": "flows.complaints_cli:complaints",
     "report": "flows.complaints_cli:report",  # a group: other reports add subcommands there
+    "audit": "core.audit_cli:audit",
 }
 
 

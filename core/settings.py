@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +41,8 @@ SANDBOX_DEFAULTS = {
     "admin_token": "sandbox-admin-token",
     "secret_key": "sandbox-secret-key-not-for-production",
 }
+# The sandbox's fake OpenID Connect provider accepts this client (the staff console's sign-in, docs/staff.md).
+SANDBOX_OIDC = {"client_id": "switchboard-staff-console", "client_secret": "sandbox-oidc-client-secret"}
 # Gmail has no token variable (production signs in with a service account); against the sandbox this bearer is used.
 SANDBOX_GMAIL_TOKEN = "sandbox-gmail-token"
 
@@ -87,6 +90,11 @@ class Env(BaseSettings):
     mail_from: str = "Support <support@example.com>"
     form_webhook_secret: SecretStr | None = None
     admin_token: SecretStr | None = None
+    admin_tokens: SecretStr | None = None  # "name:token,name:token": one bearer token per script, named in the audit
+    # The staff console's sign-in (docs/staff.md): Google is https://accounts.google.com.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
     secret_key: SecretStr | None = None
     # Where customers reach this service (survey links in mails); an endpoint, so it comes from the environment.
     public_base_url: str = "http://127.0.0.1:8000"
@@ -106,6 +114,20 @@ class Env(BaseSettings):
         if secret is not None and not secret.get_secret_value().startswith("whsec_"):
             raise ValueError("expected a Standard Webhooks secret starting with 'whsec_'")
         return secret
+
+    @field_validator("admin_tokens")
+    @classmethod
+    def _named_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_script_tokens(value.get_secret_value())  # raises with the item's position, never its value
+        return value
+
+    def script_tokens(self) -> dict[str, str]:
+        """Bearer tokens by script name: ADMIN_TOKENS, plus ADMIN_TOKEN under the name "admin"."""
+        tokens = parse_script_tokens(self.secret("admin_tokens"))
+        if self.admin_token is not None and "admin" not in tokens:
+            tokens["admin"] = self.secret("admin_token")
+        return tokens
 
     @property
     def vendor_credentials(self) -> dict[str, tuple[Any, ...]]:
@@ -133,7 +155,7 @@ class Env(BaseSettings):
         if not self.happyfox_base_url:
             missing.append("HAPPYFOX_BASE_URL")
         for name in ("SECRET_KEY", "ADMIN_TOKEN", "FORM_WEBHOOK_SECRET", "GMAIL_USER"):
-            if not getattr(self, name.lower()):
+            if not getattr(self, name.lower()) and not (name == "ADMIN_TOKEN" and self.admin_tokens):
                 missing.append(name)
         if missing:
             raise ConfigError("environment: vendor credentials are set, so these are required too: "
@@ -167,12 +189,31 @@ class Env(BaseSettings):
         for name, value in SANDBOX_DEFAULTS.items():
             if getattr(self, name) is None:
                 updates[name] = value if name == "gmail_user" else SecretStr(value)
+        if self.oidc_issuer is None:  # staff sign in through the sandbox's fake Google, as it was started
+            updates.update(oidc_issuer=base_url, oidc_client_id=self.oidc_client_id or SANDBOX_OIDC["client_id"],
+                           oidc_client_secret=self.oidc_client_secret or SecretStr(SANDBOX_OIDC["client_secret"]))
         return self.model_copy(update=updates)
 
     def secret(self, name: str) -> str:
         """The plain value of a secret, or '' when unset (callers treat '' as "reject everything")."""
         value = getattr(self, name)
         return value.get_secret_value() if value is not None else ""
+
+
+SCRIPT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+
+
+def parse_script_tokens(text: str) -> dict[str, str]:
+    """`name:token,name:token` -> {name: token}. An error names the item's position, never what it holds."""
+    tokens: dict[str, str] = {}
+    for position, item in enumerate((i.strip() for i in text.split(",") if i.strip()), start=1):
+        name, _, token = item.partition(":")
+        if not SCRIPT_NAME.match(name.strip()) or not token.strip():
+            raise ValueError(f"item {position}: expected name:token (name: lowercase letters, digits, _ . -)")
+        if name.strip() in tokens:
+            raise ValueError(f"item {position}: the name is given twice")
+        tokens[name.strip()] = token.strip()
+    return tokens
 
 
 # ---------------------------------------------------------------- YAML (config/switchboard.yaml)
@@ -342,6 +383,22 @@ class InputSpec(Strict):
                 if isinstance(value, str) and len(value) > self.chars(name)}
 
 
+STAFF_ROLES = ("ops", "complaints", "privacy", "viewer")
+
+
+class StaffSpec(Strict):
+    """The staff console (docs/staff.md): who may sign in (an address of `domain`, verified by the provider) and
+    which roles each has; `roles` lists, per role, people's addresses or groups' addresses."""
+    domain: str = "example.com"
+    roles: dict[Literal["ops", "complaints", "privacy", "viewer"], list[str]] = {}
+    idle_minutes: int = Field(default=30, ge=1, le=24 * 60)   # a session unused this long has ended
+    max_hours: int = Field(default=10, ge=1, le=24)            # and any session after this long
+
+    def roles_of(self, email: str, groups: list[str]) -> list[str]:
+        names = {email.strip().lower(), *(g.strip().lower() for g in groups)}
+        return [role for role in STAFF_ROLES if names & {m.strip().lower() for m in self.roles.get(role, [])}]
+
+
 class Config(Strict):
     forms: dict[str, FormSpec]
     default_form: str = "website"
@@ -354,6 +411,7 @@ class Config(Strict):
     intake: IntakeSpec = IntakeSpec()
     complaints: ComplaintsSpec = ComplaintsSpec()
     input: InputSpec = InputSpec()
+    staff: StaffSpec = StaffSpec()
     limits: dict[str, LimitSpec] = {
         "hubspot": LimitSpec(requests=100, per_seconds=10),
         "hubspot_search": LimitSpec(requests=4, per_seconds=1),

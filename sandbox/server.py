@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from core.settings import Env, load_env
 
-from . import control, website
+from . import control, oidc, website
 from .state import Sandbox, credentials, current
 from .vendor import Refused, Vendor
 
@@ -70,6 +70,8 @@ def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
     for vendor in vendors.values():
         app.register_blueprint(vendor.blueprint)
     app.register_blueprint(control.bp)
+    app.register_blueprint(oidc.bp)  # the fake Google sign-in of the staff console
+    app.extensions["oidc"] = oidc.provider_for(env)
 
     @app.errorhandler(Refused)
     def _refused(exc: Refused) -> Response:

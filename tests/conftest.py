@@ -20,7 +20,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker inherits the controller's 
     os.environ["SWITCHBOARD_DATA_DIR"] = tempfile.mkdtemp(prefix=f"switchboard-test-{os.environ['PYTEST_XDIST_WORKER']}-")
 for _name in list(os.environ):  # a developer's real credentials must never reach a test
     if _name.startswith(("HUBSPOT_", "HAPPYFOX_", "AIRCALL_", "GMAIL_", "GOOGLE_", "SMTP_")) or _name in (
-            "DATABASE_URL", "REDIS_URL", "FORM_WEBHOOK_SECRET", "ADMIN_TOKEN", "SECRET_KEY", "SWITCHBOARD_CONFIG"):
+            "DATABASE_URL", "REDIS_URL", "FORM_WEBHOOK_SECRET", "ADMIN_TOKEN", "SECRET_KEY", "SWITCHBOARD_CONFIG",
+            "ADMIN_TOKENS", "OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"):
         del os.environ[_name]
 
 import httpx

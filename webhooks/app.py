@@ -17,6 +17,7 @@ from . import survey
 from . import complaints as complaints_admin
 from . import privacy
 from . import openapi
+from . import staff
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)  # GET /openapi.json: this service described
 
     health.register_outages(app)  # a database or queue outage: 503 with Retry-After, not a 500
+    staff.init_app(app, settings)  # the staff console at /staff/ with its sign-in (docs/staff.md)
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page

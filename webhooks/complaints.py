@@ -18,7 +18,7 @@ from core import audit, settings, store
 from core.models import Complaint, Ticket
 from core.workdays import BUDAPEST
 
-from .admin import staff_only
+from .admin import actor, staff_only
 
 bp = Blueprint("complaints_admin", __name__, url_prefix="/admin")
 LIMIT = 500
@@ -59,7 +59,7 @@ def register() -> Any:
     with store.session() as s:
         rows = s.execute(query.order_by(Complaint.received_at.desc()).limit(LIMIT)).all()
         s.expunge_all()
-        audit.record(s, "admin", "complaints.viewed", count=len(rows),
+        audit.record(s, actor(), "complaints.viewed", count=len(rows),
                      filters={k: v for k, v in args.items() if v})
     page = render_template("complaints/register.html", rows=rows, args=args, spec=spec, limit=LIMIT,
                            local=lambda m: m.astimezone(BUDAPEST).strftime("%Y-%m-%d %H:%M") if m else "",

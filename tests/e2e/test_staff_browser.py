@@ -1,0 +1,168 @@
+"""The staff console in a real headless Chromium at 1366x768, against `switchboard run` as a real subprocess and its
+sandbox's fake Google: sign in on the pick-a-user page; an outsider is refused; a viewer sees no replay or erase and
+is refused when they try anyway; ops replays a dead event, which then makes its ticket; privacy erases the customer
+behind the confirmation page and sees the receipt complete; the audit page names each of them. Screenshots of each
+step are kept in the test's tmp directory (`--basetemp` to choose where)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.settings import SANDBOX_DEFAULTS
+from tests.e2e.test_make_run import SUBMISSION, Running, confirmation_mails
+from tests.integration.test_run import Process, free_port
+
+pytestmark = pytest.mark.browser
+VIEWPORT = {"width": 1366, "height": 768}
+OPS, PRIVACY, VIEWER, OUTSIDER = ("anna.ops@example.com", "peter.privacy@example.com", "viktor.viewer@example.com",
+                                  "eve@example.org")
+ADMIN = {"Authorization": f"Bearer {SANDBOX_DEFAULTS['admin_token']}"}
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    port, sandbox_port, smtp_port = free_port(), free_port(), free_port()
+    process = Process(["run", "--port", str(port), "--sandbox-port", str(sandbox_port), "--smtp-port",
+                       str(smtp_port)], tmp_path, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    try:
+        process.wait_for_line("sandbox:")
+        process.wait_until_answering(f"http://127.0.0.1:{port}/healthz")
+        yield Running(process, port, sandbox_port)
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    path = tmp_path / "screenshots"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def contexts(browser: Any) -> Iterator[list[Any]]:
+    opened: list[Any] = []
+    yield opened
+    for context in opened:
+        context.close()
+
+
+def signed_in(browser: Any, contexts: list[Any], running: Running, email: str, shots: Path | None = None,
+              lang: str = "en") -> Any:
+    """A fresh browser (no cookies) through the provider's pick-a-user page; the page where it lands."""
+    context = browser.new_context(java_script_enabled=False, viewport=VIEWPORT)
+    contexts.append(context)
+    page = context.new_page()
+    page.goto(f"{running.base}/staff/?lang={lang}")
+    assert page.url.startswith(f"{running.sandbox.base_url}/o/oauth2/v2/auth?"), page.url
+    assert "code_challenge_method=S256" in page.url and "nonce=" in page.url and "state=" in page.url
+    if shots:
+        page.screenshot(path=shots / "1-pick-a-user.png")
+    page.locator(f'button[value="{email}"]').click()
+    page.wait_for_load_state()
+    return page
+
+
+def dead_inbox_ids(running: Running) -> list[int]:
+    rows = httpx.get(f"{running.base}/admin/inbox", params={"status": "dead"}, headers=ADMIN, timeout=10).json()
+    return [row["id"] for row in rows]
+
+
+def test_outsider_refused_viewer_limited_ops_replays_privacy_erases(running, browser, contexts, shots):
+    # A form submission whose HappyFox ticket is refused goes dead at once (a 400 is no transient failure). Only
+    # the ticket creation fails: a periodic job reading HappyFox meanwhile must not take the fault.
+    running.sandbox.post("/_sandbox/faults", json={"service": "happyfox", "method": "POST", "status": 400,
+                                                   "path": "/api/1.1/json/tickets/"})
+    assert running.sandbox.post("/_sandbox/emit", json={"service": "form", "data": SUBMISSION}).status_code == 200
+    [dead] = running.until("a dead inbox event", lambda: dead_inbox_ids(running))
+
+    outsider = signed_in(browser, contexts, running, OUTSIDER, shots)
+    assert outsider.locator("#refused").get_attribute("data-reason") == "domain"
+    assert "Only addresses of the company's Google Workspace domain may sign in." in outsider.inner_text("main")
+    outsider.screenshot(path=shots / "2-outsider-refused.png")
+    outsider.goto(f"{running.base}/staff/")
+    assert outsider.url.startswith(str(running.sandbox.base_url))  # still signed out
+
+    viewer = signed_in(browser, contexts, running, VIEWER)
+    assert viewer.url == f"{running.base}/staff/?lang=en"
+    assert "viktor.viewer@example.com" in viewer.inner_text("header")
+    assert viewer.locator("#dead-letters .big").inner_text() == "1"
+    nav = viewer.locator("nav").inner_text()
+    assert "Inbox" in nav and "Customers" not in nav and "Audit" not in nav
+    viewer.screenshot(path=shots / "3-viewer-overview.png")
+    viewer.goto(f"{running.base}/staff/inbox/{dead}")
+    assert viewer.locator("#replay").count() == 0 and "Only the ops role may replay." in viewer.inner_text("main")
+    token = viewer.locator('input[name="csrf"]').first.get_attribute("value")
+    forced = viewer.context.request.post(f"{running.base}/staff/inbox/{dead}/replay", form={"csrf": token},
+                                         max_redirects=0)
+    assert forced.status == 403
+    assert viewer.goto(f"{running.base}/staff/customers").status == 403
+    assert "Your role does not allow this." in viewer.inner_text("main")
+    viewer.screenshot(path=shots / "4-viewer-refused.png")
+    assert dead_inbox_ids(running) == [dead]
+
+    ops = signed_in(browser, contexts, running, OPS)
+    ops.get_by_role("link", name="Show them").click()
+    ops.get_by_role("link", name=str(dead), exact=True).click()
+    assert "The payload is not shown" in ops.inner_text("main") and "proba.anna" not in ops.content()
+    ops.screenshot(path=shots / "5-ops-dead-event.png")
+    ops.locator("#replay").click()
+    ops.wait_for_load_state()
+    assert "Replay queued" in ops.get_by_role("status").inner_text()
+    ops.screenshot(path=shots / "6-ops-replayed.png")
+    ticket = running.until("the ticket made by the replay",
+                           lambda: next(iter(running.state("happyfox")["tickets"].values()), None))
+    running.until("the confirmation", lambda: confirmation_mails(running.mail(), ticket["display_id"]))
+    ops.reload()
+    assert "done" in ops.locator("h1").inner_text()
+    ops.goto(f"{running.base}/staff/tickets")
+    assert ticket["display_id"] in ops.locator("#ticket-rows").inner_text()
+    ops.screenshot(path=shots / "7-ops-tickets.png")
+    ops.goto(f"{running.base}/staff/inbox?lang=hu")
+    assert "Beérkezett események" in ops.locator("h1").inner_text() and "done" in ops.locator("#inbox-rows").inner_text()
+    ops.screenshot(path=shots / "7b-ops-inbox-hu.png")
+    ops.goto(f"{running.base}/staff/config")
+    assert "A YAML fájl érvényes." in ops.locator("#config-result").inner_text()
+    ops.screenshot(path=shots / "7c-ops-config-hu.png")
+
+    privacy = signed_in(browser, contexts, running, PRIVACY, lang="hu")
+    privacy.get_by_role("link", name="Ügyfelek").click()
+    privacy.locator('input[name="q"]').fill("proba.anna@example.com")
+    privacy.get_by_role("button", name="Keresés").click()
+    privacy.locator("#customer-rows a").first.click()
+    assert "proba.anna@example.com" in privacy.locator("#identities").inner_text()
+    privacy.screenshot(path=shots / "8-privacy-customer-hu.png")
+    privacy.locator("#erase").click()
+    assert "Nem vonható vissza" in privacy.inner_text("main")
+    privacy.screenshot(path=shots / "9-erase-confirmation-hu.png")
+    privacy.locator("#erase-now").click()  # not ticked: nothing happens but a reminder
+    assert "A megerősítéshez jelölje be a négyzetet." in privacy.inner_text("main")
+    privacy.locator("#confirm").check()
+    privacy.locator("#erase-now").click()
+    assert re.search(r"/staff/erasures/\d+$", privacy.url)
+    receipt = privacy.url
+
+    def erased() -> bool:
+        privacy.goto(receipt)
+        return privacy.locator("#erasure-status").inner_text() == "done"
+
+    running.until("the erasure complete", erased)
+    privacy.screenshot(path=shots / "10-erasure-receipt-hu.png")
+    assert running.state("hubspot")["contacts"] == {}
+
+    privacy.goto(f"{running.base}/staff/audit?lang=en")
+    trail = privacy.locator(".audit-rows").inner_text()
+    for actor, action in ((OPS, "inbox.replayed"), (PRIVACY, "erasure.requested"), (PRIVACY, "customer.viewed"),
+                          (VIEWER, "staff.refused"), ("outsider", "staff.sign_in_refused")):
+        assert re.search(rf"{re.escape(actor)}\s+{re.escape(action)}", trail), (actor, action)
+    assert "proba.anna" not in trail
+    privacy.screenshot(path=shots / "11-audit.png", full_page=True)
+
+    privacy.get_by_role("button", name="Sign out").click()
+    assert "You are signed out." in privacy.inner_text("main")
+    assert "Traceback" not in running.process.text
