@@ -192,12 +192,12 @@ class HappyFoxClient:
         return self._post(f"/ticket/{int(ticket_id)}/staff_update/", payload)
 
     def assign(self, ticket_id: int | str, assignee: int) -> dict[str, Any]:
-        """Assign the ticket to a staff member with a message-less `staff_update/` (KB §8.1); setting it twice is
+        """Assign the ticket to a staff member with a message-less `staff_update/` (docs/vendors/happyfox.md); setting it twice is
         harmless. The ticket after it."""
         return self._post(f"/ticket/{int(ticket_id)}/staff_update/", {"staff": self.staff_id, "assignee": assignee})
 
     def subscribe(self, ticket_id: int | str, staff_ids: list[int]) -> Any:
-        """Subscribe staff members to the ticket (`subscribe/`, `data` + `staff_id`, §2.4)."""
+        """Subscribe staff members to the ticket (`subscribe/`, `data` + `staff_id`; docs/vendors/happyfox.md)."""
         return self._post(f"/ticket/{int(ticket_id)}/subscribe/", {"data": list(staff_ids), "staff_id": self.staff_id})
 
     def delete_ticket(self, ticket_id: int | str) -> str:

@@ -209,9 +209,9 @@ class Complaint(Base):
     keep_until: Mapped[date | None]
     # The complaint officer's workflow (policy 004 §11-§19, flows/complaint_officer.py).
     reasons: Mapped[str | None] = mapped_column(Text)                        # unfounded: the written reasons
-    referral: Mapped[str | None] = mapped_column(String(20))     # §19: damages | authority | labour | criminal
-    measure_checked_at: Mapped[datetime | None]                              # §18: the fulfilment checked
-    proposal: Mapped[str | None] = mapped_column(Text)   # §20: how to prevent this event type (quarterly report)
+    referral: Mapped[str | None] = mapped_column(String(20))     # policy 004 §19: damages | authority | labour | criminal
+    measure_checked_at: Mapped[datetime | None]                              # policy 004 §18: the fulfilment checked
+    proposal: Mapped[str | None] = mapped_column(Text)   # policy 004 §20: how to prevent this event type (quarterly report)
     answer_due_at: Mapped[datetime | None]                                   # the answer to the complainant
     answer_due_alerted_at: Mapped[datetime | None]
     answer_overdue_alerted_at: Mapped[datetime | None]

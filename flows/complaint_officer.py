@@ -1,18 +1,18 @@
 """The complaint officer's workflow (policy 004 §11-§19), each step once per complaint (keys in `effects`):
 
-- `route`: a new complaint goes to the officer at once (§11): the HappyFox ticket is assigned to
+- `route`: a new complaint goes to the officer at once (policy 004 §11): the HappyFox ticket is assigned to
   `complaints.officer.happyfox_assignee` and/or the staff group `happyfox_subscribers` is subscribed to it, and
   `officer.email` gets a mail (template `complaint_routed`). The answer to the complainant is due
   `complaints.answer_within_days` calendar days after receipt (`Complaint.answer_due_at`, to the day's end in
   Budapest), alerted by flows/complaint_deadlines.py.
-- `answer_unfounded`: an unfounded complaint whose reasons staff recorded gets its written answer (§16) as a
+- `answer_unfounded`: an unfounded complaint whose reasons staff recorded gets its written answer (policy 004 §16) as a
   customer-visible HappyFox reply from the template `complaint_unfounded_answer` in the customer's language (HU/EN),
   with the reasons; the 3-working-day deadline runs from the end of the investigation (flows/complaints.py).
-- `request_measure`: a founded complaint's measure, deadline and responsible person recorded (§17): the responsible
+- `request_measure`: a founded complaint's measure, deadline and responsible person recorded (policy 004 §17): the responsible
   person is mailed (template `complaint_measure`) at their address (`complaints.responsible`, or the field itself
   when it is an address); the deadline alerts reach them too, and the overdue one asks the officer to check the
-  measure was carried out (§18) until `measure_checked_at` is filled.
-- §19 (damages, authority, labour or criminal consequences) escalates to the managing director like a loss at the
+  measure was carried out (policy 004 §18) until `measure_checked_at` is filled.
+- policy 004 §19 (damages, authority, labour or criminal consequences) escalates to the managing director like a loss at the
   threshold: see `flows/complaints.py` `escalate`.
 """
 from __future__ import annotations

@@ -149,7 +149,7 @@ def numbers(quarter: str) -> Report:
             report.open += 1
             bucket["open"] += 1
         in_scope = c.received_at >= start or c.closed_at is None or c.closed_at >= start
-        if c.outcome == "founded" and c.proposal and in_scope:  # §20: a proposal per founded complaint's type
+        if c.outcome == "founded" and c.proposal and in_scope:  # policy 004 §20: a proposal per founded complaint's type
             report.proposals.setdefault(c.event_type or "unclassified", []).append(c.proposal)
         report.deadlines += _deadlines(c, display_id, start, end)
     report.by_channel = dict(sorted(channels.items()))

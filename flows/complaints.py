@@ -5,7 +5,7 @@
 - `apply(complaint_id, values, source)`: the fields staff fill (YAML-mapped HappyFox custom fields, HubSpot ticket
   properties) into the register; `flows/complaint_sync.py` brings them from ticket events and keeps the two
   vendors in step, and closes the complaint with its HappyFox ticket.
-- `escalate`: a potential loss at or above the threshold, or a §19 matter (`referral`: damages, authority, labour
+- `escalate`: a potential loss at or above the threshold, or a policy 004 §19 matter (`referral`: damages, authority, labour
   or criminal consequences), is mailed to the managing director once per complaint, also when raised later (the send is keyed `complaint-escalation:<id>` in `effects`).
 - Deadlines: unfounded → the written answer with reasons is due 3 working days after the investigation ended;
   founded → the measure's deadline. `flows/complaint_deadlines.py` lists and alerts them.
@@ -148,7 +148,7 @@ def escalate(complaint_id: int) -> bool:
         c = s.get(Complaint, complaint_id)
         assert c is not None
         at_threshold = c.loss_amount_huf is not None and c.loss_amount_huf >= spec.escalation_threshold_huf
-        if not (at_threshold or c.referral) or c.escalated_at:  # §11 loss, or §19 legal consequences
+        if not (at_threshold or c.referral) or c.escalated_at:  # policy 004 §11 loss, or §19 legal consequences
             return False
         ticket = s.get(Ticket, c.ticket_id)
         assert ticket is not None

@@ -195,7 +195,7 @@ def staff_pvtnote(ticket_id: int) -> Response:
 
 @bp.post("/ticket/<int:ticket_id>/subscribe/")
 def subscribe(ticket_id: int) -> Response:
-    """`{"data": [staff ids], "staff_id": 1}` (§2.4): the staff become subscribers, each once."""
+    """`{"data": [staff ids], "staff_id": 1}` (docs/vendors/happyfox.md): the staff become subscribers, each once."""
     with current().lock:
         state, data = store(), body()
         ticket = ticket_of(state, ticket_id)

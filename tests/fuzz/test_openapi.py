@@ -37,6 +37,8 @@ def flask_routes(app: Any) -> set[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":  # Flask's own, and this app has no static folder
             continue
+        if rule.rule.startswith("/staff/"):  # the staff console: HTML pages behind sign-in, not an API (docs/staff.md)
+            continue
         paths = [f"/webhooks/{name}" for name in receiver.SOURCES] if rule.rule == "/webhooks/<name>" \
             else [re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)]
         routes |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"} for path in paths}

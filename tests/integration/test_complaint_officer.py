@@ -1,7 +1,7 @@
 """The complaint officer's workflow over the sandbox (policy 004 §11-§19): a new complaint is assigned and mailed to
 the officer at once; an unfounded one gets its written answer with reasons from the HU/EN template; a founded one's
 measure goes to its responsible person, whose deadline alerts (over Christmas) reach them and then ask for the
-fulfilment check; §19 matters reach the managing director; the answer deadline (30 days, configurable) is alerted."""
+fulfilment check; policy 004 §19 matters reach the managing director; the answer deadline (30 days, configurable) is alerted."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -102,7 +102,7 @@ def test_a_founded_complaints_measure_reaches_its_responsible_person_and_asks_fo
     assert (c.id, "overdue") in complaint_deadlines.alert(datetime(2026, 12, 29, 8, tzinfo=timezone.utc))
     alerts = [m for m in flow.mail() if m["subject"].startswith("Panasz határidő") and "intézkedés" in m["subject"]]
     assert [sorted(m["to"]) for m in alerts] == [sorted([OFFICER, FINANCE])] * 2
-    assert "ellenőriznie" not in alerts[0]["text"] and "ellenőriznie" in alerts[1]["text"]  # §18 check
+    assert "ellenőriznie" not in alerts[0]["text"] and "ellenőriznie" in alerts[1]["text"]  # policy 004 §18 check
 
     staff.deliver(staff.write(ticket.happyfox_id, measure_checked_at="2026-12-29"))
     assert complaint().measure_checked_at is not None
