@@ -93,16 +93,23 @@ def main(log_level: str) -> None:
     logs.configure(log_level.upper())
 
 
+def require_vendors(loaded: settings.Settings) -> None:
+    """Exit 2 with one line when the vendors would be a sandbox that is not running."""
+    try:
+        loaded.env.require_vendors()
+    except NoSandbox as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(2)
+
+
 def load_settings(vendors: bool = False) -> settings.Settings:
     """Settings for a command, or a readable error and exit status 2: never a traceback. A command that talks to
     the vendors (`vendors=True`) checks first that it can, so that it leaves no half-done work behind."""
     try:
         loaded = settings.load()
         if vendors:
-            loaded.env.require_vendors()
+            require_vendors(loaded)
         return settings.use(loaded)
-    except NoSandbox as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
     except ConfigError as exc:
         console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
     sys.exit(2)

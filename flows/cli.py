@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from core.cli import load_settings
+from core.cli import load_settings, require_vendors
 from core.reports import ManualReport
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: one line per row, never wrapped
@@ -115,7 +115,7 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
     from core import store
     from core.models import Ticket
     from flows import inbox as inbox_flow
-    loaded = load_settings(vendors=True)
+    loaded = load_settings()
     from core.reports import attachment_problems
     from core.workdays import BUDAPEST
     try:
@@ -144,6 +144,7 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
         errors.print(f"[red]{field_name}[/red]: {problem}")
     if problems:
         sys.exit(2)
+    require_vendors(loaded)  # after the report is checked, before anything is stored: nothing half-done
     with store.session() as s:
         row, created = store.put_inbox(s, "manual", report.key or str(uuid.uuid4()), "manual",
                                        report.model_dump(mode="json", exclude={"key"}))

@@ -22,7 +22,7 @@ TEXT_MAX = {"person_concerned": 200, "measure_responsible": 200, "measure": 4000
 OUTCOMES = {"founded": "founded", "megalapozott": "founded", "alapos": "founded", "jogos": "founded",
             "unfounded": "unfounded", "megalapozatlan": "unfounded", "alaptalan": "unfounded",
             "nem jogos": "unfounded"}
-# Policy 004 §19: what may follow from the complaint and goes to the managing director, in either language.
+# policy 004 §19: what may follow from the complaint and goes to the managing director, in either language.
 REFERRALS = {"damages": "damages", "kártérítés": "damages", "karterites": "damages",
              "authority": "authority", "hatósági": "authority", "hatosagi": "authority",
              "labour": "labour", "labor": "labour", "munkajogi": "labour",

@@ -274,7 +274,7 @@ def write(quarter: str, out_dir: Path, language: str | None = None, on_step: Ste
 
 # ---------------------------------------------------------------- the whole register, for an auditor
 
-# Policy 004 §12: the register's twelve fields, in its order, after our two ids.
+# policy 004 §12: the register's twelve fields, in its order, after our two ids.
 REGISTER_COLUMNS = ["complaint", "ticket", "1_customer", "2_description", "3_received_at", "4_channel",
                     "5_event_type", "6_person_concerned", "7_loss_amount_huf", "8_measure",
                     "9_measure_deadline_responsible", "10_status", "11_outcome", "12_closed_at"]

@@ -49,7 +49,7 @@ def erase(email: str | None, phone: str | None, queue: bool) -> None:
     """Erase everything every processor and Switchboard hold about a person."""
     from flows import erasure
     _person(email, phone)
-    load_settings(vendors=True)
+    load_settings(vendors=not queue)
     try:
         erasure_id = erasure.request(email=email, phone=phone, actor="cli")
     except ValueError as exc:
@@ -176,7 +176,7 @@ def retention_withdraw(email: str | None, phone: str | None) -> None:
     """Record a withdrawal of consent: the person's data is due now."""
     from flows import retention as flow
     _person(email, phone)
-    load_settings(vendors=True)
+    load_settings()
     customer_id = flow.withdraw_consent(email=email, phone=phone, actor="cli")
     if customer_id is None:
         errors.print("no customer matches")

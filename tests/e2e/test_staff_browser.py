@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from core.settings import SANDBOX_DEFAULTS
-from tests.e2e.test_make_run import SUBMISSION, Running, confirmation_mails
+from tests.e2e.conftest import Running
+from tests.e2e.test_make_run import SUBMISSION, confirmation_mails
 from tests.integration.test_run import Process, free_port
 
 pytestmark = pytest.mark.browser
