@@ -2,7 +2,7 @@
 from prometheus_client import REGISTRY, Counter, Gauge
 
 INBOX_RECEIVED = Counter("switchboard_inbox_received_total", "Inbound events by source and outcome",
-                         ["source", "outcome"])  # stored | repeat | rejected
+                         ["source", "outcome"])  # stored | repeat | ignored | rejected | invalid
 JOBS = Counter("switchboard_jobs_total", "Jobs run by name and outcome", ["job", "outcome"])
 SLA_BREACHES = Counter("switchboard_sla_breaches_total", "Confirmation SLA breaches detected", ["kind"])
 INBOX_BACKLOG = Gauge("switchboard_inbox_backlog", "Inbox rows by status", ["status"])

@@ -169,7 +169,6 @@ def _erased(call: Call, event: inbox.Event) -> bool:
     return blocked(ACTOR, inbox_id=event.id, aircall_call=call.id)
 
 
-@inbox.on("aircall", "call.ended")
 def on_call_ended(event: inbox.Event) -> str | None:
     call = Call.of(event)
     if _erased(call, event):  # a late event of an erased person's call: not copied back (flows/retention.py)
@@ -184,7 +183,6 @@ def on_call_ended(event: inbox.Event) -> str | None:
     return _log_call(call, customer_id)
 
 
-@inbox.on("aircall", "call.voicemail_left")
 def on_voicemail_left(event: inbox.Event) -> int | None:
     call = Call.of(event)
     if not call.voicemail or not settings.get().config.intake.ticket_on_voicemail or _erased(call, event):

@@ -239,7 +239,6 @@ def _is_echo(change: payloads.HubSpotEvent, ticket_id: int) -> bool:
     return str(change.property_value) == last_mirrored(ticket_id)
 
 
-@inbox.on("hubspot", "ticket.propertyChange")
 def on_hubspot_ticket_change(event: inbox.Event) -> str | None:
     change = payloads.read(event, payloads.HubSpotEvent)
     if change.property_name != STAGE_PROPERTY:
@@ -270,9 +269,8 @@ def _in_step(ticket_id: int, hint: dict[str, Any]) -> bool:
     return not hubspot_id or target is None or mirrored == target
 
 
-@inbox.on("happyfox", "ticket")
 def on_happyfox_ticket(event: inbox.Event) -> Mirrored | None:
-    """Runs after intake's handler for the same event (registered after it), so a mailbox ticket is already
+    """Runs after intake's handler for the same event (flows/routes.py), so a mailbox ticket is already
     linked. A ticket we do not know (not yet linked, or deleted) is left to reconciliation."""
     change = payloads.read(event, payloads.HappyFoxTicketEvent)
     with store.session() as s:

@@ -4,7 +4,7 @@ mirror (flows/closure.py): the fields staff fill in either system go into the re
 it; a customer-visible staff reply after the investigation is the written answer; the officer's steps follow
 (flows/complaint_officer.py).
 
-The inbox handlers at the bottom run after intake's (a complaint-category ticket is registered as soon as intake
+The inbox handlers at the bottom run after intake's (flows/routes.py) (a complaint-category ticket is registered as soon as intake
 has made it) and only re-read a HappyFox ticket that is, or has just become, a complaint.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from core import audit, settings, store
 from core.models import Complaint, Ticket
 
 from . import complaint_fields as fields
-from . import complaint_officer, inbox, intake, payloads, vendors  # noqa: F401 - intake's handlers are registered before ours
+from . import complaint_officer, inbox, payloads, vendors
 from .complaints import ACTOR, apply, close, complaint_category, find, register, reopen
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def sync_from_hubspot(hubspot_ticket_id: str, property_name: str, value: Any) ->
     return complaint_id
 
 
-# ---------------------------------------------------------------- inbox handlers (registered in flows/tasks.py)
+# ---------------------------------------------------------------- inbox handlers (routed in flows/routes.py)
 
 def on_intake(event: inbox.Event) -> int | None:
     """After intake made the ticket of a form or manual report: the register record, when it is a complaint."""
@@ -155,9 +155,3 @@ def on_hubspot_property(event: inbox.Event) -> int | None:
     if change.property_name is None:
         return None
     return sync_from_hubspot(str(change.object_id), change.property_name, change.property_value)
-
-
-inbox.on("form", "form")(on_intake)
-inbox.on("manual", "manual")(on_intake)
-inbox.on("happyfox", "ticket")(on_happyfox_ticket)
-inbox.on("hubspot", "ticket.propertyChange")(on_hubspot_property)

@@ -26,7 +26,7 @@ from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Ticket
 
-from . import calls, effects, identity, inbox, intake, payloads, vendors  # noqa: F401 - their handlers run first
+from . import calls, effects, identity, inbox, payloads, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "sla"
@@ -96,10 +96,6 @@ def on_call_ended(event: inbox.Event) -> list[int]:
             Ticket.customer_id.in_(customers), Ticket.first_response_at.is_(None), Ticket.is_closed.is_(False),
             Ticket.opened_at <= call.started_at))) if customers else []
     return [ticket_id for ticket_id in waiting if record(ticket_id, call.started_at, "call")]
-
-
-inbox.on("happyfox", "ticket")(on_happyfox_ticket)
-inbox.on("aircall", "call.ended")(on_call_ended)
 
 
 # ---------------------------------------------------------------- waiting tickets and their alerts

@@ -13,8 +13,7 @@ registered for its (source, kind) and keeps the row's status honest.
   seconds (`core.jobs.recovery`), and the clock once a minute. Sweeps in several processes at once enqueue each
   row once: a row is taken for requeueing by a conditional UPDATE.
 
-Flows add themselves to HANDLERS with one line: `inbox.on("aircall", "call.ended")(calls.on_call_ended)`. A key
-may carry several handlers (intake and closure both read HappyFox ticket events); each must be idempotent, and
+Which handlers run for an event, and in what order, is flows/routes.py's table. Each must be idempotent, and
 reads the payload through `flows.payloads.read`, which raises Permanent for a payload it cannot use.
 """
 from __future__ import annotations
@@ -59,17 +58,6 @@ class Event:
 
 
 Handler = Callable[[Event], Any]
-HANDLERS: dict[tuple[str, str], tuple[Handler, ...]] = {}
-
-
-def on(source: str, kind: str) -> Callable[[Handler], Handler]:
-    """Register a handler for events of `source` and `kind` (decorator, or `on(s, k)(fn)`)."""
-    def register(handler: Handler) -> Handler:
-        current = HANDLERS.get((source, kind), ())
-        if handler not in current:
-            HANDLERS[(source, kind)] = (*current, handler)
-        return handler
-    return register
 
 
 class Permanent(Exception):
@@ -139,7 +127,6 @@ def _finish(inbox_id: int, status: str, error: str | None = None) -> int:
 def run(inbox_id: int, retries_left: int | None = None) -> str:
     """Process one inbox row; its status afterwards. `retries_left` is what huey has left for this job (None
     when called directly); the row's attempt count against core.jobs.RETRIES decides too."""
-    import flows.tasks  # noqa: F401 - every handler registered, however this process was started
     event = _claim(inbox_id)
     if event is None:
         log.info("inbox %s: not claimable (done, dead or running elsewhere)", inbox_id)
@@ -156,7 +143,8 @@ def _renew(inbox_id: int, now: datetime) -> None:
 
 def _run_claimed(event: Event, retries_left: int | None) -> str:
     inbox_id = event.id
-    handlers = HANDLERS.get((event.source, event.kind), ())
+    from .routes import handlers_for  # the table imports the flows, and they import this module
+    handlers = handlers_for(event.source, event.kind)
     try:
         with effects.attempt(retry=event.retry):
             for handler in handlers:

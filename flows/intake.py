@@ -317,12 +317,10 @@ def _earlier_language(email: str | None, phone: str | None) -> str | None:
         return found[0].language if found else None
 
 
-@inbox.on("form", "form")
 def on_form(event: inbox.Event) -> int:
     return register(report_from_form(event))
 
 
-@inbox.on("manual", "manual")
 def on_manual(event: inbox.Event) -> int:
     return register(report_from_manual(event))
 
@@ -386,7 +384,6 @@ def erased_ticket(happyfox_id: int, inbox_id: int | None = None) -> bool:
     return blocked(ACTOR, inbox_id=inbox_id, happyfox_ticket=happyfox_id)
 
 
-@inbox.on("happyfox", "ticket")
 def on_happyfox_ticket(event: inbox.Event) -> int | None:
     """A HappyFox ticket event. A ticket Switchboard created (our key stamped on it, or its id known) is left to
     the other flows; one HappyFox created from the support mailbox is linked to its customer and mirrored like a

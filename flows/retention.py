@@ -271,7 +271,6 @@ def _truthy(value: Any) -> bool:
     return str(value or "").strip().lower() not in ("", "false", "no", "0", "none", "null")
 
 
-@inbox.on("hubspot", "contact.propertyChange")
 def on_contact_property(event: inbox.Event) -> str | None:
     """HubSpot owns contact properties: a contract end or a consent withdrawal set there reaches us here."""
     spec = settings.get().config.retention
@@ -297,7 +296,6 @@ def on_contact_property(event: inbox.Event) -> str | None:
     return None
 
 
-@inbox.on("admin", "consent.withdrawn")
 def on_admin_withdrawal(event: inbox.Event) -> int | None:
     """`POST /admin/customers/consent-withdrawal` (webhooks/privacy.py) stores the request; this applies it."""
     request = payloads.read(event, payloads.ConsentWithdrawal)

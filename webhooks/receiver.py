@@ -15,6 +15,7 @@ from flask import Blueprint, Request, Response, jsonify, request
 from core import ingest, settings
 from core.metrics import INBOX_RECEIVED
 from core.settings import Config, Env
+from flows import routes
 
 from .aircall import source as aircall
 from .events import Event, Invalid, Rejected
@@ -60,15 +61,21 @@ def receive(name: str) -> tuple[Response, int]:
 
 
 def accept(source: str, events: list[Event]) -> tuple[Response, int]:
-    """Store the events durably, queue the new ones, answer 202 (anything new) or 200 (all repeats). The write is a
-    group commit shared with the other requests in flight, and the jobs are queued by batch (core/ingest.py)."""
-    stored = ingest.store_events(source, [(event.key, event.kind, event.payload) for event in events])
+    """Store the events durably, queue the new ones, answer 202 (anything new) or 200 (all repeats, or nothing
+    routed). The write is a group commit shared with the other requests in flight, and the jobs are queued by
+    batch (core/ingest.py). An event no route names (flows/routes.py) is accepted and ignored: not stored, counted."""
+    routed = [event for event in events if routes.is_routed(source, event.kind)]
+    if len(routed) < len(events):
+        INBOX_RECEIVED.labels(source, "ignored").inc(len(events) - len(routed))
+    stored = ingest.store_events(source, [(event.key, event.kind, event.payload) for event in routed]) if routed else []
     ids = [inbox_id for inbox_id, _ in stored]
     new = [inbox_id for inbox_id, created in stored if created]
     if new:
         INBOX_RECEIVED.labels(source, "stored").inc(len(new))
     if len(ids) > len(new):
         INBOX_RECEIVED.labels(source, "repeat").inc(len(ids) - len(new))
-    body = {"id": str(ids[0]) if ids else None, "ids": [str(i) for i in ids]}
+    body: dict[str, object] = {"id": str(ids[0]) if ids else None, "ids": [str(i) for i in ids]}
+    if len(routed) < len(events):
+        body["ignored"] = len(events) - len(routed)
     # A plain Response: jsonify's provider lookup and key sorting cost more than the answer is worth here.
     return Response(json.dumps(body), mimetype="application/json"), 202 if new else 200

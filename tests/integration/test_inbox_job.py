@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from core import jobs, store
 from core.models import InboxEvent
-from flows import inbox
+from flows import inbox, routes
 
 from .flowkit import objects, put_form, queue, row, signed, tickets  # noqa: F401 - queue is a fixture
 
@@ -127,7 +127,7 @@ def test_a_running_row_whose_lease_is_renewed_is_never_taken(queue, sandbox, mon
         leases.renew_all()                 # ...with the heartbeat renewing it meanwhile
         seen["stale"] = inbox.stale(queue_idle=True)
 
-    monkeypatch.setitem(inbox.HANDLERS, ("form", "form"), (slow,))
+    monkeypatch.setitem(routes.ROUTES, ("form", "form"), (slow,))
     assert inbox.run(inbox_id) == "done"
     assert inbox_id not in seen["stale"]
 

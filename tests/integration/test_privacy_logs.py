@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, Table, inspect, select
 
 from core import jobs, logs, store
 from core.models import Ticket
-from flows import access, erasure, inbox, reconcile, vendors
+from flows import access, erasure, inbox, reconcile, routes, vendors
 from sandbox.aircall import simulate_call
 
 from .flowkit import put, put_form, run
@@ -95,7 +95,7 @@ def test_every_flow_with_one_persons_data_leaves_none_in_logs_and_none_where_onl
     def fails(event: Any) -> None:
         raise ValueError(f"cannot reach {EMAIL} or {PHONE}")
 
-    monkeypatch.setitem(inbox.HANDLERS, ("form", "form"), (fails,))
+    monkeypatch.setitem(routes.ROUTES, ("form", "form"), (fails,))
     failing = put_form(EMAIL, phone=WRITTEN_PHONE)
     huey_runs(inbox.process_inbox.s(failing))
     monkeypatch.undo()

@@ -1,0 +1,42 @@
+"""What Switchboard does with every event it stores: for each (source, kind), the handlers in the order they run.
+
+This table is the one place that decides it. The receiver accepts and ignores (counted on `/metrics`) a vendor
+event that no route names, so a subscription nobody handles costs nothing and is visible. Every handler is
+idempotent (an event may run twice) and reads its payload through `flows.payloads.read`.
+
+Sources: `form` (the website form, signed webhook), `aircall`, `happyfox` (smart rule), `hubspot` (app
+subscriptions), and two of our own: `manual` (`switchboard ticket create`, `POST /admin/tickets`) and `admin`
+(`POST /admin/customers/consent-withdrawal`). docs/vendors.md says which events an admin subscribes to.
+"""
+from __future__ import annotations
+
+from . import calls, closure, complaint_sync, first_response, intake, retention
+from .inbox import Handler
+
+ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
+    # A customer's report: a customer and a ticket in our store, HappyFox and HubSpot, and the confirmation mail;
+    # then, for a complaint category, its register entry (which needs intake's ticket).
+    ("form", "form"): (intake.on_form, complaint_sync.on_intake),
+    ("manual", "manual"): (intake.on_manual, complaint_sync.on_intake),
+    # A HappyFox ticket created or changed. Intake first links a ticket HappyFox made from the support mailbox;
+    # then closure mirrors its status (a closure sends the survey), first response stops its confirmation clock,
+    # and the complaint register reads its complaint fields.
+    ("happyfox", "ticket"): (intake.on_happyfox_ticket, closure.on_happyfox_ticket,
+                             first_response.on_happyfox_ticket, complaint_sync.on_happyfox_ticket),
+    # A call: logged on HubSpot (a missed one opens a ticket); a call back counts as the first response.
+    ("aircall", "call.ended"): (calls.on_call_ended, first_response.on_call_ended),
+    ("aircall", "call.voicemail_left"): (calls.on_voicemail_left,),
+    # A HubSpot ticket's stage changed by staff there: mirrored to HappyFox; complaint fields to the register.
+    ("hubspot", "ticket.propertyChange"): (closure.on_hubspot_ticket_change, complaint_sync.on_hubspot_property),
+    # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure.
+    ("hubspot", "contact.propertyChange"): (retention.on_contact_property,),
+    ("admin", "consent.withdrawn"): (retention.on_admin_withdrawal,),
+}
+
+
+def handlers_for(source: str, kind: str) -> tuple[Handler, ...]:
+    return ROUTES.get((source, kind), ())
+
+
+def is_routed(source: str, kind: str) -> bool:
+    return (source, kind) in ROUTES
