@@ -25,7 +25,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", 24))  # for a verdict: 5 left it to 
 WARMUP = 0.5
 CLIENT_PROCESSES = 2
 THREADS_PER_PROCESS = int(os.environ.get("BENCH_THREADS", 6))
-GUNICORN_WORKERS = int(os.environ.get("WEB_CONCURRENCY", 2))  # production's default (core/cli.py serve)
+GUNICORN_WORKERS = int(os.environ.get("WEB_CONCURRENCY", 2))  # production's default (switchboard/cli.py serve)
 
 FORM = {"form": "website", "fields": {"vezeteknev": "Bench", "keresztnev": "Berta", "email": "berta@example.com",
                                       "cel": "hibabejelentes", "termek": "Norma", "rovid_leiras": "Terhelés"}}
@@ -194,7 +194,7 @@ def bare_app() -> Any:
 
 
 def serve_werkzeug(app: Any) -> tuple[Any, str]:
-    """werkzeug's threaded server in this process, as `switchboard run` serves (core/runtime.py)."""
+    """werkzeug's threaded server in this process, as `switchboard run` serves (switchboard/runtime.py)."""
     from werkzeug.serving import make_server
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -202,13 +202,13 @@ def serve_werkzeug(app: Any) -> tuple[Any, str]:
 
 
 def gunicorn_main(argv: list[str]) -> None:
-    """Subprocess entry: serve `bare` or `ours` with production's gunicorn configuration (core/runtime.py
+    """Subprocess entry: serve `bare` or `ours` with production's gunicorn configuration (switchboard/runtime.py
     serve_gunicorn) on 127.0.0.1:port."""
     import logging
     quiet = logging.StreamHandler()
     quiet.setLevel(logging.WARNING)  # gunicorn's start and stop notices are INFO
     logging.basicConfig(handlers=[quiet])
-    from core import runtime
+    from switchboard import runtime
     side, port, workers = argv[0], int(argv[1]), int(argv[2])
     runtime.serve_gunicorn("127.0.0.1", port, workers, app_factory=bare_app if side == "bare" else None)
 

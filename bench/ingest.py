@@ -39,7 +39,7 @@ class Setup:
 SETUPS = (
     Setup("werkzeug", "sqlite", "the embedded default (`switchboard run`): werkzeug's threaded server (a thread per "
           "connection) and SQLite (WAL, synchronous=FULL), both apps in the bench process", rounds=harness.ROUNDS),
-    Setup("gunicorn", "sqlite", "production's server (`switchboard serve`, core/runtime.py) on SQLite: a gunicorn "
+    Setup("gunicorn", "sqlite", "production's server (`switchboard serve`, switchboard/runtime.py) on SQLite: a gunicorn "
           f"master per side, {harness.GUNICORN_WORKERS} (WEB_CONCURRENCY) gthread workers x {{threads}} threads, "
           "no access log; the same configuration for both apps"),
     Setup("gunicorn", "postgresql", "production's server as a PaaS runs it, on the local PostgreSQL "
@@ -80,7 +80,8 @@ class Measured:
 
 
 def measure(setup: Setup, url: str, sandbox: Any, scratch: str) -> Measured:
-    from core import runtime, store
+    from core import store
+    from switchboard import runtime
     from core import settings as settings_module
     from core.settings import Env, load_config
     from webhooks.app import create_app
@@ -212,7 +213,7 @@ def _table(measured: Measured) -> list[str]:
 
 
 def report(results: dict[Setup, Measured | None], calls: dict[str, int]) -> str:
-    from core import runtime  # here: importing core before run() set SWITCHBOARD_DATA_DIR would fix huey's file
+    from switchboard import runtime  # here: importing core before run() set SWITCHBOARD_DATA_DIR would fix huey's file
     lines = [
         "## Webhook ingest (`bench/ingest.py`)",
         "",
@@ -229,7 +230,7 @@ def report(results: dict[Setup, Measured | None], calls: dict[str, int]) -> str:
     for setup in SETUPS:
         measured = results.get(setup)
         heading = "Verdict" if setup == VERDICT else "For comparison"
-        title = setup.title.format(threads=runtime.THREADS)  # core/runtime.py's own figure, never a copy
+        title = setup.title.format(threads=runtime.THREADS)  # switchboard/runtime.py's own figure, never a copy
         lines += [f"### {heading}: {setup.server} on {setup.database}", "", title[0].upper() + title[1:] + ".", ""]
         lines += _table(measured) if measured else ["Not measured: PostgreSQL could not be reached."]
         lines.append("")

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from core.cli import load_settings
+from core.commands import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 

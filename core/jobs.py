@@ -61,7 +61,7 @@ def job(fn: Callable[..., Any] | None = None, *, retries: int = RETRIES, **optio
 def enqueue(name: str, *args: Any) -> Any:
     """Queue the job registered as `name` (its function's name), for code that may not import flows."""
     if name not in _by_name:
-        raise LookupError(f"no job named {name!r}: core.runtime.load_jobs() imports the job modules")
+        raise LookupError(f"no job named {name!r}: switchboard.runtime.load_jobs() imports the job modules")
     return _by_name[name](*args)
 
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from core.cli import load_settings, require_vendors
+from core.commands import load_settings, require_vendors
 from core.reports import ManualReport
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: one line per row, never wrapped

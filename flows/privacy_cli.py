@@ -14,7 +14,7 @@ from rich.table import Table
 
 from core import progress
 from core.addresses import InvalidAddress, mailbox
-from core.cli import load_settings
+from core.commands import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core import progress
-from core.cli import load_settings
+from core.commands import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: one line per row, never wrapped
 errors = Console(stderr=True)

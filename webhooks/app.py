@@ -6,18 +6,13 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import flows.tasks  # noqa: F401 - every job registered: the receiver queues them by name
 from core import settings as settings_module
 from core.settings import Settings
 
-from core import runtime
-
-from . import admin, health, home, receiver
-from .events import Invalid
-from . import survey
+from . import admin, health, home, openapi, privacy, receiver, staff, survey
 from . import complaints as complaints_admin
-from . import privacy
-from . import openapi
-from . import staff
+from .events import Invalid
 
 
 class CookieSessions(SecureCookieSessionInterface):
@@ -39,7 +34,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.config.attachments_max_bytes + 1024 * 1024
     # Behind a PaaS router the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    runtime.load_jobs()  # the receiver queues jobs by name
     for blueprint in (home.bp, health.bp, receiver.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)

@@ -29,8 +29,8 @@ def test_the_lock_installs_into_a_fresh_environment_and_the_package_imports(tmp_
     # Not editable: the import below must come from the installed copy, not from this checkout.
     run(*pip, "--no-build-isolation", str(ROOT), cwd=tmp_path)
     run(python, "-m", "pip", "check", cwd=tmp_path)  # every declared requirement (and theirs) is in the lock
-    imported = run(python, "-c", "import core.cli, webhooks.app, flows.tasks, sandbox.server, connectors.hubspot; "
-                   "print(core.cli.__file__)", cwd=tmp_path)
+    imported = run(python, "-c", "import switchboard.cli, webhooks.app, flows.tasks, sandbox.server, "
+                   "connectors.hubspot; print(switchboard.cli.__file__)", cwd=tmp_path)
     assert imported.stdout.strip().startswith(str(venv)), imported.stdout
     help_text = run(str(venv / "bin" / "switchboard"), "--help", cwd=tmp_path)
     assert "serve" in help_text.stdout and "worker" in help_text.stdout

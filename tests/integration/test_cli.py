@@ -153,7 +153,7 @@ def test_services_script_fails_in_ci_when_postgres_is_unreachable(ci, status):
 def test_procfile_declares_the_four_processes_with_existing_commands():
     import click
 
-    from core.cli import main
+    from switchboard.cli import main
     processes = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert {name: command.strip() for name, command in processes.items()} == {
         "web": "switchboard serve", "worker": "switchboard worker", "clock": "switchboard clock",
@@ -171,7 +171,7 @@ def test_pyproject_declares_the_application():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["name"] == "switchboard"
     assert project["project"]["requires-python"].startswith(">=3.11")
-    assert project["project"]["scripts"] == {"switchboard": "core.cli:main"}
+    assert project["project"]["scripts"] == {"switchboard": "switchboard.cli:main"}
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
     assert {"connectors*", "flows*", "webhooks*", "core*", "sandbox*"} <= set(packages)
     for requirement in project["project"]["dependencies"]:

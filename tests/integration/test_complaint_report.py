@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from core import settings as settings_module
 from core import jobs, store
-from core.cli import main
+from switchboard.cli import main
 from core.models import Complaint, Ticket
 from flows import complaint_report
 from webhooks.app import create_app

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core import settings as settings_module
 from core import store
-from core.cli import main
+from switchboard.cli import main
 from core.models import Complaint
 from core.workdays import BUDAPEST
 from flows import complaint_deadlines, complaints

@@ -155,7 +155,7 @@ def test_cli_erase_status_and_list(flow, settings):
     CLI, run by a worker (here, in-process), and followed with `erasure status` and `erasure list`."""
     from core import jobs
     from core import settings as settings_module
-    from core.cli import main
+    from switchboard.cli import main
     present_everywhere(flow)
     runner = CliRunner(env={"DATABASE_URL": settings.env.database_url,
                             "SECRET_KEY": settings.env.secret("secret_key")})

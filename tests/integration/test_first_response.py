@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from core import settings as settings_module
 from core import store
-from core.cli import main
+from switchboard.cli import main
 from core.models import InboxEvent
 from flows import first_response
 from sandbox.aircall import simulate_call

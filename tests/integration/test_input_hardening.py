@@ -16,7 +16,7 @@ from connectors.errors import InvalidRequest
 from connectors.mail import Mailer
 from core import settings as settings_module
 from core import store
-from core.cli import main
+from switchboard.cli import main
 from core.models import InboxEvent
 from flows import inbox
 from webhooks.app import create_app

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from core import settings as settings_module
-from core.cli import main
+from switchboard.cli import main
 from core.settings import SANDBOX_DEFAULTS
 from webhooks.app import create_app
 

@@ -134,7 +134,7 @@ def test_consent_and_contract_end_from_hubspot_property_changes(flow):
 
 def test_cli_preview_withdraw_and_sweep(flow, settings):
     from core import settings as settings_module
-    from core.cli import main
+    from switchboard.cli import main
     customer("old@example.com", NOW - relativedelta(years=6))
     soon = customer("soon@example.com", NOW - relativedelta(years=5) + timedelta(days=5))
     runner = CliRunner(env={"DATABASE_URL": settings.env.database_url,

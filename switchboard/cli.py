@@ -1,6 +1,5 @@
-"""The `switchboard` command. This module is the composition root: the one place that wires the parts together.
-Commands that belong to other packages (flows, sandbox) are named here and imported only when they run, so that
-`core` itself depends on nothing above it and `switchboard --help` stays fast."""
+"""The `switchboard` command, in the composition root. Commands that live beside the code they run (flows,
+sandbox, core's audit) are named here and imported only when they run, so that `switchboard --help` stays fast."""
 from __future__ import annotations
 
 import importlib
@@ -11,12 +10,10 @@ import threading
 from typing import Any
 
 import click
-from rich.console import Console
 
-from core import logs, settings
+from core import logs
+from core.commands import console, load_settings
 from core.settings import ConfigError, NoSandbox
-
-console = Console(stderr=True, soft_wrap=True)  # no hard wraps: a log drain would split paths and key paths
 
 
 class LazyGroup(click.Group):
@@ -93,28 +90,6 @@ def main(log_level: str) -> None:
     logs.configure(log_level.upper())
 
 
-def require_vendors(loaded: settings.Settings) -> None:
-    """Exit 2 with one line when the vendors would be a sandbox that is not running."""
-    try:
-        loaded.env.require_vendors()
-    except NoSandbox as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        sys.exit(2)
-
-
-def load_settings(vendors: bool = False) -> settings.Settings:
-    """Settings for a command, or a readable error and exit status 2: never a traceback. A command that talks to
-    the vendors (`vendors=True`) checks first that it can, so that it leaves no half-done work behind."""
-    try:
-        loaded = settings.load()
-        if vendors:
-            require_vendors(loaded)
-        return settings.use(loaded)
-    except ConfigError as exc:
-        console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
-    sys.exit(2)
-
-
 # ---------------------------------------------------------------- config and database
 
 @main.group()
@@ -171,7 +146,7 @@ def _port(port: int | None, default: int) -> int:
 @click.option("--workers", type=int, default=None, help="Default: $WEB_CONCURRENCY, else 2.")
 def serve(host: str, port: int | None, workers: int | None) -> None:
     """The web process under gunicorn (Procfile `web`)."""
-    from core import runtime
+    from switchboard import runtime
     load_settings()
     runtime.serve_gunicorn(host, _port(port, 8000), workers or int(os.environ.get("WEB_CONCURRENCY", 2)))
 
@@ -180,7 +155,8 @@ def serve(host: str, port: int | None, workers: int | None) -> None:
 @click.option("--workers", type=int, default=2, show_default=True, help="Worker threads.")
 def worker(workers: int) -> None:
     """Run queued jobs (Procfile `worker`); any number of these may run."""
-    from core import jobs, runtime
+    from core import jobs
+    from switchboard import runtime
     load_settings()
     runtime.load_jobs()
     consumer = jobs.consumer(workers)
@@ -191,7 +167,8 @@ def worker(workers: int) -> None:
 @main.command()
 def clock() -> None:
     """Enqueue periodic jobs once per tick (Procfile `clock`, exactly one)."""
-    from core import jobs, runtime
+    from core import jobs
+    from switchboard import runtime
     load_settings()
     runtime.load_jobs()
     stop = threading.Event()
@@ -210,7 +187,7 @@ def clock() -> None:
 def run(host: str, port: int | None, sandbox_port: int, smtp_port: int) -> None:
     """The embedded default: web, worker and clock in one process on SQLite, plus the sandbox when no vendor
     credentials are set."""
-    from core import runtime
+    from switchboard import runtime
     try:
         runtime.run_embedded(host, _port(port, 8000), sandbox_port, smtp_port, console)
     except ConfigError as exc:

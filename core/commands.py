@@ -1,0 +1,34 @@
+"""What every `switchboard` command shares, wherever it lives: the console it speaks on, and settings loaded or
+a one-line error with exit status 2, never a traceback."""
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+from core import settings
+from core.settings import ConfigError, NoSandbox
+
+console = Console(stderr=True, soft_wrap=True)  # no hard wraps: a log drain would split paths and key paths
+
+
+def require_vendors(loaded: settings.Settings) -> None:
+    """Exit 2 with one line when the vendors would be a sandbox that is not running."""
+    try:
+        loaded.env.require_vendors()
+    except NoSandbox as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(2)
+
+
+def load_settings(vendors: bool = False) -> settings.Settings:
+    """Settings for a command, or a readable error and exit status 2. A command that talks to the vendors
+    (`vendors=True`) checks first that it can, so that it leaves no half-done work behind."""
+    try:
+        loaded = settings.load()
+        if vendors:
+            require_vendors(loaded)
+        return settings.use(loaded)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
+    sys.exit(2)
