@@ -125,7 +125,7 @@ def calls_per_intake(sandbox: Any, scratch: str) -> dict[str, int]:
     from core import settings as settings_module
     from core import store
     from core.settings import Env, load_config
-    from flows import inbox
+    from flows import dispatch
     url = f"sqlite:///{scratch}/calls.db"
     env = Env(_env_file=None, database_url=url).with_sandbox(sandbox.base_url, smtp_port=sandbox.smtp_port)
     settings_module.use(settings_module.Settings(env=env, config=load_config(env.switchboard_config)))
@@ -140,13 +140,13 @@ def calls_per_intake(sandbox: Any, scratch: str) -> dict[str, int]:
                                      {"form": "website", "fields": {**_our_fields(), "email": email},
                                       "attachments": []})
             inbox_id = row.id
-        inbox.process_inbox.call_local(inbox_id)
+        dispatch.process_inbox.call_local(inbox_id)
         return inbox_id, len(http.get("/_sandbox/calls").json())
 
     _, cold = intake("cold@example.com")
     inbox_id, warm = intake("warm@example.com")
     http.delete("/_sandbox/calls")
-    inbox.process_inbox.call_local(inbox_id)  # the job delivered again
+    dispatch.process_inbox.call_local(inbox_id)  # the job delivered again
     repeat = len(http.get("/_sandbox/calls").json())
     return {"cold": cold, "warm": warm, "repeat": repeat}
 

@@ -20,7 +20,7 @@ every CHECKPOINT_EVERY seconds while there are writes; other connections keep SQ
 
 The new ids go to a small thread that queues one `dispatch_inbox(ids)` job per 50 ms, fanned out into one
 `process_inbox(id)` job per row by a worker, so the job queue's own commit is shared too. Queueing happens after
-the answer: if the process dies in between, the inbox sweep re-enqueues the pending rows (flows/inbox.py).
+the answer: if the process dies in between, the inbox sweep re-enqueues the pending rows (flows/dispatch.py).
 """
 from __future__ import annotations
 

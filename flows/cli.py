@@ -59,6 +59,7 @@ def inbox_list(status: str | None, limit: int) -> None:
 @click.option("--now", "run_now", is_flag=True, help="Run here instead of queueing for a worker.")
 def inbox_replay(inbox_ids: tuple[int, ...], all_dead: bool, run_now: bool) -> None:
     """Make dead (or failed) rows pending again and queue them."""
+    from flows import dispatch
     from flows import inbox as inbox_flow
     load_settings()
     if not inbox_ids and not all_dead:
@@ -71,10 +72,10 @@ def inbox_replay(inbox_ids: tuple[int, ...], all_dead: bool, run_now: bool) -> N
     with click.progressbar(ids, label="replaying", file=sys.stderr) as bar:
         for inbox_id in bar:
             if not run_now:
-                inbox_flow.process_inbox(inbox_id)
+                dispatch.process_inbox(inbox_id)
                 continue
             try:
-                inbox_flow.run(inbox_id)
+                dispatch.run(inbox_id)
             except Exception as exc:  # the row holds the reason; carry on with the others
                 failed += 1
                 errors.print(f"inbox {inbox_id}: {inbox_flow.reason(exc)}")
@@ -114,6 +115,7 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
     """Record a report that came by post, fax, social media or in person, through the same intake as the form."""
     from core import store
     from core.models import Ticket
+    from flows import dispatch
     from flows import inbox as inbox_flow
     loaded = load_settings()
     from core.reports import attachment_problems
@@ -151,11 +153,11 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
         inbox_id = row.id
     if queue:
         if created:
-            inbox_flow.process_inbox(inbox_id)
+            dispatch.process_inbox(inbox_id)
         console.print(f"inbox {inbox_id} {'queued' if created else 'already recorded'}")
         return
     try:
-        inbox_flow.run(inbox_id)
+        dispatch.run(inbox_id)
     except Exception as exc:
         errors.print(f"[red]inbox {inbox_id} failed[/red]: {inbox_flow.reason(exc)}; a worker retries it")
         sys.exit(1)

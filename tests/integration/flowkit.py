@@ -18,7 +18,7 @@ from tenacity import wait_fixed
 
 from core import jobs, store
 from core.models import Audit, Customer, Identity, InboxEvent, Ticket
-from flows import inbox, vendors
+from flows import dispatch, vendors
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def put_form(email: str = "kata.kovacs@example.com", **fields: str) -> int:
 
 
 def run(inbox_id: int) -> str:
-    return inbox.process_inbox.call_local(inbox_id)
+    return dispatch.process_inbox.call_local(inbox_id)
 
 
 def race(*inbox_ids: int) -> dict[int, Any]:

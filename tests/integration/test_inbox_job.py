@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from core import jobs, store
 from core.models import InboxEvent
-from flows import inbox, routes
+from flows import dispatch, inbox, routes
 
 from .flowkit import objects, put_form, queue, row, signed, tickets  # noqa: F401 - queue is a fixture
 
@@ -45,14 +45,14 @@ def test_the_receiver_queues_one_dispatch_job_per_batch_which_fans_out(queue, se
     assert {t.name.rsplit(".", 1)[-1] for t in queued} == {"dispatch_inbox"}
     assert sorted(i for t in queued for i in t.args[0]) == ids
     queue.flush()
-    assert inbox.dispatch_inbox.call_local(ids) == 3
+    assert dispatch.dispatch_inbox.call_local(ids) == 3
     assert queued_ids(queue) == ids
 
 
 def test_a_row_running_elsewhere_is_not_run_twice(queue, sandbox):
     inbox_id = put_form()
     age(inbox_id, "running", 0)
-    assert inbox.run(inbox_id) == "skipped"
+    assert dispatch.run(inbox_id) == "skipped"
     assert sandbox.calls() == [] and row(inbox_id).attempts == 0
 
 
@@ -60,13 +60,13 @@ def test_huey_schedules_the_retry_of_a_failed_attempt_and_the_last_one_ends_dead
     sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/contacts/batch/upsert", status=503,
                   times=100)
     inbox_id = put_form()
-    task = inbox.process_inbox.s(inbox_id)
+    task = dispatch.process_inbox.s(inbox_id)
     assert task.retries == jobs.RETRIES
     queue.execute(task)
     assert row(inbox_id).status == "failed" and row(inbox_id).last_error == "Unavailable: hubspot HTTP 503"
     assert queue.scheduled_count() == 1  # huey's own backoff will run it again
 
-    last = inbox.process_inbox.s(inbox_id)
+    last = dispatch.process_inbox.s(inbox_id)
     last.retries = 0
     queue.execute(last)
     assert row(inbox_id).status == "dead" and row(inbox_id).attempts == 2
@@ -80,7 +80,7 @@ def test_too_many_attempts_end_dead_even_without_huey_counting(queue, sandbox):
     with store.session() as s:
         s.execute(update(InboxEvent).where(InboxEvent.id == inbox_id).values(attempts=jobs.RETRIES))
     with pytest.raises(Exception):
-        inbox.run(inbox_id, retries_left=3)
+        dispatch.run(inbox_id, retries_left=3)
     assert row(inbox_id).status == "dead"
 
 
@@ -95,12 +95,12 @@ def test_the_sweep_requeues_what_was_left_behind_and_only_that(queue, sandbox):
     age(retrying, "failed", 1)
     age(dead, "dead", 600)
     queue.flush()
-    inbox.process_inbox.schedule((retrying,), delay=60)  # huey's retry of the failed row, still to come
-    assert inbox.sweep_inbox.call_local() == 2
+    dispatch.process_inbox.schedule((retrying,), delay=60)  # huey's retry of the failed row, still to come
+    assert dispatch.sweep_inbox.call_local() == 2
     assert queued_ids(queue, now=True) == sorted([lost, killed])
     assert row(killed).status == "failed" and row(killed).last_error == "WorkerLost"
     assert row(fresh).status == "pending" and row(dead).status == "dead"
-    assert inbox.sweep_inbox.call_local() == 0  # taken once: a second sweep (another worker's) queues nothing
+    assert dispatch.sweep_inbox.call_local() == 0  # taken once: a second sweep (another worker's) queues nothing
 
 
 def test_with_nothing_queued_a_row_waiting_half_a_minute_is_orphaned(queue, sandbox):
@@ -111,7 +111,7 @@ def test_with_nothing_queued_a_row_waiting_half_a_minute_is_orphaned(queue, sand
     age(failed, "failed", 0.75)
     age(fresh, "pending", 0.1)
     queue.flush()
-    assert inbox.recover_inbox() == 2
+    assert dispatch.recover_inbox() == 2
     assert queued_ids(queue) == sorted([pending, failed])
 
 
@@ -128,7 +128,7 @@ def test_a_running_row_whose_lease_is_renewed_is_never_taken(queue, sandbox, mon
         seen["stale"] = inbox.stale(queue_idle=True)
 
     monkeypatch.setitem(routes.ROUTES, ("form", "form"), (slow,))
-    assert inbox.run(inbox_id) == "done"
+    assert dispatch.run(inbox_id) == "done"
     assert inbox_id not in seen["stale"]
 
 
@@ -139,7 +139,7 @@ def test_the_sweep_does_not_release_a_row_a_worker_claimed_after_it_was_found_st
     assert inbox_id in found
     age(inbox_id, "running", 0)  # a worker picks it up between the sweep's select and its update
     queue.flush()
-    inbox.requeue(found)
+    dispatch.requeue(found)
     assert row(inbox_id).status == "running" and row(inbox_id).last_error is None
 
 
@@ -176,7 +176,7 @@ def test_a_long_rate_limit_pause_is_waited_out_not_spent_on_retries(queue, sandb
     sandbox.fault(service="happyfox", method="POST", path="/api/1.1/json/tickets/", status=429, times=1,
                   retry_after=600)
     inbox_id = put_form()
-    task = inbox.process_inbox.s(inbox_id)
+    task = dispatch.process_inbox.s(inbox_id)
     queue.execute(task)
     assert row(inbox_id).status == "failed" and row(inbox_id).last_error.startswith("RateLimited: happyfox")
     [scheduled] = queue.scheduled()

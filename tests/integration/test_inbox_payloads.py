@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.exc import DataError, OperationalError
 
 from core import jobs
-from flows import calls, inbox
+from flows import calls, dispatch
 
 from .flowkit import fixture, put, queue, row, website_form  # noqa: F401 - queue is a fixture
 
@@ -18,7 +18,7 @@ PHONE, EMAIL = "+36 30 123 4567", "kata.kovacs@example.com"
 
 def attempt(queue, inbox_id: int) -> None:
     """One run of the job as a huey worker runs it, with every retry still in hand."""
-    task = inbox.process_inbox.s(inbox_id)
+    task = dispatch.process_inbox.s(inbox_id)
     assert task.retries == jobs.RETRIES
     queue.execute(task)
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from core import settings as settings_module
-from flows import inbox
+from flows import dispatch, inbox
 from webhooks.app import create_app
 
 from .flowkit import (audit_actions, audit_rows, crash_once_recording, customers, fast_vendors, identities, objects,
@@ -176,7 +176,7 @@ def test_the_last_retry_ends_dead(flow, monkeypatch):
                times=100)
     inbox_id = put_form()
     with pytest.raises(Exception):
-        inbox.run(inbox_id, retries_left=0)
+        dispatch.run(inbox_id, retries_left=0)
     assert row(inbox_id).status == "dead" and row(inbox_id).last_error == "Unavailable: hubspot HTTP 503"
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, Table, inspect, select
 
 from core import jobs, logs, store
 from core.models import Ticket
-from flows import access, erasure, inbox, reconcile, routes, vendors
+from flows import access, dispatch, erasure, inbox, reconcile, routes, vendors
 from sandbox.aircall import simulate_call
 
 from .flowkit import put, put_form, run
@@ -79,11 +79,11 @@ def test_every_flow_with_one_persons_data_leaves_none_in_logs_and_none_where_onl
 
     # Form intake, through huey's execution path.
     form_id = put_form(EMAIL, phone=WRITTEN_PHONE, first_name=FIRST, last_name=LAST)
-    assert huey_runs(inbox.process_inbox.s(form_id)) == "done"
+    assert huey_runs(dispatch.process_inbox.s(form_id)) == "done"
     # A call from the person's number.
     call = simulate_call(running, "inbound", WRITTEN_PHONE, 75, answered=True, recording=True)
     payload = {"resource": "call", "event": "call.ended", "timestamp": call["ended_at"], "data": call}
-    assert huey_runs(inbox.process_inbox.s(put("aircall", "call.ended", payload, key=f"call.ended:{call['id']}")))
+    assert huey_runs(dispatch.process_inbox.s(put("aircall", "call.ended", payload, key=f"call.ended:{call['id']}")))
     # Closure in HappyFox, and the survey mail.
     with store.session() as s:
         ticket = s.scalars(select(Ticket).where(Ticket.channel == "form")).one()
@@ -97,7 +97,7 @@ def test_every_flow_with_one_persons_data_leaves_none_in_logs_and_none_where_onl
 
     monkeypatch.setitem(routes.ROUTES, ("form", "form"), (fails,))
     failing = put_form(EMAIL, phone=WRITTEN_PHONE)
-    huey_runs(inbox.process_inbox.s(failing))
+    huey_runs(dispatch.process_inbox.s(failing))
     monkeypatch.undo()
     # Access export and reconciliation.
     assert access.export(email=EMAIL, out_dir=tmp_path).complete

@@ -82,10 +82,11 @@ def inbox_event(inbox_id: int) -> Any:
 @needs("replay")
 def replay(inbox_id: int) -> Any:
     """As `switchboard inbox replay ID`: pending again with a fresh attempt count, and queued for a worker."""
+    from flows import dispatch
     from flows import inbox as inbox_flow
     ids = inbox_flow.replay([inbox_id])
     for replayed in ids:
-        inbox_flow.process_inbox(replayed)
+        dispatch.process_inbox(replayed)
     with store.session() as s:
         audit.record(s, current().email, "inbox.replayed", inbox_id=inbox_id, queued=bool(ids))
     flash("replay_queued" if ids else "replay_refused", "ok" if ids else "error")
