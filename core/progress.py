@@ -37,8 +37,7 @@ def bars(console: Console | None = None) -> Iterator[Step]:
     block ends, a bar whose total was unknown takes its count as total, one that reached it is ticked and one left
     short of it is crossed and marked not done."""
     if console is None:
-        from core import cli  # here, not above: flows import this module for `quiet` and need not load the CLI
-        console = cli.console
+        from core.commands import console  # here, not above: flows import this module for `quiet` alone
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     progress = Progress(SpinnerColumn(), *columns, console=console, disable=not console.is_interactive)
     tasks: dict[str, TaskID] = {}
