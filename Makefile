@@ -9,7 +9,7 @@ LOCK   := requirements.lock
 UV_VERSION := 0.13.8
 LATEST := .venv-latest
 
-.PHONY: install run test test-fast test-latest chaos lock upgrade services browser system-deps bench sandbox clean
+.PHONY: install run test lint test-fast test-latest chaos lock upgrade services browser system-deps bench sandbox clean
 
 install: $(STAMP)
 
@@ -45,6 +45,12 @@ test: install services browser system-deps
 # 2,000 forms (`make test` runs the same tests with a 400-form storm). CI runs both.
 chaos: install services
 	CHAOS_STORM_EVENTS=2000 $(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
+# Types checked (mypy, strict) and imports in line with the layers, without cycles (import-linter); both read
+# pyproject.toml.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test-fast: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not browser" $(PYTEST_ARGS)
