@@ -28,7 +28,8 @@ def load_settings(vendors: bool = False) -> settings.Settings:
         loaded = settings.load()
         if vendors:
             require_vendors(loaded)
-        return settings.use(loaded)
+        settings.use(loaded)
+        return loaded
     except ConfigError as exc:
         console.print(f"[red]configuration error[/red]\n{exc}", highlight=False)
     sys.exit(2)

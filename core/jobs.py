@@ -105,7 +105,7 @@ def start_recovery(stop: threading.Event) -> threading.Thread:
 def idle(target: Huey | None = None) -> bool:
     """Whether the queue holds no job at all, waiting or scheduled (a retry)."""
     target = target or huey
-    return target.pending_count() == 0 and target.scheduled_count() == 0
+    return bool(target.pending_count() == 0 and target.scheduled_count() == 0)
 
 
 def _claim(name: str, minute: str) -> bool:
@@ -119,8 +119,9 @@ def _claim(name: str, minute: str) -> bool:
                     s.add(Cursor(name=key, value=""))
             except IntegrityError:
                 pass
-        won = s.execute(update(Cursor).where(Cursor.name == key, Cursor.value < minute).values(value=minute))
-        return won.rowcount == 1
+        won = s.scalar(update(Cursor).where(Cursor.name == key, Cursor.value < minute).values(value=minute)
+                       .returning(Cursor.name))
+        return won is not None
 
 
 def job_name(task: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -80,7 +81,7 @@ QUIET = ("urllib3", "httpx", "httpcore", "werkzeug", "mail.log", "alembic.runtim
          "fontTools", "matplotlib", "PIL")
 
 
-def configure(level: str = "INFO", stream=None, json: bool | None = None) -> None:
+def configure(level: str = "INFO", stream: TextIO | None = None, json: bool | None = None) -> None:
     stream = stream or sys.stderr
     json = (not stream.isatty()) if json is None else json
     handler = logging.StreamHandler(stream)

@@ -13,7 +13,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class UTCDateTime(types.TypeDecorator):
+class UTCDateTime(types.TypeDecorator[datetime]):
     """Stores naive UTC and hands back aware UTC, on SQLite (which keeps no zone) as on PostgreSQL."""
     impl = types.DateTime
     cache_ok = True

@@ -37,7 +37,8 @@ def bars(console: Console | None = None) -> Iterator[Step]:
     block ends, a bar whose total was unknown takes its count as total, one that reached it is ticked and one left
     short of it is crossed and marked not done."""
     if console is None:
-        from core.commands import console  # here, not above: flows import this module for `quiet` alone
+        from core.commands import console as shared  # here, not above: flows import this module for `quiet` alone
+        console = shared
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     progress = Progress(SpinnerColumn(), *columns, console=console, disable=not console.is_interactive)
     tasks: dict[str, TaskID] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import yaml
@@ -354,7 +355,9 @@ class ComplaintsSpec(Strict):
 
     def label(self, code: str | None, language: str = "hu") -> str:
         spec = next((e for e in self.event_types if e.code == code), None)
-        return (spec.label.get(language) or spec.label.get("hu") or code) if spec else (code or "")
+        if spec is None:
+            return code or ""
+        return spec.label.get(language) or spec.label.get("hu") or code or ""
 
 
 class InputSpec(Strict):
@@ -383,20 +386,22 @@ class InputSpec(Strict):
                 if isinstance(value, str) and len(value) > self.chars(name)}
 
 
-STAFF_ROLES = ("ops", "complaints", "privacy", "viewer")
+StaffRole = Literal["ops", "complaints", "privacy", "viewer"]
+STAFF_ROLES: tuple[StaffRole, ...] = ("ops", "complaints", "privacy", "viewer")
 
 
 class StaffSpec(Strict):
     """The staff console (docs/staff.md): who may sign in (an address of `domain`, verified by the provider) and
     which roles each has; `roles` lists, per role, people's addresses or groups' addresses."""
     domain: str = "example.com"
-    roles: dict[Literal["ops", "complaints", "privacy", "viewer"], list[str]] = {}
+    roles: dict[StaffRole, list[str]] = {}
     idle_minutes: int = Field(default=30, ge=1, le=24 * 60)   # a session unused this long has ended
     max_hours: int = Field(default=10, ge=1, le=24)            # and any session after this long
 
     def roles_of(self, email: str, groups: list[str]) -> list[str]:
         names = {email.strip().lower(), *(g.strip().lower() for g in groups)}
-        return [role for role in STAFF_ROLES if names & {m.strip().lower() for m in self.roles.get(role, [])}]
+        return [role for role in STAFF_ROLES
+                if names & {m.strip().lower() for m in self.roles.get(role) or []}]
 
 
 class Config(Strict):
@@ -437,7 +442,7 @@ class Settings(BaseModel):
     sandbox_url: str | None = None  # the sandbox the vendors are faked by (embedded default), for people to open
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     path = ".".join(str(part) for part in error["loc"]) or "(top level)"
     return f"{path}: {error['msg']}"
 
