@@ -49,7 +49,7 @@ _by_name: dict[str, Any] = {}
 def job(fn: Callable[..., Any] | None = None, *, retries: int = RETRIES, **options: Any) -> Any:
     """Register `fn` as a background job retried with exponential backoff (2 s doubling)."""
     def register(f: Callable[..., Any]) -> Any:
-        # huey names a task "<module>.<function>" itself; job names are unique across modules (see enqueue).
+        # huey names a task by its function alone, so job names must be unique across modules (see enqueue).
         task = huey.task(retries=retries, retry_delay=RETRY_DELAY, retry_backoff=RETRY_BACKOFF, **options)(f)
         if _by_name.get(f.__name__, task) is not task:
             raise ValueError(f"two jobs named {f.__name__!r}: job names must be unique")

@@ -39,14 +39,6 @@ def key_of(first: str, second: str) -> str:
     return f"hubspot-merge:{low}:{high}"
 
 
-def queue(customer_id: int, first: str, second: str) -> None:
-    try:
-        merge_hubspot_contacts(customer_id, first, second)
-    except Exception as exc:  # our merge is committed; the sweep queues this later
-        log.error("could not queue the HubSpot merge for customer %s (%s); the sweep will", customer_id,
-                  type(exc).__name__)
-
-
 # ---------------------------------------------------------------- the merge
 
 def _live(pair: list[str]) -> list[dict[str, Any]]:
@@ -137,5 +129,5 @@ def sweep_hubspot_merges() -> int:
                 if effect is None or effect.remote_id is None:
                     pending.append((customer_id, *contacts))
     for customer_id, first, second in pending:
-        queue(customer_id, first, second)
+        merge_hubspot_contacts(customer_id, first, second)
     return len(pending)

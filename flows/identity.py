@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import audit, store
+from core import audit, jobs, store
 from core.addresses import mailbox_or_none
 from core.models import Customer, Erasure, Identity, Ticket
 
@@ -140,10 +140,19 @@ def merge(s: Session, keep: Customer, drop: Customer, actor: str, reason: str) -
     audit.record(s, actor, "customer.merged", customer_id=keep.id, merged_id=drop.id, reason=reason,
                  **({"hubspot_contacts": contacts} if both else {}))
     if both:
-        from .contact_merge import queue  # here: contact_merge imports this module
-        store.after_commit(s, lambda keep_id=keep.id: queue(keep_id, *contacts))
+        store.after_commit(s, lambda keep_id=keep.id: _queue_hubspot_merge(keep_id, *contacts))
     log.info("merged customer %s into %s (%s)", drop.id, keep.id, reason)
     return keep
+
+
+def _queue_hubspot_merge(customer_id: int, first: str, second: str) -> None:
+    """Queue flows/contact_merge.py's job by name (that module imports this one). Our merge is committed: if the
+    queue fails now, contact_merge's sweep queues the job later."""
+    try:
+        jobs.enqueue("merge_hubspot_contacts", customer_id, first, second)
+    except Exception as exc:
+        log.error("could not queue the HubSpot merge for customer %s (%s); the sweep will", customer_id,
+                  type(exc).__name__)
 
 
 def put_first(s: Session, customer_id: int, system: str, value: str, actor: str) -> None:

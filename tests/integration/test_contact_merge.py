@@ -4,6 +4,7 @@ outage retries it without touching our merge; a contact merged already or gone c
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -28,11 +29,14 @@ def flow(settings, sandbox):
 
 
 @pytest.fixture
-def queued(monkeypatch) -> list[tuple[Any, ...]]:
-    """The merge jobs queued, kept here instead of going to the queue: the test runs them."""
-    found: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(contact_merge, "queue", lambda *args: found.append(args))
-    return found
+def queued(settings: Any) -> Iterator[Callable[[], list[tuple[Any, ...]]]]:
+    """The merge jobs waiting in the real queue (emptied first), as their arguments: the test runs them."""
+    jobs.huey.flush()
+
+    def waiting() -> list[tuple[Any, ...]]:
+        return [tuple(task.args) for task in jobs.huey.pending() if task.name == "merge_hubspot_contacts"]
+    yield waiting
+    jobs.huey.flush()
 
 
 @pytest.fixture
@@ -112,15 +116,15 @@ def test_an_outage_fails_the_job_not_our_merge_and_the_retry_merges_once(flow, q
     caller, older, newer = two_customers_with_contacts(flow)
     flow.fault(service="hubspot", method="POST", path=MERGE, times=1, **fault)
     prove_one_person()  # our merge does not wait for HubSpot
-    assert len(customers()) == 1 and queued == [(caller, newer, older)]
+    assert len(customers()) == 1 and queued() == [(caller, newer, older)]
 
     with pytest.raises(Exception) as caught:
-        contact_merge.merge_hubspot_contacts.call_local(*queued[0])
+        contact_merge.merge_hubspot_contacts.call_local(*queued()[0])
     assert type(caught.value).__name__ == "Unavailable"  # transient: huey retries the job
     assert len(customers()) == 1 and set(identities(caller)["hubspot"]) == {older, newer}
     assert merge_audits() == []
     time.sleep(0.5)  # a slow merge lands
-    assert contact_merge.merge_hubspot_contacts.call_local(*queued[0]) in ("merged", "one left")
+    assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) in ("merged", "one left")
 
     assert [c["id"] for c in objects(flow, "hubspot", "contacts")] == [older]
     assert len(merges(flow)) == posts
@@ -133,7 +137,7 @@ def test_a_contact_gone_before_the_job_counts_as_done_and_the_live_one_comes_fir
     prove_one_person()
     assert identities(caller)["hubspot"] == [older, newer]
     vendors.get().hubspot.archive_contact(older)  # deleted in HubSpot meanwhile
-    assert contact_merge.merge_hubspot_contacts.call_local(*queued[0]) == "one left"
+    assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) == "one left"
     assert merges(flow) == []
     assert identities(caller)["hubspot"] == [newer, older]  # flows now write to the live one
     assert run(call_from(2002)) == "done"
@@ -143,9 +147,9 @@ def test_a_404_from_the_merge_counts_as_done(flow, queued):
     _, _, _ = two_customers_with_contacts(flow)
     prove_one_person()
     flow.fault(service="hubspot", method="POST", path=MERGE, status=404, times=1)
-    assert contact_merge.merge_hubspot_contacts.call_local(*queued[0]) == "gone"
+    assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) == "gone"
     flow.clear_calls()
-    assert contact_merge.merge_hubspot_contacts.call_local(*queued[0]) == "gone"
+    assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) == "gone"
     assert flow.calls() == []
     [entry] = merge_audits()
     assert entry.detail["outcome"] == "gone" and entry.detail["survivor"] is None
@@ -155,7 +159,7 @@ def test_a_merge_hubspot_refuses_is_audited_and_not_tried_again(flow, queued):
     _, older, newer = two_customers_with_contacts(flow)
     prove_one_person()
     flow.fault(service="hubspot", method="POST", path=MERGE, status=400, times=1)
-    assert contact_merge.merge_hubspot_contacts.call_local(*queued[0]) == "refused"
+    assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) == "refused"
     [entry] = merge_audits()
     assert entry.detail["status"] == 400
     age_merges(timedelta(minutes=20))
@@ -168,7 +172,7 @@ def test_no_merge_is_written_for_a_person_being_erased(flow, queued):
     prove_one_person()
     erasure.request(customer_id=caller)
     flow.clear_calls()
-    assert contact_merge.merge_hubspot_contacts.call_local(*queued[0]) == "erased"
+    assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) == "erased"
     assert flow.calls() == []
 
 
@@ -178,12 +182,12 @@ def test_a_merge_that_rolls_back_or_finds_one_contact_queues_nothing(flow, queue
         with store.session() as s:
             identity.resolve(s, Person(email=EMAIL, phone=PHONE), "test")
             raise RuntimeError("the job died before committing")
-    assert queued == [] and len(customers()) == 2
+    assert queued() == [] and len(customers()) == 2
     with store.session() as s:  # neither has a HubSpot contact: nothing for HubSpot to follow
         identity.resolve(s, Person(email="a@example.com", phone="+36301111111"), "test")
         identity.resolve(s, Person(email="b@example.com"), "test")
         identity.resolve(s, Person(email="b@example.com", phone="+36301111111"), "test")
-    assert queued == []
+    assert queued() == []
 
 
 def age_merges(by: timedelta) -> None:
@@ -194,11 +198,11 @@ def age_merges(by: timedelta) -> None:
 def test_the_sweep_queues_a_merge_whose_job_was_lost(flow, queued):
     caller, older, newer = two_customers_with_contacts(flow)
     prove_one_person()
-    queued.clear()  # the queue lost it
+    jobs.huey.flush()  # the queue lost it
     assert contact_merge.sweep_hubspot_merges.call_local() == 0  # too fresh: its job may still be retrying
     age_merges(timedelta(minutes=20))
-    assert contact_merge.sweep_hubspot_merges.call_local() == 1 and queued == [(caller, newer, older)]
-    assert contact_merge.merge_hubspot_contacts.call_local(*queued[0]) == "merged"
+    assert contact_merge.sweep_hubspot_merges.call_local() == 1 and queued() == [(caller, newer, older)]
+    assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) == "merged"
     assert contact_merge.sweep_hubspot_merges.call_local() == 0
     with store.session() as s:
         assert s.scalar(select(Audit.id).where(Audit.action == "hubspot.contacts_merged")) is not None
