@@ -18,7 +18,7 @@ from sqlalchemy import select
 from core import audit, settings, store
 from core.models import Ticket
 
-from . import effects, identity, inbox, intake, payloads, vendors
+from . import effects, identity, inbox, intake, payloads, tombstones, vendors
 from .identity import Person
 from .payloads import AircallCall, AircallCallEvent, AircallContact, AircallNumber, AircallUser
 
@@ -165,8 +165,7 @@ def _log_call(call: Call, customer_id: int) -> str:
 
 
 def _erased(call: Call, event: inbox.Event) -> bool:
-    from .retention import blocked  # here: retention imports the identity module this one does
-    return blocked(ACTOR, inbox_id=event.id, aircall_call=call.id)
+    return tombstones.blocked(ACTOR, inbox_id=event.id, aircall_call=call.id)
 
 
 def on_call_ended(event: inbox.Event) -> str | None:

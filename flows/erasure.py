@@ -3,7 +3,7 @@ request per person, one step per processor (`flows/erasure_steps.py`), each step
 with a receipt. A request is complete only when every step is; a failing step stays visible (`switchboard erasure status
 ID`) until it passes.
 
-At the request the person's identifiers are tombstoned (salted hashes, `flows/retention.py`), so that no sync flow
+At the request the person's identifiers are tombstoned (salted hashes, `flows/tombstones.py`), so that no sync flow
 copies them back while the steps run or afterwards; the remote ids each step reports are tombstoned as it completes.
 """
 from __future__ import annotations
@@ -20,12 +20,13 @@ from core.jobs import crontab
 from core.models import Erasure, ErasureStep
 from core.progress import Step, quiet
 
-from . import erasure_steps, identity, retention
+from . import erasure_steps, identity, tombstones
 from .identity import Person
 from .inbox import is_permanent, reason
 
 log = logging.getLogger(__name__)
 ACTOR = "erasure"
+OPEN = ("pending", "failed")  # an erasure still to finish
 RUNNING = "running"
 STALE = timedelta(minutes=15)  # longer than a job's longest retry delay: its retry was lost
 
@@ -52,7 +53,7 @@ def request(email: str | None = None, phone: str | None = None, customer_id: int
             for system, value in person.known.items():
                 customer = identity.add_identity(s, customer, system, value, ACTOR)
         existing = s.scalar(select(Erasure).where(Erasure.customer_id == customer.id,
-                                                  Erasure.status.in_(retention.OPEN)))
+                                                  Erasure.status.in_(OPEN)))
         if existing is not None:
             return existing.id
         subject = erasure_steps.subject_of(s, customer.id)
@@ -62,7 +63,7 @@ def request(email: str | None = None, phone: str | None = None, customer_id: int
         s.add(erasure)
         s.flush()
         # A ticket a complaint holds is not tombstoned: its closure must still reach the register.
-        retention.add_tombstones(s, erasure.id, **subject.ids,
+        tombstones.add_tombstones(s, erasure.id, **subject.ids,
                                  happyfox_ticket=sorted(set(subject.happyfox_tickets) - set(subject.hold.happyfox_tickets)),
                                  hubspot_ticket=sorted(set(subject.hubspot_tickets) - set(subject.hold.hubspot_tickets)),
                                  hubspot_call=subject.hubspot_calls)
@@ -129,7 +130,7 @@ def _finish(erasure_id: int, processor: str, status: str, receipt: dict[str, Any
         if status == "done":
             receipt = {"processor": processor, "at": _now().isoformat(), **(receipt or {})}
             step.receipt, step.last_error = receipt, None
-            retention.add_tombstones(s, erasure_id, **receipt.get("remote_ids", {}))
+            tombstones.add_tombstones(s, erasure_id, **receipt.get("remote_ids", {}))
             audit.record(s, ACTOR, "erasure.step_done", customer_id=erasure.customer_id, erasure_id=erasure_id,
                          processor=processor, counts=receipt.get("counts", {}))
         else:
@@ -196,7 +197,7 @@ def sweep_erasures() -> int:
     cutoff = _now() - STALE
     with store.session() as s:
         ids = list(s.scalars(select(ErasureStep.erasure_id).join(Erasure).where(
-            Erasure.status.in_(retention.OPEN), ErasureStep.status != "done",
+            Erasure.status.in_(OPEN), ErasureStep.status != "done",
             ErasureStep.updated_at < cutoff).distinct()))
     for erasure_id in ids:
         retry(erasure_id)

@@ -70,7 +70,7 @@ def subject_of(s: Session, customer_id: int) -> Subject:
     return subject
 
 
-def _tolerant(update: Callable[[str, dict[str, Any]], Any], object_id: str, properties: dict[str, Any]) -> None:
+def tolerant(update: Callable[[str, dict[str, Any]], Any], object_id: str, properties: dict[str, Any]) -> None:
     try:
         update(object_id, properties)
     except NotFound:  # archived by an earlier attempt
@@ -121,10 +121,10 @@ def erase_hubspot(subject: Subject) -> dict[str, Any]:
     tickets, contacts = tickets - held, contacts - kept_contacts
     archived_tickets, archived_calls, deleted_contacts = {}, {}, {}
     for ticket_id in sorted(tickets):
-        _tolerant(hubspot.update_ticket, ticket_id, REDACTED_TICKET)
+        tolerant(hubspot.update_ticket, ticket_id, REDACTED_TICKET)
         archived_tickets[ticket_id] = hubspot.archive_ticket(ticket_id)
     for call_id in sorted(calls):
-        _tolerant(hubspot.update_call, call_id, REDACTED_CALL)
+        tolerant(hubspot.update_call, call_id, REDACTED_CALL)
         archived_calls[call_id] = hubspot.archive_call(call_id)
     for contact_id in sorted(contacts):
         deleted_contacts[contact_id] = hubspot.gdpr_delete_contact(contact_id)

@@ -26,7 +26,7 @@ from core import audit, settings, store, workdays
 from core.models import Ticket
 from core.reports import ManualReport
 
-from . import effects, identity, inbox, payloads, vendors
+from . import effects, identity, inbox, payloads, tombstones, vendors
 from .identity import Person
 
 log = logging.getLogger(__name__)
@@ -379,9 +379,8 @@ def report_from_happyfox(ticket: dict[str, Any], received_at: datetime) -> Repor
 
 
 def erased_ticket(happyfox_id: int, inbox_id: int | None = None) -> bool:
-    """A ticket of an erased person that a stale HappyFox still shows: not copied back (flows/retention.py)."""
-    from .retention import blocked
-    return blocked(ACTOR, inbox_id=inbox_id, happyfox_ticket=happyfox_id)
+    """A ticket of an erased person that a stale HappyFox still shows: not copied back (flows/tombstones.py)."""
+    return tombstones.blocked(ACTOR, inbox_id=inbox_id, happyfox_ticket=happyfox_id)
 
 
 def on_happyfox_ticket(event: inbox.Event) -> int | None:

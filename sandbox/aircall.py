@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import httpx
 from flask import Blueprint, Request, Response, has_request_context, jsonify, request
 
+from .emit import emit_now
 from .state import Sandbox, current
 from .vendor import Refused, Vendor
 
@@ -363,7 +364,6 @@ def simulate_call(sandbox: Sandbox, direction: str, raw_digits: str, duration: i
 
 
 def _send_in_order(sandbox: Sandbox, events: list[tuple[str, dict[str, Any]]]) -> None:
-    from .server import emit_now  # the server imports this module
     url = f"{sandbox.webhook_url.rstrip('/')}/webhooks/aircall"
 
     def send() -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import console as console_view
 from . import website
+from .emit import emit_now, senders
 from .state import Fault, current
 
 bp = Blueprint("sandbox_control", __name__)
@@ -140,7 +141,6 @@ def emit() -> tuple[Response, int]:
     """Send a vendor webhook now: `{"service": "happyfox", "event": "ticket.updated", "data": {...},
     "url": "http://127.0.0.1:8000/webhooks/happyfox"}` (url defaults to --webhook-url/webhooks/<service>).
     `{"service": "form", "data": {"form": "website", "fields": {...}}}` posts a website form submission."""
-    from .server import emit_now, senders
     body, sandbox = _body(), current()
     service = body.get("service")
     if service not in senders(sandbox):  # the vendors that send webhooks, and "form": the website's submission
@@ -201,7 +201,6 @@ def _reason(answer: Response) -> str:
 @bp.post("/_sandbox/console/form")
 def console_form() -> Response:
     """The console's form: the website's submission, signed and posted as `POST /_sandbox/emit` posts it."""
-    from .server import emit_now
     sandbox = current()
     if not sandbox.webhook_url:
         return _back("Not sent: the sandbox was started without --webhook-url (switchboard run sets it).", error=True)

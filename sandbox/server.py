@@ -11,7 +11,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,15 +19,13 @@ from werkzeug.serving import make_server
 
 from core.settings import Env, load_env
 
-from . import control, oidc, website
+from . import control, oidc
 from .state import Sandbox, credentials, current
 from .vendor import Refused, Vendor
 
 log = logging.getLogger(__name__)
 
 VENDOR_MODULES = ("sandbox.hubspot", "sandbox.happyfox", "sandbox.aircall", "sandbox.gmail")
-# Webhook senders that are no vendor: no API prefix, no state, no rate limit; only `POST /_sandbox/emit`.
-SENDERS: dict[str, Callable[[str, dict[str, Any], str, dict[str, str]], Any]] = {website.SERVICE: website.emit}
 
 
 def load_vendors() -> dict[str, Vendor]:
@@ -121,41 +118,6 @@ def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
     return app
 
 
-def notify(service: str, event: str, data: dict[str, Any]) -> None:
-    """Called by a fake after a change made through its API: send the vendor's webhook for it, as the real
-    vendor would, to `--webhook-url`/webhooks/<service>. Runs in a thread so that the API answer is not held."""
-    sandbox = current()
-    if not sandbox.webhook_url:
-        return
-    emit_now(sandbox, service, event, data, f"{sandbox.webhook_url.rstrip('/')}/webhooks/{service}", wait=False)
-
-
-def senders(sandbox: Sandbox) -> dict[str, Callable[[str, dict[str, Any], str, dict[str, str]], Any]]:
-    """Every service `emit` can send as: the vendors that send webhooks, and the website's form."""
-    return {**{name: v.emit for name, v in sandbox.vendors.items() if v.emit is not None}, **SENDERS}
-
-
-def emit_now(sandbox: Sandbox, service: str, event: str, data: dict[str, Any], url: str,
-             wait: bool = True) -> dict[str, Any]:
-    sender = senders(sandbox).get(service)
-    if sender is None:
-        raise ValueError(f"{service} sends no webhooks")
-    record: dict[str, Any] = {"service": service, "event": event, "url": url, "status": None}
-    with sandbox.lock:
-        sandbox.emitted.append(record)
-
-    def send() -> None:
-        try:
-            record["status"] = sender(event, data, url, sandbox.credentials)
-        except Exception as exc:  # the receiver being down is the receiver's problem, as with the real vendor
-            record["status"] = f"error: {type(exc).__name__}"
-            log.warning("sandbox webhook %s %s to %s failed: %s", service, event, url, type(exc).__name__)
-
-    if wait:
-        send()
-    else:
-        threading.Thread(target=send, daemon=True).start()
-    return record
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The sandbox playing the website: it posts a contact-form submission to `--webhook-url`/webhooks/form as the website
 does, a Standard Webhook (`webhook-id`, `webhook-timestamp`, `webhook-signature`) signed with the sandbox's
 `form_webhook_secret` (docs/vendors/standard-webhooks.md#headers-and-signature). The website is no vendor: it has no API
-on the sandbox's port and no objects in `GET /_sandbox/state`, so it is a sender only (`server.SENDERS`).
+on the sandbox's port and no objects in `GET /_sandbox/state`, so it is a sender only (`emit.SENDERS`).
 """
 from __future__ import annotations
 

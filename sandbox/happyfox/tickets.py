@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from ..state import current
+from ..emit import notify as send
 from .common import as_int, attachments, body, bp, custom_values, invalid, not_found, now, page, pick, store
 from .users import render_user, upsert_user, user_by_key
 
@@ -240,5 +241,4 @@ for _kind in ("categories", "statuses", "priorities", "staff", "ticket_custom_fi
 
 
 def notify(event: str, ticket: dict[str, Any]) -> None:
-    from ..server import notify as send
     send("happyfox", event, ticket)

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Request, Response, jsonify
 
 from ..vendor import Vendor
-from . import merge, meta, objects
+from . import merge, meta, objects, search
 from .webhooks import emit
 
 # The category each status carries (docs/vendors/hubspot.md#errors).
@@ -66,6 +66,7 @@ blueprint = Blueprint("sandbox_hubspot", __name__)
 objects.register(blueprint, error)
 merge.register(blueprint, error)
 meta.register(blueprint, error)
+search.register(blueprint, error)
 
 VENDOR = Vendor(name="hubspot", prefixes=("/crm/v3/", "/crm/v4/"), blueprint=blueprint,
                 authenticate=authenticate, error=error, rate_limited=rate_limited, limit=(100, 10.0), seed=seed,

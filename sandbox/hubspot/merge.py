@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from ..state import current
+from ..emit import notify
 from ..vendor import Refused
 from .objects import APP_ID, ErrorFn, body, hubspot, live, render, touch
 
@@ -74,7 +75,6 @@ def register(bp: Blueprint, error: ErrorFn) -> None:
                 raise Refused(404, "resource not found")
             moved = absorb(primary, other)
             answer = render(primary, "contacts", list(primary["properties"]))
-        from ..server import notify
         # The contact.merge event's fields (docs/vendors/hubspot.md#event-payload); made through the API, so marked as
         # ours.
         notify("hubspot", "contact.merge", {

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from ..state import current
+from ..emit import notify
 from ..vendor import Refused
 
 TYPES = ("contacts", "tickets", "calls")
@@ -161,7 +162,6 @@ def drop_associations(object_type: str, object_id: str) -> None:
 
 def announce(subscription_type: str, object_id: str, changes: dict[str, Any] | None = None) -> None:
     """The webhook HubSpot sends for a change made through the API (a no-op without --webhook-url)."""
-    from ..server import notify
     for name, value in (changes or {None: None}).items():
         # Made through the API by an app: HubSpot names the source, so receivers can tell echoes of their own
         # writes (docs/vendors/hubspot.md#event-payload; the value list is guessed).
@@ -171,10 +171,12 @@ def announce(subscription_type: str, object_id: str, changes: dict[str, Any] | N
         notify("hubspot", subscription_type, data)
 
 
+def known(object_type: str) -> None:
+    if object_type not in TYPES:
+        raise Refused(404, f"Unable to infer object type from: {object_type}")
+
+
 def register(bp: Blueprint, error: ErrorFn) -> None:
-    def known(object_type: str) -> None:
-        if object_type not in TYPES:
-            raise Refused(404, f"Unable to infer object type from: {object_type}")
 
     @bp.post("/crm/v3/objects/<object_type>")
     def create(object_type: str) -> tuple[Response, int]:
@@ -276,10 +278,3 @@ def register(bp: Blueprint, error: ErrorFn) -> None:
                     new = False
                 results.append({**render(obj, "contacts", list(properties)), "new": new})
         return jsonify(status="COMPLETE", results=results, startedAt=started, completedAt=now_iso())
-
-    @bp.post("/crm/v3/objects/<object_type>/search")
-    def search(object_type: str) -> Response:
-        known(object_type)
-        from .search import run
-        with current().lock:
-            return jsonify(run(object_type, body()))

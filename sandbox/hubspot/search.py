@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .objects import DATES, MAX_RESULTS, Refused, hubspot, render, to_ms
+from flask import Blueprint, Response, jsonify
+
+from ..state import current
+from .objects import DATES, MAX_RESULTS, ErrorFn, Refused, body, hubspot, known, render, to_ms
+
+
+def register(bp: Blueprint, error: ErrorFn) -> None:
+    @bp.post("/crm/v3/objects/<object_type>/search")
+    def search(object_type: str) -> Response:
+        known(object_type)
+        with current().lock:
+            return jsonify(run(object_type, body()))
 
 
 def _key(name: str, value: Any) -> Any:

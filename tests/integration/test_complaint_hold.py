@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core import store
 from core.models import Complaint, Tombstone
-from flows import complaint_hold, erasure, retention
+from flows import complaint_hold, erasure, hold_release, retention, tombstones
 
 from .flowkit import audit_actions, objects, put_form, run, tickets
 from .privacykit import EMAIL, WRITTEN_PHONE, database_traces, present_everywhere, quick, unexplained_traces
@@ -67,7 +67,7 @@ def test_consent_withdrawal_keeps_an_open_complaints_evidence_until_its_hold_end
     assert the_complaint().customer_email == EMAIL
     with store.session() as s:  # the held ticket is not tombstoned: its later events still reach the register
         hashes = set(s.scalars(select(Tombstone.hash)))
-    assert not retention.tombstone_keys(happyfox_ticket=complaint_ticket.happyfox_id).keys() & hashes
+    assert not tombstones.tombstone_keys(happyfox_ticket=complaint_ticket.happyfox_id).keys() & hashes
 
     # Staff answer and close the complaint in HappyFox: the register closes, the identification data goes.
     staff = Staff(settings, flow)
@@ -78,16 +78,16 @@ def test_consent_withdrawal_keeps_an_open_complaints_evidence_until_its_hold_end
     assert "complaints.customer_email" not in database_traces()
 
     # The hold lasts until keep_until; the day after, the kept objects are erased and tombstoned.
-    assert complaint_hold.release_ended(c.keep_until) == []
+    assert hold_release.release_ended(c.keep_until) == []
     assert str(complaint_ticket.happyfox_id) in flow.state("happyfox")["tickets"]
-    released = complaint_hold.release_ended(c.keep_until + timedelta(days=1))
+    released = hold_release.release_ended(c.keep_until + timedelta(days=1))
     assert sorted(p for _, p in released) == ["aircall", "gmail", "happyfox", "hubspot", "switchboard"]
-    assert complaint_hold.release_ended(c.keep_until + timedelta(days=2)) == []  # once
+    assert hold_release.release_ended(c.keep_until + timedelta(days=2)) == []  # once
     assert flow.state("happyfox")["tickets"] == {} and objects(flow, "hubspot", "tickets") == []
     assert unexplained_traces(flow) == [] and database_traces() == []
     assert all(calls_now["archived"] for calls_now in flow.state("aircall")["calls"].values())
     assert receipts(erasure_id)["happyfox"]["kept"]["released_at"]
-    assert retention.is_tombstoned(happyfox_ticket=complaint_ticket.happyfox_id)
+    assert tombstones.is_tombstoned(happyfox_ticket=complaint_ticket.happyfox_id)
     assert audit_actions().count("erasure.hold_released") == 5
     assert customer_id is not None
 
@@ -122,8 +122,8 @@ def test_a_failed_release_is_tried_again(flow, settings):
     flow.fault(service="happyfox", method="POST", path=f"/api/1.1/json/ticket/{ticket.happyfox_id}/delete/", status=500,
                times=10)
     with pytest.raises(Exception):
-        complaint_hold.release_ended(later)
+        hold_release.release_ended(later)
     assert not receipts(erasure_id)["happyfox"]["kept"].get("released_at")
     flow.http.delete("/_sandbox/faults").raise_for_status()
-    assert ("happyfox" in [p for _, p in complaint_hold.release_ended(later)])
+    assert ("happyfox" in [p for _, p in hold_release.release_ended(later)])
     assert flow.state("happyfox")["tickets"] == {}

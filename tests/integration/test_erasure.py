@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from core import store
 from core.models import Audit, Customer, InboxEvent, Tombstone
-from flows import erasure, retention
+from flows import erasure, tombstones
 
 from .flowkit import customers, objects, put, put_form, run, tickets
 from .privacykit import (
@@ -118,8 +118,8 @@ def test_stale_vendor_data_cannot_bring_the_person_back(flow):
     stale = put("happyfox", "ticket", {"ticket_id": int(made["happyfox_ticket"]), "ticket": {}})
     assert run(stale) == "done"
     assert len(customers()) == before and database_traces() == []
-    assert retention.is_tombstoned(aircall_call=made["calls"][0])
-    assert retention.is_tombstoned(email=EMAIL)
+    assert tombstones.is_tombstoned(aircall_call=made["calls"][0])
+    assert tombstones.is_tombstoned(email=EMAIL)
 
     # A new, explicit contact from the same person starts a new customer.
     assert run(put_form(EMAIL)) == "done"
@@ -128,7 +128,7 @@ def test_stale_vendor_data_cannot_bring_the_person_back(flow):
     with store.session() as s:
         assert s.scalar(select(Customer).where(Customer.erased_at.is_not(None))).id != live[0].id
     from datetime import datetime, timedelta, timezone
-    assert not retention.is_tombstoned(email=EMAIL, occurred_at=datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert not tombstones.is_tombstoned(email=EMAIL, occurred_at=datetime.now(timezone.utc) + timedelta(seconds=1))
 
 
 def test_a_person_switchboard_never_saw_is_erased_from_the_vendors(flow):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core import jobs, store
 from core.models import Customer, Erasure, Identity, Tombstone
-from flows import retention, vendors
+from flows import retention, tombstones, vendors
 
 from .flowkit import put, run
 from .privacykit import quick
@@ -158,11 +158,11 @@ def test_a_second_erasure_of_the_same_address_blocks_data_from_between_the_two(f
     between predates the second erasure and must stay out, though the address's tombstone already existed."""
     email, between = "twice@example.com", NOW - timedelta(days=10)
     with store.session() as s:
-        assert retention.add_tombstones(s, None, email=email) == 1
+        assert tombstones.add_tombstones(s, None, email=email) == 1
     with store.session() as s:  # the first erasure, a month ago
-        s.get(Tombstone, next(iter(retention.tombstone_keys(email=email)))).created_at = NOW - timedelta(days=30)
-    assert not retention.is_tombstoned(email=email, occurred_at=between)  # a genuinely new contact
+        s.get(Tombstone, next(iter(tombstones.tombstone_keys(email=email)))).created_at = NOW - timedelta(days=30)
+    assert not tombstones.is_tombstoned(email=email, occurred_at=between)  # a genuinely new contact
     with store.session() as s:  # the second erasure, now
-        retention.add_tombstones(s, None, email=email)
-    assert retention.is_tombstoned(email=email, occurred_at=between)
-    assert not retention.is_tombstoned(email=email, occurred_at=datetime.now(timezone.utc) + timedelta(seconds=1))
+        tombstones.add_tombstones(s, None, email=email)
+    assert tombstones.is_tombstoned(email=email, occurred_at=between)
+    assert not tombstones.is_tombstoned(email=email, occurred_at=datetime.now(timezone.utc) + timedelta(seconds=1))
