@@ -108,9 +108,9 @@ def _open_ticket(call: Call, customer_id: int, received_at: datetime) -> int:
         lines.append(f"{words['reason']}: {call.missed_reason}")
     if call.asset or call.voicemail:
         lines.append(f"{words['recording']}: {call.asset or call.voicemail}")
-    report = intake.Report(channel="phone", key=call.key, person=call.person(), subject=subject,
-                           details="\n".join(lines), received_at=received_at, customer_id=customer_id)
-    return intake.register(report)
+    enquiry = intake.Enquiry(channel="phone", key=call.key, person=call.person(), subject=subject,
+                            details="\n".join(lines), received_at=received_at, customer_id=customer_id)
+    return intake.register(enquiry)
 
 
 def _log_call(call: Call, customer_id: int) -> str:

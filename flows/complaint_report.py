@@ -65,7 +65,7 @@ CHANNELS = {
 
 
 @dataclass
-class Report:
+class QuarterFigures:
     quarter: str
     start: datetime
     end: datetime
@@ -114,10 +114,10 @@ def _month(moment: datetime) -> str:
     return moment.astimezone(BUDAPEST).strftime("%Y-%m")
 
 
-def numbers(quarter: str) -> Report:
+def numbers(quarter: str) -> QuarterFigures:
     start, end = bounds(quarter)
     spec = settings.get().config.complaints
-    report = Report(quarter, start, end)
+    report = QuarterFigures(quarter, start, end)
     month = start.astimezone(BUDAPEST).date()
     for i in range(3):
         report.per_month[f"{month.year}-{month.month + i:02d}"] = 0
@@ -172,7 +172,7 @@ def _deadlines(c: Complaint, display_id: str | None, start: datetime, end: datet
 
 # ---------------------------------------------------------------- output
 
-def charts(report: Report, language: str) -> dict[str, bytes]:
+def charts(report: QuarterFigures, language: str) -> dict[str, bytes]:
     """Bar charts as PNG: received per event type and per month."""
     import matplotlib
     matplotlib.use("Agg")  # no display: a worker or a CI machine
@@ -215,7 +215,7 @@ def _huf(amount: int, language: str) -> str:
     return huf(amount, language)
 
 
-def html(report: Report, language: str | None = None) -> str:
+def html(report: QuarterFigures, language: str | None = None) -> str:
     spec = settings.get().config.complaints
     language = language or spec.language
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
@@ -231,7 +231,7 @@ def html(report: Report, language: str | None = None) -> str:
                                                   channels=CHANNELS[language])
 
 
-def rows(report: Report) -> list[list[Any]]:
+def rows(report: QuarterFigures) -> list[list[Any]]:
     """The report's numbers as (section, key, value) rows: what the CSV holds."""
     out: list[list[Any]] = [["total", "received", report.received], ["total", "closed", report.closed],
                             ["total", "open_at_end", report.open]]

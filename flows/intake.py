@@ -1,13 +1,13 @@
-"""Intake: every report, whatever its channel, becomes one HappyFox ticket, one HubSpot contact, one mirrored
+"""Intake: every enquiry, whatever its channel, becomes one HappyFox ticket, one HubSpot contact, one mirrored
 HubSpot ticket associated to it, and a confirmation mail carrying the ticket's display id (policy 000, 001:
 docs/policy.md#channels, docs/policy.md#confirmation).
 
-`register(report)` is the one flow; each channel only turns its event into a `Report`:
+`register(enquiry)` is the one flow; each channel only turns its event into an `Enquiry`:
 form (`form`), manual entry (`manual`: post, fax, social media, in person), the support mailbox (a HappyFox
 ticket Switchboard did not create) and a missed call or voicemail (`flows/calls.py`).
 
 Each step is an outbound write through `effects.once` with a key stamped on the remote object
-(`happyfox-ticket:<report key>` in the HappyFox custom field, `hubspot-ticket:<report key>` in a HubSpot ticket
+(`happyfox-ticket:<enquiry key>` in the HappyFox custom field, `hubspot-ticket:<enquiry key>` in a HubSpot ticket
 property), so a job that crashed after any write and runs again creates nothing twice. A first attempt makes
 three API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create with its association inline.
 """
@@ -35,7 +35,7 @@ DEFAULT_CATEGORY = "egyeb"
 
 
 @dataclass
-class Report:
+class Enquiry:
     channel: str                      # form | email | phone | post | fax | social | in_person
     key: str                          # the idempotency base of every write: "inbox:17", "happyfox:1003"
     person: Person
@@ -55,67 +55,67 @@ class Report:
 
 # ---------------------------------------------------------------- the flow
 
-def register(report: Report) -> int:
-    """Run the whole intake for `report`, idempotently; our ticket id."""
-    ticket_id = _open(report)
-    _happyfox_ticket(report, ticket_id)
-    contact_id = _hubspot_contact(report, ticket_id)
-    _hubspot_ticket(report, ticket_id, contact_id)
-    _confirm(report, ticket_id)
+def register(enquiry: Enquiry) -> int:
+    """Run the whole intake for `enquiry`, idempotently; our ticket id."""
+    ticket_id = _open(enquiry)
+    _happyfox_ticket(enquiry, ticket_id)
+    contact_id = _hubspot_contact(enquiry, ticket_id)
+    _hubspot_ticket(enquiry, ticket_id, contact_id)
+    _confirm(enquiry, ticket_id)
     return ticket_id
 
 
-def _open(report: Report) -> int:
-    """Record the customer and our ticket (once per report key); audit the registration."""
+def _open(enquiry: Enquiry) -> int:
+    """Record the customer and our ticket (once per enquiry key); audit the registration."""
     config = settings.get().config
     with store.session() as s:
-        if report.customer_id is not None:
-            customer = identity.current(s, report.customer_id)
-            identity.touch(customer, report.received_at)
+        if enquiry.customer_id is not None:
+            customer = identity.current(s, enquiry.customer_id)
+            identity.touch(customer, enquiry.received_at)
         else:
-            customer = identity.resolve(s, report.person, ACTOR, at=report.received_at)
-        # A phone-only report from a customer we know by email still gets its confirmation mail.
-        report.person.email = report.person.email or identity.value_of(s, customer.id, "email")
-        report.person.phone = report.person.phone or identity.value_of(s, customer.id, "phone")
-        report.person.first_name = report.person.first_name or customer.first_name
-        report.person.last_name = report.person.last_name or customer.last_name
-        report.person.language = report.person.language or customer.language
-        report.customer_id = customer.id
-        ticket = s.scalar(select(Ticket).where(Ticket.source_key == report.source_key))
+            customer = identity.resolve(s, enquiry.person, ACTOR, at=enquiry.received_at)
+        # A phone-only enquiry from a customer we know by email still gets its confirmation mail.
+        enquiry.person.email = enquiry.person.email or identity.value_of(s, customer.id, "email")
+        enquiry.person.phone = enquiry.person.phone or identity.value_of(s, customer.id, "phone")
+        enquiry.person.first_name = enquiry.person.first_name or customer.first_name
+        enquiry.person.last_name = enquiry.person.last_name or customer.last_name
+        enquiry.person.language = enquiry.person.language or customer.language
+        enquiry.customer_id = customer.id
+        ticket = s.scalar(select(Ticket).where(Ticket.source_key == enquiry.source_key))
         if ticket is None:
-            ticket = Ticket(source_key=report.source_key, customer_id=customer.id, channel=report.channel,
-                            category=report.category, service_area=report.service_area,
-                            subject=report.subject, status="New", opened_at=report.received_at,
+            ticket = Ticket(source_key=enquiry.source_key, customer_id=customer.id, channel=enquiry.channel,
+                            category=enquiry.category, service_area=enquiry.service_area,
+                            subject=enquiry.subject, status="New", opened_at=enquiry.received_at,
                             confirm_due_at=workdays.due_after_working_days(
-                                report.received_at, config.sla.confirm_within_working_days),
+                                enquiry.received_at, config.sla.confirm_within_working_days),
                             first_response_due_at=workdays.due_after_working_days(
-                                report.received_at, config.sla.first_response_within_working_days))
-            if report.happyfox is not None:
-                ticket.happyfox_id = int(report.happyfox["id"])
-                ticket.happyfox_display_id = report.happyfox.get("display_id")
+                                enquiry.received_at, config.sla.first_response_within_working_days))
+            if enquiry.happyfox is not None:
+                ticket.happyfox_id = int(enquiry.happyfox["id"])
+                ticket.happyfox_display_id = enquiry.happyfox.get("display_id")
             s.add(ticket)
             s.flush()
             audit.record(s, ACTOR, "ticket.registered", customer_id=customer.id, ticket_id=ticket.id,
-                         channel=report.channel, category=report.category, key=report.key)
+                         channel=enquiry.channel, category=enquiry.category, key=enquiry.key)
         return ticket.id
 
 
-def _happyfox_ticket(report: Report, ticket_id: int) -> None:
-    if report.happyfox is not None:
-        user_id = (report.happyfox.get("user") or {}).get("id")
+def _happyfox_ticket(enquiry: Enquiry, ticket_id: int) -> None:
+    if enquiry.happyfox is not None:
+        user_id = (enquiry.happyfox.get("user") or {}).get("id")
         _link(ticket_id, "happyfox", user_id)
         return
     config = settings.get().config
     happyfox = vendors.get().happyfox
-    key = f"happyfox-ticket:{report.key}"
+    key = f"happyfox-ticket:{enquiry.key}"
     key_field = vendors.happyfox_field_id(config.intake.happyfox_key_field)
     custom_fields: dict[int, Any] = {key_field: key}
-    values = {"service_area": report.service_area, "channel": report.channel, "category": report.category}
+    values = {"service_area": enquiry.service_area, "channel": enquiry.channel, "category": enquiry.category}
     for name, wanted in config.intake.happyfox_fields.items():
         if values.get(name):
             custom_fields[vendors.happyfox_field_id(wanted)] = values[name]
-    category = config.categories.get(report.category) or config.categories[DEFAULT_CATEGORY]
-    person = report.person
+    category = config.categories.get(enquiry.category) or config.categories[DEFAULT_CATEGORY]
+    person = enquiry.person
 
     def created(ticket: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return str(ticket["id"]), {"display_id": ticket.get("display_id"),
@@ -123,10 +123,10 @@ def _happyfox_ticket(report: Report, ticket_id: int) -> None:
 
     def create() -> tuple[str, dict[str, Any]]:
         return created(happyfox.create_ticket(
-            subject=report.subject, text=_text(report), category=category.happyfox, email=person.email,
+            subject=enquiry.subject, text=_text(enquiry), category=category.happyfox, email=person.email,
             name=_full_name(person) or person.email or person.phone, phone=person.phone,
             priority=config.intake.happyfox_priority, custom_fields=custom_fields,
-            attachments=report.attachments or None))
+            attachments=enquiry.attachments or None))
 
     def find() -> tuple[str, dict[str, Any]] | None:
         ticket = happyfox.find_ticket(key_field, key)
@@ -144,25 +144,25 @@ def _happyfox_ticket(report: Report, ticket_id: int) -> None:
     _link(ticket_id, "happyfox", detail.get("user_id"))
 
 
-def _hubspot_contact(report: Report, ticket_id: int) -> str:
+def _hubspot_contact(enquiry: Enquiry, ticket_id: int) -> str:
     with store.session() as s:
         customer_id = s.get(Ticket, ticket_id).customer_id  # type: ignore[union-attr]
     assert customer_id is not None
-    return identity.hubspot_contact(customer_id, report.person, report.key, ACTOR)
+    return identity.hubspot_contact(customer_id, enquiry.person, enquiry.key, ACTOR)
 
 
-def _hubspot_ticket(report: Report, ticket_id: int, contact_id: str) -> None:
+def _hubspot_ticket(enquiry: Enquiry, ticket_id: int, contact_id: str) -> None:
     config = settings.get().config
     hubspot = vendors.get().hubspot
-    key = f"hubspot-ticket:{report.key}"
+    key = f"hubspot-ticket:{enquiry.key}"
     prop = config.intake.hubspot_key_property
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None
         display_id = ticket.happyfox_display_id
-    category = config.categories.get(report.category) or config.categories[DEFAULT_CATEGORY]
-    properties = {"subject": f"{display_id} {report.subject}" if display_id else report.subject,
-                  "content": _text(report), "hs_pipeline": config.hubspot.pipeline,
+    category = config.categories.get(enquiry.category) or config.categories[DEFAULT_CATEGORY]
+    properties = {"subject": f"{display_id} {enquiry.subject}" if display_id else enquiry.subject,
+                  "content": _text(enquiry), "hs_pipeline": config.hubspot.pipeline,
                   "hs_pipeline_stage": config.hubspot.default_stage, "hs_ticket_category": category.hubspot,
                   prop: key}
 
@@ -183,12 +183,12 @@ def _hubspot_ticket(report: Report, ticket_id: int, contact_id: str) -> None:
                          hubspot_ticket_id=remote_id, contact_id=contact_id)
 
 
-def _confirm(report: Report, ticket_id: int) -> None:
+def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
     """The confirmation mail with the ticket's display id, sent once (policy 000: on creation; 001: within
     two working days)."""
     config = settings.get().config
-    person = report.person
-    if report.channel not in config.intake.confirm_channels:
+    person = enquiry.person
+    if enquiry.channel not in config.intake.confirm_channels:
         return
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
@@ -200,12 +200,12 @@ def _confirm(report: Report, ticket_id: int) -> None:
         with store.session() as s:
             audit.record(s, ACTOR, "ticket.not_confirmed", ticket_id=ticket_id, reason="no email address")
         return
-    key = f"confirmation:{report.key}"
+    key = f"confirmation:{enquiry.key}"
     mail = vendors.get().mail
     language = person.language or "hu"
     effects.send_once(key, lambda: mail.send(
         person.email, config.intake.confirmation_template, language, message_id=_message_id(key),
-        ticket_id=display_id, subject=report.subject, name=_greeting_name(person),
+        ticket_id=display_id, subject=enquiry.subject, name=_greeting_name(person),
         working_days=config.sla.confirm_within_working_days))
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
@@ -251,11 +251,11 @@ def split_name(name: str | None, language: str = "hu") -> tuple[str | None, str 
     return " ".join(words[:-1]), words[-1]
 
 
-def _text(report: Report) -> str:
-    body = report.details or report.subject
-    facts = [f"Channel: {report.channel}"]
-    if report.service_area:
-        facts.append(f"Service area: {report.service_area}")
+def _text(enquiry: Enquiry) -> str:
+    body = enquiry.details or enquiry.subject
+    facts = [f"Channel: {enquiry.channel}"]
+    if enquiry.service_area:
+        facts.append(f"Service area: {enquiry.service_area}")
     return f"{body}\n\n--\n" + "\n".join(facts)
 
 
@@ -266,7 +266,7 @@ def _message_id(key: str) -> str:
 
 # ---------------------------------------------------------------- channels
 
-def report_from_form(event: inbox.Event) -> Report:
+def enquiry_from_form(event: inbox.Event) -> Enquiry:
     config = settings.get().config
     submission = payloads.read(event, payloads.FormSubmission)
     form = submission.form or config.default_form
@@ -284,7 +284,7 @@ def report_from_form(event: inbox.Event) -> Report:
     posted = fields.get(spec.language_field) if spec.language_field else None
     language = posted if posted in ("hu", "en") else \
         _earlier_language(fields.get("email"), fields.get("phone")) or spec.language
-    return Report(channel="form", key=f"inbox:{event.id}",
+    return Enquiry(channel="form", key=f"inbox:{event.id}",
                   person=Person(email=fields.get("email"), phone=fields.get("phone"), first_name=first,
                                 last_name=last, language=language),
                   subject=fields.get("summary") or fields.get("purpose") or "(no subject)",
@@ -294,12 +294,12 @@ def report_from_form(event: inbox.Event) -> Report:
                   received_at=event.received_at, attachments=attachments)
 
 
-def report_from_manual(event: inbox.Event) -> Report:
+def enquiry_from_manual(event: inbox.Event) -> Enquiry:
     config = settings.get().config
     manual = payloads.read(event, ManualReport)
     attachments = [{"filename": a.filename, "content_type": a.content_type, "data": base64.b64decode(a.data_b64)}
                    for a in manual.attachments]
-    return Report(channel=manual.channel, key=f"inbox:{event.id}",
+    return Enquiry(channel=manual.channel, key=f"inbox:{event.id}",
                   person=Person(email=manual.email, phone=manual.phone, first_name=manual.first_name,
                                 last_name=manual.last_name,
                                 language=manual.language or _earlier_language(manual.email, manual.phone) or "hu"),
@@ -318,11 +318,11 @@ def _earlier_language(email: str | None, phone: str | None) -> str | None:
 
 
 def on_form(event: inbox.Event) -> int:
-    return register(report_from_form(event))
+    return register(enquiry_from_form(event))
 
 
 def on_manual(event: inbox.Event) -> int:
-    return register(report_from_manual(event))
+    return register(enquiry_from_manual(event))
 
 
 # ---------------------------------------------------------------- the support mailbox (HappyFox-made tickets)
@@ -363,7 +363,7 @@ def _customer_replied(ticket: Ticket, hint: dict[str, Any]) -> None:
         identity.touch(identity.current(s, ticket.customer_id), at)
 
 
-def report_from_happyfox(ticket: dict[str, Any], received_at: datetime) -> Report:
+def enquiry_from_happyfox(ticket: dict[str, Any], received_at: datetime) -> Enquiry:
     config = settings.get().config
     user = ticket.get("user") or {}
     category_id = (ticket.get("category") or {}).get("id") if isinstance(ticket.get("category"), dict) \
@@ -372,7 +372,7 @@ def report_from_happyfox(ticket: dict[str, Any], received_at: datetime) -> Repor
                     DEFAULT_CATEGORY)
     phone = (user.get("primary_phone") or {}).get("number") if isinstance(user.get("primary_phone"), dict) else None
     first, last = split_name(user.get("name"), "hu")
-    return Report(channel="email", key=f"happyfox:{int(ticket['id'])}",
+    return Enquiry(channel="email", key=f"happyfox:{int(ticket['id'])}",
                   person=Person(email=user.get("email"), phone=phone, first_name=first, last_name=last),
                   subject=ticket.get("subject") or "(no subject)", details=ticket.get("first_message") or "",
                   category=category, received_at=received_at, happyfox=ticket)
@@ -406,4 +406,4 @@ def on_happyfox_ticket(event: inbox.Event) -> int | None:
         received = parse_time(ticket.get("created_at")) or event.received_at
     except ValueError:
         received = event.received_at
-    return register(report_from_happyfox(ticket, received))
+    return register(enquiry_from_happyfox(ticket, received))

@@ -58,7 +58,7 @@ class Fix:
 
 
 @dataclass
-class Report:
+class ReconcileResult:
     since: datetime
     resumed: bool = False
     checked: int = 0
@@ -72,7 +72,7 @@ class Report:
 
 
 @contextlib.contextmanager
-def _repairing(report: Report, system: str, remote_id: Any) -> Iterator[None]:
+def _repairing(report: ReconcileResult, system: str, remote_id: Any) -> Iterator[None]:
     """One ticket's repair. A permanent failure (a vendor's 4xx, missing vendor setup) is reported and the run
     goes on: one ticket no retry can mend must not stop every ticket after it, run after run. A transient one
     stops the run, which resumes from its cursor next time."""
@@ -239,7 +239,7 @@ def _erased(row: Ticket) -> bool:
             select(Erasure.id).where(Erasure.customer_id == row.customer_id).limit(1)) is not None
 
 
-def _link_mirror(row: Ticket, report: Report) -> tuple[str, str | None]:
+def _link_mirror(row: Ticket, report: ReconcileResult) -> tuple[str, str | None]:
     """Give a row whose mirror is missing (never made, or deleted in HubSpot) its mirror; (its id, its stage)."""
     config = settings.get().config
     old = row.hubspot_ticket_id
@@ -263,7 +263,7 @@ def _link_mirror(row: Ticket, report: Report) -> tuple[str, str | None]:
     return hubspot_id, stage
 
 
-def _record(result: closure.Mirrored | None, report: Report) -> None:
+def _record(result: closure.Mirrored | None, report: ReconcileResult) -> None:
     if result is None:
         return
     if result.closed_now or result.reopened:
@@ -274,7 +274,7 @@ def _record(result: closure.Mirrored | None, report: Report) -> None:
         report.fixes.append(Fix("survey", result.ticket_id, "survey sent"))
 
 
-def _unknown_happyfox(ticket: dict[str, Any], report: Report) -> None:
+def _unknown_happyfox(ticket: dict[str, Any], report: ReconcileResult) -> None:
     """A HappyFox ticket Switchboard never registered (a mailbox ticket whose event was lost). One Switchboard
     created carries our key: its row went missing with a database restore, and nothing is guessed."""
     from connectors.happyfox import parse_time
@@ -284,12 +284,12 @@ def _unknown_happyfox(ticket: dict[str, Any], report: Report) -> None:
     if intake.erased_ticket(int(ticket["id"])):  # an erased person's ticket that HappyFox still shows
         return
     received = parse_time(ticket.get("created_at")) or _now()
-    ticket_id = intake.register(intake.report_from_happyfox(ticket, received))
+    ticket_id = intake.register(intake.enquiry_from_happyfox(ticket, received))
     report.fixes.append(Fix("missing_mirror", ticket_id, f"registered HappyFox ticket {ticket.get('id')}"))
     _record(closure.mirror_status(ticket_id, ticket), report)
 
 
-def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: Report,
+def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: ReconcileResult,
                     tick: Callable[[], None]) -> None:
     from connectors.happyfox import modified_at
     ids = [int(t["id"]) for t in chunk]
@@ -318,7 +318,7 @@ def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: 
         tick()
 
 
-def _happyfox_pass(state: dict[str, Any], report: Report, on_step: Step) -> None:
+def _happyfox_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step) -> None:
     from connectors.happyfox import modified_at
     start = datetime.fromisoformat(state.get("position") or state["since"])
     tickets = vendors.get().happyfox.tickets(updated_since=start)
@@ -341,7 +341,7 @@ def _hubspot_stamp(ticket: dict[str, Any]) -> str | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat() if value else None
 
 
-def _hubspot_pass(state: dict[str, Any], report: Report, on_step: Step) -> None:
+def _hubspot_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step) -> None:
     start = datetime.fromisoformat(state.get("position") or state["since"])
     # Listed in full before repairing: a repair bumps the mirror's modification time, which would shift the
     # offset-paged search under our feet and skip a ticket.
@@ -376,14 +376,14 @@ def _hubspot_pass(state: dict[str, Any], report: Report, on_step: Step) -> None:
 
 # ---------------------------------------------------------------- the run
 
-def reconcile(since: datetime | None = None, on_step: Step = quiet) -> Report:
+def reconcile(since: datetime | None = None, on_step: Step = quiet) -> ReconcileResult:
     """One reconciliation run: resumes a crashed run unless `since` starts a new window. Raises Busy when
     another run holds the lease. `on_step` counts the tickets of each pass (and the HubSpot mirrors listed)."""
     if not _take_lease():
         raise Busy("another reconciliation is running")
     try:
         state, resumed = _window(since)
-        report = Report(since=datetime.fromisoformat(state["since"]), resumed=resumed)
+        report = ReconcileResult(since=datetime.fromisoformat(state["since"]), resumed=resumed)
         save_cursor(state)
         if state["phase"] == "happyfox":
             _happyfox_pass(state, report, on_step)

@@ -28,7 +28,7 @@ def lost_closures(any_database, sandbox):
     return made
 
 
-def survey_fixes(report: reconcile.Report) -> set[int]:
+def survey_fixes(report: reconcile.ReconcileResult) -> set[int]:
     return {f.ticket_id for f in report.fixes if f.kind == "survey"}
 
 

@@ -42,7 +42,7 @@ def untouched_in_happyfox(sandbox, ticket: Ticket) -> None:
         running.state["happyfox"]["tickets"][ticket.happyfox_id]["last_modified"] = "2020-01-01 00:00:00"
 
 
-def kinds(report: reconcile.Report) -> dict[str, int]:
+def kinds(report: reconcile.ReconcileResult) -> dict[str, int]:
     return {kind: n for kind, n in report.counts().items() if n}
 
 
