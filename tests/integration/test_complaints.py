@@ -20,7 +20,8 @@ from core.models import Complaint
 from core.workdays import BUDAPEST
 from flows import complaint_deadlines, complaints
 
-from .flowkit import audit_actions, audit_rows, fast_vendors, objects, put, put_form, row, run, tickets
+from .delivery import deliver
+from .flowkit import audit_actions, audit_rows, fast_vendors, objects, put_form, row, run, tickets
 
 MD = "ugyvezeto@example.com"
 
@@ -50,9 +51,9 @@ class Staff:
         return self.http.post(path, json=data).raise_for_status().json()
 
     def deliver(self, ticket: dict[str, Any]) -> int:
-        inbox_id = put("happyfox", "ticket", {"ticket_id": ticket["id"], "ticket": ticket},
-                       key=f"{ticket['id']}:{ticket['last_modified']}:{ticket['updates'][-1]['update_id']}")
-        assert run(inbox_id) == "done", row(inbox_id).last_error
+        result = deliver("happyfox", ticket)
+        inbox_id = result.inbox_id
+        assert result.outcome == "done", row(inbox_id).last_error
         return inbox_id
 
 
@@ -184,7 +185,7 @@ def test_a_hubspot_property_change_reaches_the_register_and_escalates(flow, sett
     event = {"eventId": 91, "subscriptionId": 7, "objectId": int(ticket.hubspot_ticket_id), "portalId": 1,
              "subscriptionType": "ticket.propertyChange", "propertyName": "complaint_loss_amount_huf",
              "propertyValue": "120000", "occurredAt": 1764000000000, "attemptNumber": 0}
-    inbox_id = put("hubspot", "ticket.propertyChange", event, key="7:91")
+    inbox_id = deliver("hubspot", [event], run=False).inbox_id
     assert run(inbox_id) == "done", row(inbox_id).last_error
     assert complaint().loss_amount_huf == 120000 and len(escalations(flow)) == 1
     staff = Staff(settings, flow)
@@ -204,7 +205,7 @@ def test_a_failed_read_is_retried_and_a_failed_escalation_mail_is_sent_once_late
     staff = Staff(settings, flow)
     ticket = staff.write(hf_id, loss_amount_huf="150000")
     flow.fault(service="happyfox", method="GET", path=f"/api/1.1/json/ticket/{hf_id}/", status=503, times=10)
-    inbox_id = put("happyfox", "ticket", {"ticket_id": hf_id, "ticket": ticket}, key="fault-1")
+    inbox_id = deliver("happyfox", ticket, run=False).inbox_id
     with pytest.raises(Exception):
         run(inbox_id)
     assert row(inbox_id).status == "failed" and complaint().loss_amount_huf is None

@@ -18,7 +18,8 @@ from core.models import InboxEvent
 from flows import first_response
 from sandbox.aircall import simulate_call
 
-from .flowkit import audit_actions, fast_vendors, put, put_form, run, tickets
+from .delivery import deliver
+from .flowkit import audit_actions, fast_vendors, put_form, run, tickets
 from .test_complaints import Staff, _env
 
 ALERT_TO = "ugyfelszolgalat-vezeto@example.com"      # config/switchboard.yaml sla.alert_to
@@ -92,12 +93,10 @@ def test_an_answered_outbound_call_answers_the_customers_open_tickets_and_is_cou
         from flows import identity
         identity.add_identity(s, identity.current(s, tickets()[0].customer_id), "phone", phone, "test")
     missed = simulate_call(flow.running.sandbox, "outbound", phone, 0, answered=False, recording=False)
-    assert run(put("aircall", "call.ended", {"resource": "call", "event": "call.ended", "data": missed},
-                   key=f"call.ended:{missed['id']}")) == "done"
+    assert deliver("aircall", {"resource": "call", "event": "call.ended", "data": missed}).outcome == "done"
     assert tickets()[0].first_response_at is None   # nobody picked up: no response
     call = simulate_call(flow.running.sandbox, "outbound", phone, 45, answered=True, recording=False)
-    assert run(put("aircall", "call.ended", {"resource": "call", "event": "call.ended", "data": call},
-                   key=f"call.ended:{call['id']}")) == "done"
+    assert deliver("aircall", {"resource": "call", "event": "call.ended", "data": call}).outcome == "done"
     answered = [t for t in tickets() if t.id == ticket_id][0]
     assert answered.first_response_at == datetime.fromtimestamp(call["started_at"], timezone.utc)
     assert inbound["id"] != call["id"]

@@ -13,13 +13,18 @@ from core import jobs, store
 from core.models import InboxEvent
 from flows import dispatch, inbox, routes
 
-from .flowkit import objects, put_form, queue, row, signed, tickets  # noqa: F401 - queue is a fixture
+from .flowkit import objects, put, queue, row, signed, tickets, website_form  # noqa: F401 - queue is a fixture
 
 
 def age(inbox_id: int, status: str, minutes: float) -> None:
     with store.session() as s:
         s.execute(update(InboxEvent).where(InboxEvent.id == inbox_id).values(
             status=status, updated_at=datetime.now(timezone.utc) - timedelta(minutes=minutes)))
+
+
+def stored_form(email: str = "kata.kovacs@example.com") -> int:
+    """A form's row stored with no job queued for it: these tests queue (or lose) the jobs themselves."""
+    return put("form", "form", website_form(email))
 
 
 def queued_ids(queue, now: bool = False) -> list[int]:
@@ -50,7 +55,7 @@ def test_the_receiver_queues_one_dispatch_job_per_batch_which_fans_out(queue, se
 
 
 def test_a_row_running_elsewhere_is_not_run_twice(queue, sandbox):
-    inbox_id = put_form()
+    inbox_id = stored_form()
     age(inbox_id, "running", 0)
     assert dispatch.run(inbox_id) == "skipped"
     assert sandbox.calls() == [] and row(inbox_id).attempts == 0
@@ -59,7 +64,7 @@ def test_a_row_running_elsewhere_is_not_run_twice(queue, sandbox):
 def test_huey_schedules_the_retry_of_a_failed_attempt_and_the_last_one_ends_dead(queue, sandbox):
     sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/contacts/batch/upsert", status=503,
                   times=100)
-    inbox_id = put_form()
+    inbox_id = stored_form()
     task = dispatch.process_inbox.s(inbox_id)
     assert task.retries == jobs.RETRIES
     queue.execute(task)
@@ -76,7 +81,7 @@ def test_huey_schedules_the_retry_of_a_failed_attempt_and_the_last_one_ends_dead
 def test_too_many_attempts_end_dead_even_without_huey_counting(queue, sandbox):
     sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/contacts/batch/upsert", status=503,
                   times=100)
-    inbox_id = put_form()
+    inbox_id = stored_form()
     with store.session() as s:
         s.execute(update(InboxEvent).where(InboxEvent.id == inbox_id).values(attempts=jobs.RETRIES))
     with pytest.raises(Exception):
@@ -85,11 +90,11 @@ def test_too_many_attempts_end_dead_even_without_huey_counting(queue, sandbox):
 
 
 def test_the_sweep_requeues_what_was_left_behind_and_only_that(queue, sandbox):
-    lost = put_form("lost@example.com")          # queued long ago, never picked up
-    killed = put_form("killed@example.com")      # a worker died while running it
-    retrying = put_form("retrying@example.com")  # failed a moment ago: huey's retry is still to come
-    fresh = put_form("fresh@example.com")        # just arrived
-    dead = put_form("dead@example.com")
+    lost = stored_form("lost@example.com")          # queued long ago, never picked up
+    killed = stored_form("killed@example.com")      # a worker died while running it
+    retrying = stored_form("retrying@example.com")  # failed a moment ago: huey's retry is still to come
+    fresh = stored_form("fresh@example.com")        # just arrived
+    dead = stored_form("dead@example.com")
     age(lost, "pending", 10)
     age(killed, "running", 1)                     # its lease was not renewed for a minute
     age(retrying, "failed", 1)
@@ -106,7 +111,7 @@ def test_the_sweep_requeues_what_was_left_behind_and_only_that(queue, sandbox):
 def test_with_nothing_queued_a_row_waiting_half_a_minute_is_orphaned(queue, sandbox):
     """Nothing waits in the queue and no retry is scheduled (a Redis restart lost them, the process that was to
     queue a stored event died): rows pending or failed for 30 s have no job left, and are queued again."""
-    pending, failed, fresh = put_form("p@example.com"), put_form("f@example.com"), put_form("n@example.com")
+    pending, failed, fresh = stored_form("p@example.com"), stored_form("f@example.com"), stored_form("n@example.com")
     age(pending, "pending", 0.75)
     age(failed, "failed", 0.75)
     age(fresh, "pending", 0.1)
@@ -119,7 +124,7 @@ def test_a_running_row_whose_lease_is_renewed_is_never_taken(queue, sandbox, mon
     """A worker that lives renews its claim: however long its handler runs, the sweep leaves the row alone; once
     the renewals stop (the process died), the row is released within the stale limit."""
     from flows import leases
-    inbox_id = put_form("slow@example.com")
+    inbox_id = stored_form("slow@example.com")
     seen = {}
 
     def slow(event):
@@ -133,7 +138,7 @@ def test_a_running_row_whose_lease_is_renewed_is_never_taken(queue, sandbox, mon
 
 
 def test_the_sweep_does_not_release_a_row_a_worker_claimed_after_it_was_found_stale(queue, sandbox):
-    inbox_id = put_form("claimed@example.com")
+    inbox_id = stored_form("claimed@example.com")
     age(inbox_id, "pending", 10)
     found = inbox.stale()
     assert inbox_id in found
@@ -175,7 +180,7 @@ def test_a_long_rate_limit_pause_is_waited_out_not_spent_on_retries(queue, sandb
     """HappyFox's 429 locks the client out for 10 minutes: the job is scheduled after the pause, retries kept."""
     sandbox.fault(service="happyfox", method="POST", path="/api/1.1/json/tickets/", status=429, times=1,
                   retry_after=600)
-    inbox_id = put_form()
+    inbox_id = stored_form()
     task = dispatch.process_inbox.s(inbox_id)
     queue.execute(task)
     assert row(inbox_id).status == "failed" and row(inbox_id).last_error.startswith("RateLimited: happyfox")

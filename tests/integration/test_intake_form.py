@@ -34,14 +34,14 @@ def test_a_form_becomes_one_ticket_contact_mirror_and_mail(flow):
     assert mirror["properties"]["switchboard_key"] == f"hubspot-ticket:inbox:{inbox_id}"
     assert mirror["properties"]["hs_ticket_category"] == "PRODUCT_ISSUE"
     assert hf["category"] == 3 and hf["custom_fields"]["1"] == f"happyfox-ticket:inbox:{inbox_id}"
-    assert hf["custom_fields"]["2"] == "Norma"  # the service area, mapped from YAML
+    assert hf["custom_fields"]["2"] == "Crossec Norma"  # the service area, mapped from YAML
     links = [a for a in flow.state("hubspot")["associations"] if a["typeId"] == 16]
     assert links == [{"from": ["tickets", mirror["id"]], "to": ["contacts", contact["id"]], "typeId": 16}]
 
     [ticket] = tickets()
     assert ticket.happyfox_id == hf["id"] and ticket.happyfox_display_id == hf["display_id"]
     assert ticket.hubspot_ticket_id == mirror["id"] and ticket.told_id == hf["display_id"]
-    assert ticket.channel == "form" and ticket.category == "hibabejelentes" and ticket.service_area == "Norma"
+    assert ticket.channel == "form" and ticket.category == "hibabejelentes" and ticket.service_area == "Crossec Norma"
     assert ticket.confirmed_at is not None and ticket.confirm_due_at > ticket.opened_at
     assert mirror["properties"]["subject"].startswith(hf["display_id"])
 

@@ -17,7 +17,7 @@ from flows import reconcile
 from tests.conftest import SWITCHBOARD
 
 from .flowkit import fast_vendors, objects, tickets, writes
-from .test_closure import deliver, form_ticket, fresh, mirror_stage, set_status, surveys
+from .test_closure import deliver_ticket, form_ticket, fresh, mirror_stage, set_status, surveys
 
 SEARCH = ("hubspot", "POST", "/crm/v3/objects/tickets/search")
 
@@ -63,10 +63,10 @@ def test_a_closure_whose_event_was_lost_is_closed_mirrored_and_surveyed(flow):
 def test_close_delivered_three_times_with_a_reconciliation_between_sends_one_survey(flow):
     ticket = form_ticket()
     closed = set_status(ticket, "Closed")
-    deliver(closed, key="a")
+    deliver_ticket(closed, key="a")
     reconcile.reconcile(since=datetime.now(timezone.utc) - timedelta(hours=1))
-    deliver(closed, key="b")
-    deliver(closed, key="c")
+    deliver_ticket(closed, key="b")
+    deliver_ticket(closed, key="c")
     assert len(surveys(flow)) == 1 and mirror_stage(flow, ticket) == "4"
 
 
@@ -84,7 +84,7 @@ def test_a_mailbox_ticket_whose_event_was_lost_is_registered_and_mirrored(flow):
 
 def test_a_mirror_deleted_in_hubspot_is_made_again(flow):
     ticket = form_ticket()
-    deliver(set_status(ticket, "In Progress"))
+    deliver_ticket(set_status(ticket, "In Progress"))
     age(ticket)
     assert fast_vendors().hubspot.archive_ticket(ticket.hubspot_ticket_id) == "deleted"
     report = reconcile.reconcile()

@@ -13,7 +13,8 @@ from core import jobs, store
 from core.models import Customer, Erasure, Identity, Tombstone
 from flows import retention, tombstones, vendors
 
-from .flowkit import put, run
+from .delivery import deliver
+from .flowkit import run
 from .privacykit import quick
 
 NOW = datetime.now(timezone.utc)
@@ -119,17 +120,21 @@ def test_consent_withdrawal_through_the_admin_api(flow, settings):
 def test_consent_and_contract_end_from_hubspot_property_changes(flow):
     target = customer("kata@example.com", NOW, hubspot="512")
     event = {"objectId": 512, "propertyName": "contract_end_date", "propertyValue": "1735689600000",
-             "subscriptionType": "contact.propertyChange", "occurredAt": 1735689600000}
-    assert run(put("hubspot", "contact.propertyChange", event)) == "done"
+             "subscriptionType": "contact.propertyChange", "occurredAt": 1735689600000, "subscriptionId": 3}
+
+    def change(number: int, event: dict) -> str:
+        return deliver("hubspot", [{**event, "eventId": number}]).outcome
+
+    assert change(1, event) == "done"
     assert get(target).contract_end == date(2025, 1, 1)
     other = {**event, "propertyName": "firstname", "propertyValue": "Kata"}
-    assert run(put("hubspot", "contact.propertyChange", other)) == "done"
+    assert change(2, other) == "done"
     assert get(target).consent_withdrawn_at is None
     withdrawn = {**event, "propertyName": "consent_withdrawn", "propertyValue": "true"}
-    assert run(put("hubspot", "contact.propertyChange", withdrawn)) == "done"
+    assert change(3, withdrawn) == "done"
     assert get(target).consent_withdrawn_at is not None
     unknown = {**withdrawn, "objectId": 777}
-    assert run(put("hubspot", "contact.propertyChange", unknown)) == "done"  # nobody of ours: nothing happens
+    assert change(4, unknown) == "done"  # nobody of ours: nothing happens
 
 
 def test_cli_preview_withdraw_and_sweep(flow, settings):

@@ -24,6 +24,8 @@ from flows import routes
 from sandbox.hubspot.webhooks import batch, signature_headers
 from webhooks.app import create_app
 
+from .delivery import deliver
+
 FIXTURES = Path(__file__).resolve().parents[2] / "webhooks" / "hubspot" / "fixtures"
 URL = "http://localhost/webhooks/hubspot"  # what the test client's request.url is
 
@@ -82,21 +84,21 @@ def test_signer_matches_hubspots_published_vectors() -> None:
 
 def test_a_v3_batch_is_stored_once_per_event(client: Any, secret: str) -> None:
     events = three_events()
-    first = post(client, events, secret=secret)
+    first = deliver("hubspot", events, run=False)
     # contact.deletion is routed nowhere (flows/routes.py): accepted, counted, not stored.
-    assert first.status_code == 202 and len(first.get_json()["ids"]) == 2 and first.get_json()["ignored"] == 1
+    assert first.status == 202 and len(first.inbox_ids) == 2 and first.answer["ignored"] == 1
     stored = rows()
     assert [r.kind for r in stored] == ["contact.propertyChange", "ticket.propertyChange"]
     assert [r.event_key for r in stored] == [f"{e['subscriptionId']}:{e['eventId']}" for e in events[:2]]
-    again = post(client, events, secret=secret)  # HubSpot's retry of the same batch
-    assert again.status_code == 200 and again.get_json()["ids"] == first.get_json()["ids"]
+    again = deliver("hubspot", events, run=False)  # HubSpot's retry of the same batch
+    assert again.status == 200 and again.inbox_ids == first.inbox_ids
     assert len(rows()) == 2
 
 
 def test_a_batch_with_one_new_event_stores_only_that_one(client: Any, secret: str) -> None:
     events = three_events()
-    assert post(client, events[:1], secret=secret).status_code == 202
-    assert post(client, events, secret=secret).status_code == 202
+    assert deliver("hubspot", events[:1], run=False).status == 202
+    assert deliver("hubspot", events, run=False).status == 202
     assert len(rows()) == 2
 
 
@@ -105,8 +107,8 @@ def test_an_event_nobody_routes_is_accepted_ignored_and_counted(client: Any, sec
         return REGISTRY.get_sample_value("switchboard_inbox_received_total",
                                          {"source": "hubspot", "outcome": "ignored"}) or 0.0
     before = ignored()
-    response = post(client, fixture("contact.creation__new"), secret=secret)
-    assert response.status_code == 200 and response.get_json() == {"id": None, "ids": [], "ignored": 1}
+    response = deliver("hubspot", fixture("contact.creation__new"), run=False)
+    assert response.status == 200 and response.answer == {"id": None, "ids": [], "ignored": 1}
     assert rows() == []
     assert ignored() == before + 1
     assert 'switchboard_inbox_received_total{outcome="ignored",source="hubspot"}' in client.get("/metrics").text
@@ -118,9 +120,9 @@ def test_each_fixture_is_accepted(client: Any, secret: str, name: str) -> None:
     kind = body[0]["subscriptionType"]
     assert kind == name.split("__")[0]
     if not routes.is_routed("hubspot", kind):  # kept as evidence of the shape, for when a flow needs it
-        assert post(client, body, secret=secret).status_code == 200 and rows() == []
+        assert deliver("hubspot", body, run=False).status == 200 and rows() == []
         return
-    assert post(client, body, secret=secret).status_code == 202
+    assert deliver("hubspot", body, run=False).status == 202
     (row,) = rows()
     assert row.kind == kind and row.payload == body[0]
 
