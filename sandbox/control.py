@@ -152,6 +152,19 @@ def emit() -> tuple[Response, int]:
     return jsonify(record), 200
 
 
+@bp.get("/_sandbox/idle")
+def idle() -> tuple[Response, int]:
+    """Answer once nothing has been under way for `quiet` seconds (default 0.05): every vendor request answered and
+    logged, every webhook sent; 408 after `timeout` seconds (default 10). Tests wait on it instead of sleeping."""
+    try:
+        quiet = float(request.args.get("quiet", 0.05))
+        timeout = min(float(request.args.get("timeout", 10)), 60.0)
+    except ValueError:
+        return jsonify(error="quiet and timeout are seconds"), 400
+    settled = current().wait_idle(quiet, timeout)
+    return jsonify(idle=settled), 200 if settled else 408
+
+
 @bp.get("/_sandbox/emitted")
 def emitted() -> Response:
     sandbox = current()

@@ -45,7 +45,10 @@ def emit_now(sandbox: Sandbox, service: str, event: str, data: dict[str, Any], u
         except Exception as exc:  # the receiver being down is the receiver's problem, as with the real vendor
             record["status"] = f"error: {type(exc).__name__}"
             log.warning("sandbox webhook %s %s to %s failed: %s", service, event, url, type(exc).__name__)
+        finally:
+            sandbox.end()
 
+    sandbox.begin()
     if wait:
         send()
     else:

@@ -86,6 +86,7 @@ def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
         g.service = service
         if service is None:
             return None
+        sandbox.begin()  # ended in _settle, whatever the answer (a fault, a dropped connection)
         vendor = vendors[service]
         fault = sandbox.take_fault(service, request.method, request.path)
         if fault is not None:
@@ -104,6 +105,11 @@ def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
         if wait is not None:
             return vendor.rate_limited(wait)
         return vendor.authenticate(request, sandbox.credentials)
+
+    @app.teardown_request
+    def _settle(_: BaseException | None) -> None:
+        if g.get("service") is not None:
+            sandbox.end()
 
     @app.after_request
     def _log_call(response: Response) -> Response:

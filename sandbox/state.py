@@ -64,6 +64,10 @@ class Sandbox:
     _windows: dict[str, collections.deque[float]] = field(default_factory=dict)
     _locked_until: dict[str, float] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1001))
+    # Work under way: vendor API requests being answered and webhooks being sent (`GET /_sandbox/idle`).
+    _busy: int = 0
+    _last_busy: float = field(default_factory=time.monotonic)
+    _settled: threading.Condition = field(default_factory=threading.Condition)
 
     def reset(self) -> None:
         with self.lock:
@@ -83,6 +87,30 @@ class Sandbox:
         """Ids unique across the whole sandbox, so a test can never mistake one vendor's id for another's."""
         with self.lock:
             return next(self._ids)
+
+    def begin(self) -> None:
+        with self._settled:
+            self._busy += 1
+
+    def end(self) -> None:
+        with self._settled:
+            self._busy -= 1
+            self._last_busy = time.monotonic()
+            self._settled.notify_all()
+
+    def wait_idle(self, quiet: float, timeout: float) -> bool:
+        """Wait until nothing has been under way for `quiet` seconds: every request answered and logged, every
+        webhook sent. What a test waits for instead of sleeping; False when `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._settled:
+            while True:
+                now = time.monotonic()
+                calm_at = self._last_busy + quiet
+                if self._busy == 0 and now >= calm_at:
+                    return True
+                if now >= deadline:
+                    return False
+                self._settled.wait(min(deadline, calm_at if self._busy == 0 else deadline) - now)
 
     def take_fault(self, service: str, method: str, path: str) -> Fault | None:
         with self.lock:

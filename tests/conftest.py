@@ -90,6 +90,11 @@ class SandboxClient:
     def mail(self) -> list[dict[str, Any]]:
         return self.http.get("/_sandbox/mail").raise_for_status().json()
 
+    def wait_idle(self, quiet: float = 0.05, timeout: float = 10) -> None:
+        """Until every request the fakes got is answered and logged and every webhook they send is sent."""
+        answer = self.http.get("/_sandbox/idle", params={"quiet": quiet, "timeout": timeout}, timeout=timeout + 5)
+        assert answer.status_code == 200, "the sandbox did not settle"
+
     def emit(self, service: str, event: str, data: dict[str, Any], url: str | None = None) -> dict[str, Any]:
         body = {"service": service, "event": event, "data": data, **({"url": url} if url else {})}
         return self.http.post("/_sandbox/emit", json=body).raise_for_status().json()

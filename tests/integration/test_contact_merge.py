@@ -3,7 +3,6 @@ one person, a job queued after our merge merges the newer contact into the older
 outage retries it without touching our merge; a contact merged already or gone counts as done."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -124,7 +123,7 @@ def test_an_outage_fails_the_job_not_our_merge_and_the_retry_merges_once(flow, q
     assert type(caught.value).__name__ == "Unavailable"  # transient: huey retries the job
     assert len(customers()) == 1 and set(identities(caller)["hubspot"]) == {older, newer}
     assert merge_audits() == []
-    time.sleep(0.5)  # a slow merge lands
+    flow.wait_idle()  # a slow merge lands
     assert contact_merge.merge_hubspot_contacts.call_local(*queued()[0]) in ("merged", "one left")
 
     assert [c["id"] for c in objects(flow, "hubspot", "contacts")] == [older]

@@ -3,7 +3,6 @@ production token path as far as it goes without Google's token server."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -29,12 +28,11 @@ def client_for(sandbox, policy: Policy | None = None, token: str = SANDBOX_GMAIL
                        policy or fast_policy(), page_size=page_size)
 
 
-def wait_for_calls(sandbox, count: int) -> list[dict]:
-    """A delayed or dropped request is logged when the server is done with it, maybe after the client moved on."""
-    deadline = time.monotonic() + 3
-    while len(calls := sandbox.calls("gmail")) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return calls
+def settled_calls(sandbox) -> list[dict]:
+    """Gmail's calls once the fake is done with them all: a delayed or dropped request is logged when the server is
+    done with it, maybe after the client moved on."""
+    sandbox.wait_idle()
+    return sandbox.calls("gmail")
 
 
 def mailbox(sandbox) -> dict[str, str]:
@@ -143,13 +141,13 @@ def test_timeouts_then_unavailable(sandbox):
     sandbox.fault(service="gmail", path="/gmail/v1/users/*", delay=0.6, times=2)
     with pytest.raises(Unavailable):
         client_for(sandbox, fast_policy(timeout=0.2, attempts=2)).message_ids("")
-    assert len(wait_for_calls(sandbox, 2)) == 2
+    assert len(settled_calls(sandbox)) == 2
 
 
 def test_dropped_connection_is_retried(sandbox):
     sandbox.fault(service="gmail", method="POST", path="/gmail/v1/users/*", drop=True)
     assert client_for(sandbox).delete_messages(["abc"]) == 1
-    assert [c["path"].endswith("/batchDelete") for c in wait_for_calls(sandbox, 2)] == [True, True]
+    assert [c["path"].endswith("/batchDelete") for c in settled_calls(sandbox)] == [True, True]
 
 
 # ---------------------------------------------------------------- wiring and the production token

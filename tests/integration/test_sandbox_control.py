@@ -221,3 +221,24 @@ def test_emit_bad_service_is_400(sandbox, body):
     response = sandbox.http.post("/_sandbox/emit", json=body)
     assert response.status_code == 400
     assert response.json()["error"]
+
+
+def test_idle_waits_for_a_slow_answer_and_refuses_to_wait_forever(sandbox):
+    """`GET /_sandbox/idle` answers only once every request is answered and logged: a test waits on it instead of
+    sleeping; a request still under way past `timeout` is a 408."""
+    import threading
+
+    import httpx
+    sandbox.fault(service="hubspot", path="/crm/v3/pipelines/*", delay=0.6, times=1)
+    headers = {"Authorization": f"Bearer {sandbox.credentials['hubspot_access_token']}"}
+    slow = threading.Thread(target=lambda: httpx.get(f"{sandbox.base_url}/crm/v3/pipelines/tickets", headers=headers,
+                                                      timeout=5))
+    slow.start()
+    while not sandbox.running.sandbox._busy:  # noqa: SLF001 - the request has reached the fake
+        pass
+    assert sandbox.http.get("/_sandbox/idle", params={"timeout": 0.1}).status_code == 408
+    assert sandbox.calls("hubspot") == []
+    sandbox.wait_idle()
+    assert [c["path"] for c in sandbox.calls("hubspot")] == ["/crm/v3/pipelines/tickets"]
+    slow.join()
+    assert sandbox.http.get("/_sandbox/idle", params={"quiet": "soon"}).status_code == 400
