@@ -4,6 +4,9 @@ mirror (flows/closure.py): the fields staff fill in either system go into the re
 it; a customer-visible staff reply after the investigation is the written answer; the officer's steps follow
 (flows/complaint_officer.py).
 
+A register edit in the staff console (`staff_edit`) goes the same way as a staff edit in HappyFox: into the
+register, then onto both vendors' tickets (`push`, retried as a job when a vendor fails), then the officer's steps.
+
 The inbox handlers at the bottom run after intake's (flows/routes.py) (a complaint-category ticket is registered as soon as intake
 has made it) and only re-read a HappyFox ticket that is, or has just become, a complaint.
 """
@@ -15,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import audit, settings, store
+from core import audit, jobs, settings, store
 from core.models import Complaint, Ticket
 
 from . import complaint_fields as fields
@@ -119,6 +122,50 @@ def sync_from_hubspot(hubspot_ticket_id: str, property_name: str, value: Any) ->
         _mirror_to_happyfox(ticket_id, apply(complaint_id, {name: value}, "hubspot"))
         complaint_officer.after_change(complaint_id)
     return complaint_id
+
+
+# ---------------------------------------------------------------- the staff console's edits
+
+def push(complaint_id: int, names: list[str]) -> None:
+    """Write the register's current values of `names` onto the HappyFox and HubSpot tickets (only the mapped
+    fields; setting a value twice is harmless, so a retry may repeat either write)."""
+    with store.session() as s:
+        c = s.get(Complaint, complaint_id)
+        if c is None:
+            return
+        values = {name: getattr(c, name) for name in names if name in fields.FIELDS}
+        ticket_id = c.ticket_id
+    _mirror_to_happyfox(ticket_id, values)
+    _mirror_to_hubspot(ticket_id, values)
+
+
+@jobs.job
+def push_complaint_fields(complaint_id: int, names: list[str]) -> None:
+    """`push` again after a vendor failed during a console edit; huey retries it with back-off."""
+    push(int(complaint_id), list(names))
+
+
+def staff_edit(complaint_id: int, raw: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
+    """A console edit of the register's fields (field name → what staff typed): into the register, audited under
+    `actor`, then onto both vendors and the officer's steps, as a staff edit in HappyFox would. The fields that
+    changed, and whether both vendors have them now (else a job retries). A repeated submit changes nothing and
+    writes nothing."""
+    changed = apply(complaint_id, raw, "staff", actor=actor)
+    if not changed:
+        return changed, True
+    pushed = True
+    try:
+        push(complaint_id, sorted(changed))
+    except Exception as exc:  # the register has the change; the vendors get it from the job
+        log.warning("complaint %s: console edit not yet on the vendors (%s); retried by a job", complaint_id,
+                    type(exc).__name__)
+        with store.session() as s:
+            audit.record(s, actor, "complaint.push_queued", complaint_id=complaint_id, fields=sorted(changed),
+                         error=type(exc).__name__)
+        push_complaint_fields(complaint_id, sorted(changed))
+        pushed = False
+    complaint_officer.after_change(complaint_id)
+    return changed, pushed
 
 
 # ---------------------------------------------------------------- inbox handlers (routed in flows/routes.py)
