@@ -1,8 +1,9 @@
-"""The staff console's complaint register and report (docs/staff.md) through Flask's test client,
+"""The staff console's complaint register, report and legal holds (docs/staff.md) through Flask's test client,
 signed in at the sandbox's fake Google: the `complaints` role edits the register's fields and the change reaches
 the HappyFox and HubSpot fakes as a staff edit there would; a second submit writes nothing; a bad value is refused
 by field name with nothing written; a vendor's 5xx leaves the write to a job; other roles see and cannot edit;
-the audit names the person and never the values; the quarterly report downloads."""
+the audit names the person and never the values; the quarterly report downloads; holds are shown to privacy and
+ops only."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -12,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from core import jobs, store
-from core.models import Audit, Complaint
+from core.models import Audit, Complaint, Customer
+from flows import retention
 
 from .flowkit import fast_vendors, objects, put_form, run, tickets
 from .staffkit import COMPLAINTS, OPS, PRIVACY, VIEWER, csrf, sign_in
@@ -221,3 +223,44 @@ def test_the_quarterly_report_downloads_as_the_cli_makes_it(client, flow, compla
                                                          "format": "csv"}).status_code == 400
     assert [(a.actor, a.detail) for a in audits("complaints.report_downloaded")] == [
         (VIEWER, {"quarter": quarter, "format": "csv"}), (VIEWER, {"quarter": quarter, "format": "pdf"})]
+
+
+def test_legal_holds_are_shown_to_privacy_and_ops_only(client, flow, complaint_id):
+    held_by_hand = retention_hold()
+    sign_in(client, PRIVACY)
+    page = client.get("/staff/holds?lang=en")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    customer_id = register(complaint_id).customer_id
+    assert f'/staff/customers/{customer_id}"' in text and f'/staff/complaints/{complaint_id}"' in text
+    assert "while the complaint is open, then 5 years after it closes" in text
+    assert f'/staff/customers/{held_by_hand}"' in text and "until released" in text and "Set by hand: cli" in text
+    assert "Kovács" not in text and "kata.kovacs" not in text
+    assert [(a.actor, a.detail) for a in audits("holds.viewed")] == [(PRIVACY, {"count": 2})]
+    with store.session() as s:  # closed, and its keeping period over: the hold has ended
+        c = s.get(Complaint, complaint_id)
+        c.status, c.keep_until = "closed", (datetime.now(timezone.utc) - timedelta(days=2)).date()
+    text = client.get("/staff/holds?lang=en").get_data(as_text=True)
+    assert f'/staff/complaints/{complaint_id}"' not in text and f'/staff/customers/{held_by_hand}"' in text
+
+    client.post("/staff/sign-out", data={"csrf": csrf(client)})
+    sign_in(client, OPS)
+    assert client.get("/staff/holds").status_code == 200
+    for email in (VIEWER, COMPLAINTS):
+        client.post("/staff/sign-out", data={"csrf": csrf(client)})
+        sign_in(client, email)
+        assert client.get("/staff/holds").status_code == 403
+        assert 'href="/staff/holds"' not in client.get("/staff/").get_data(as_text=True)
+
+
+def retention_hold() -> int:
+    """A customer put under legal hold by hand, as `switchboard legal-hold` does; their id."""
+    from flows import identity
+    with store.session() as s:
+        customer = identity.resolve(s, identity.Person(email="tartott@example.net"), "test")
+        s.flush()
+        customer_id = customer.id
+    retention.set_legal_hold(True, email="tartott@example.net", actor="cli")
+    with store.session() as s:
+        assert s.get(Customer, customer_id).legal_hold
+    return customer_id

@@ -15,7 +15,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from sqlalchemy import or_, select
 
 from core import audit, settings, store
-from core.models import Audit, Complaint, Ticket
+from core.models import Audit, Complaint, Customer, Ticket
 from core.workdays import BUDAPEST
 
 from .auth import bp, current, needs
@@ -160,3 +160,30 @@ def complaint_report_download() -> Any:
     response = Response(body, mimetype=REPORT_FORMATS[kind])
     response.headers["Content-Disposition"] = f'attachment; filename="complaints-{quarter}.{kind}"'
     return response
+
+
+@bp.get("/holds")
+@needs("holds")
+def holds() -> Any:
+    """Who is held, until when and why: every customer with an open complaint or a closed one still kept
+    (flows/complaint_hold.py), and every hold set by hand (`switchboard legal-hold`). Ids only."""
+    from flows import complaint_hold
+    today = datetime.now(timezone.utc).astimezone(BUDAPEST).date()
+    rows = []
+    with store.session() as s:
+        by_complaint = {cid for cid in s.scalars(select(Complaint.customer_id).where(
+            or_(Complaint.status != "closed", Complaint.keep_until >= today))) if cid is not None}
+        by_hand = set(s.scalars(select(Customer.id).where(Customer.legal_hold.is_(True))))
+        for customer_id in sorted(by_complaint | by_hand, reverse=True)[:LIMIT]:
+            hold = complaint_hold.hold_of(s, [customer_id], today)
+            set_by = None
+            if customer_id in by_hand:
+                set_by = s.scalar(select(Audit).where(Audit.customer_id == customer_id,
+                                                      Audit.action == "legal_hold.set")
+                                  .order_by(Audit.id.desc()).limit(1))
+            rows.append({"customer_id": customer_id, "hold": hold, "by_hand": customer_id in by_hand,
+                         "set_by": set_by})
+        audit.record(s, current().email, "holds.viewed", count=len(rows))
+        s.flush()
+        s.expunge_all()
+    return render_template("staff/holds.html", rows=rows, limit=LIMIT)
