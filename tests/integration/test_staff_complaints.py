@@ -3,7 +3,7 @@ signed in at the sandbox's fake Google: the `complaints` role edits the register
 the HappyFox and HubSpot fakes as a staff edit there would; a second submit writes nothing; a bad value is refused
 by field name with nothing written; a vendor's 5xx leaves the write to a job; other roles see and cannot edit;
 the audit names the person and never the values; the quarterly report downloads; holds are shown to privacy and
-ops only."""
+ops only; the overview counts complaints due."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -264,3 +264,19 @@ def retention_hold() -> int:
     with store.session() as s:
         assert s.get(Customer, customer_id).legal_hold
     return customer_id
+
+
+def test_the_overview_counts_complaints_due(client, flow, complaint_id):
+    sign_in(client, VIEWER)
+    assert '<div class="big">0</div>' in overview_card(client)
+    with store.session() as s:  # the answer to the complainant was due an hour ago
+        s.get(Complaint, complaint_id).answer_due_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    card = overview_card(client)
+    assert '<div class="big">1</div>' in card and "answer to the complainant" in card and "overdue" in card
+    assert f'/staff/complaints/{complaint_id}"' in card
+
+
+def overview_card(client: Any) -> str:
+    text = client.get("/staff/?lang=en").get_data(as_text=True)
+    start = text.index('id="complaints-due"')
+    return text[start:text.index("</section>", start)]
