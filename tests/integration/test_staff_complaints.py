@@ -61,7 +61,8 @@ def form_of(client: Any, complaint_id: int, **changes: str) -> dict[str, str]:
 
 def happyfox_fields(flow: Any, settings: Any) -> dict[str, Any]:
     """The complaint ticket's custom fields in the HappyFox fake, by the register's field name."""
-    ids = {f["name"]: str(f["id"]) for f in flow.http.get("/api/1.1/json/ticket_custom_fields/", auth=happyfox_auth(settings)).json()}
+    listed = flow.http.get("/api/1.1/json/ticket_custom_fields/", auth=happyfox_auth(settings)).json()
+    ids = {f["name"]: str(f["id"]) for f in listed}
     ticket = flow.state("happyfox")["tickets"][str(tickets()[0].happyfox_id)]
     return {name: ticket["custom_fields"].get(ids[label])
             for name, label in settings.config.complaints.happyfox_fields.items()}
@@ -254,7 +255,7 @@ def test_legal_holds_are_shown_to_privacy_and_ops_only(client, flow, complaint_i
 
 
 def retention_hold() -> int:
-    """A customer put under legal hold by hand, as `switchboard legal-hold` does; their id."""
+    """A customer put under legal hold by hand, as `switchboard retention hold` does; their id."""
     from flows import identity
     with store.session() as s:
         customer = identity.resolve(s, identity.Person(email="tartott@example.net"), "test")

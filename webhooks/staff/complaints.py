@@ -2,8 +2,8 @@
 `complaints` role as a staff edit in HappyFox would be (flows/complaint_sync.py `staff_edit`: the register, then
 HappyFox and HubSpot, then the officer's steps); the quarterly report as a download (flows/complaint_report.py,
 as `switchboard report complaints`); and the legal holds (flows/complaint_hold.py, and the holds set by
-`switchboard legal-hold`). Every view of a complaint's identification data and every change is audited under the
-staff member's address, with ids and field names only."""
+`switchboard retention hold`). Every view of a complaint's identification data and every change is audited under
+the staff member's address, with ids and field names only."""
 from __future__ import annotations
 
 import tempfile
@@ -166,7 +166,7 @@ def complaint_report_download() -> Any:
 @needs("holds")
 def holds() -> Any:
     """Who is held, until when and why: every customer with an open complaint or a closed one still kept
-    (flows/complaint_hold.py), and every hold set by hand (`switchboard legal-hold`). Ids only."""
+    (flows/complaint_hold.py), and every hold set by hand (`switchboard retention hold`). Ids only."""
     from flows import complaint_hold
     today = datetime.now(timezone.utc).astimezone(BUDAPEST).date()
     rows = []

@@ -177,7 +177,8 @@ HU = {
         "A módosítás a nyilvántartásba kerül, és a HappyFox jegyre, a HubSpotban is meglévő mezőknél a HubSpot "
         "jegyre is kiíródik, mintha ott szerkesztették volna.",
     "Save": "Mentés",
-    "Only the complaints role may edit the register.": "A nyilvántartást csak a panaszkezelési szerepkör szerkesztheti.",
+    "Only the complaints role may edit the register.":
+        "A nyilvántartást csak a panaszkezelési szerepkör szerkesztheti.",
     "Legal holds": "Jogi visszatartások",
     "An erasure, the end of consent and retention leave held data alone and say so in their receipts; the hold ends by itself when its last complaint's keeping period ends.":
         "A törlés, a hozzájárulás visszavonása és a megőrzési idő lejárta a visszatartott adatot nem érinti, és ezt "
@@ -185,7 +186,8 @@ HU = {
     "Why": "Miért",
     "Until": "Meddig",
     "What is held": "Mi van visszatartva",
-    "policy 004: the register and its evidence are kept": "004-es szabályzat: a nyilvántartás és bizonyítékai megőrzendők",
+    "policy 004: the register and its evidence are kept":
+        "004-es szabályzat: a nyilvántartás és bizonyítékai megőrzendők",
     "Set by hand": "Kézzel beállítva",
     "while the complaint is open, then 5 years after it closes": "amíg a panasz nyitott, utána lezárásától 5 évig",
     "until released": "feloldásig",
@@ -193,7 +195,8 @@ HU = {
     "everything held about the person": "a személyről tárolt minden adat",
     "No one is held.": "Senki sincs visszatartás alatt.",
     "Complaints due": "Esedékes panaszhatáridők",
-    "deadlines due from the working day before, and overdue": "a határidő előtti munkanaptól esedékes és lejárt határidők",
+    "deadlines due from the working day before, and overdue":
+        "a határidő előtti munkanaptól esedékes és lejárt határidők",
     "nav.Inbox": "Események",  # the menu's short names: nine of them fit one line at 1366 px
     "nav.Legal holds": "Visszatartások",
     "field.event_type": "(5) Eseménytípus",
