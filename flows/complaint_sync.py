@@ -13,6 +13,7 @@ has made it) and only re-read a HappyFox ticket that is, or has just become, a c
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,7 +24,7 @@ from core.models import Complaint, Ticket
 
 from . import complaint_fields as fields
 from . import complaint_officer, inbox, payloads, vendors
-from .complaints import ACTOR, apply, close, complaint_category, find, register, reopen
+from .complaints import ACTOR, apply, close, complaint_category, escalate, find, register, reopen
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +146,64 @@ def push_complaint_fields(complaint_id: int, names: list[str]) -> None:
     push(int(complaint_id), list(names))
 
 
-def staff_edit(complaint_id: int, raw: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
-    """A console edit of the register's fields (field name → what staff typed): into the register, audited under
-    `actor`, then onto both vendors and the officer's steps, as a staff edit in HappyFox would. The fields that
-    changed, and whether both vendors have them now (else a job retries). A repeated submit changes nothing and
-    writes nothing."""
-    changed = apply(complaint_id, raw, "staff", actor=actor)
-    if not changed:
-        return changed, True
-    pushed = True
+@jobs.job
+def follow_up_complaint(complaint_id: int) -> None:
+    """The steps after a console edit that failed then (a mail server down): escalation and the officer's steps,
+    each sent once (flows/effects.py), so a retry repeats none that went out."""
+    escalate(int(complaint_id))
+    complaint_officer.after_change(int(complaint_id))
+
+
+@dataclass(frozen=True)
+class StaffEdit:
+    changed: list[str]      # the register's fields this edit changed
+    pushed: bool            # both vendors have them now (else push_complaint_fields retries)
+    followed_up: bool       # escalation and the officer's steps ran (else follow_up_complaint retries)
+
+
+def _register_values(complaint_id: int) -> dict[str, Any]:
+    with store.session() as s:
+        c = s.get(Complaint, complaint_id)
+        assert c is not None
+        return {name: getattr(c, name) for name in fields.FIELDS}
+
+
+def staff_edit(complaint_id: int, raw: dict[str, Any], actor: str) -> StaffEdit:
+    """A console edit of the register's fields (field name → what staff typed), as a staff edit in HappyFox would
+    be: into the register (audited under `actor`), onto both vendors, then escalation and the officer's steps. A
+    vendor or mail failure after the register is saved is left to a job; a repeated submit changes and writes
+    nothing."""
+    before = _register_values(complaint_id)
+    failure: Exception | None = None
     try:
-        push(complaint_id, sorted(changed))
-    except Exception as exc:  # the register has the change; the vendors get it from the job
-        log.warning("complaint %s: console edit not yet on the vendors (%s); retried by a job", complaint_id,
-                    type(exc).__name__)
-        with store.session() as s:
-            audit.record(s, actor, "complaint.push_queued", complaint_id=complaint_id, fields=sorted(changed),
-                         error=type(exc).__name__)
-        push_complaint_fields(complaint_id, sorted(changed))
-        pushed = False
-    complaint_officer.after_change(complaint_id)
-    return changed, pushed
+        apply(complaint_id, raw, "staff", actor=actor)  # escalation runs inside, after the register is saved
+    except Exception as exc:
+        failure = exc
+    after = _register_values(complaint_id)
+    changed = sorted(name for name in fields.FIELDS if before[name] != after[name])
+    pushed = True
+    if changed:
+        try:
+            push(complaint_id, changed)
+        except Exception as exc:  # the register has the change; the vendors get it from the job
+            _queued(complaint_id, actor, "complaint.push_queued", changed, exc)
+            push_complaint_fields(complaint_id, changed)
+            pushed = False
+    if failure is None and changed:
+        try:
+            complaint_officer.after_change(complaint_id)
+        except Exception as exc:
+            failure = exc
+    if failure is not None:
+        _queued(complaint_id, actor, "complaint.follow_up_queued", changed, failure)
+        follow_up_complaint(complaint_id)
+    return StaffEdit(changed, pushed, failure is None)
+
+
+def _queued(complaint_id: int, actor: str, action: str, changed: list[str], exc: Exception) -> None:
+    log.warning("complaint %s: %s after a console edit (%s)", complaint_id, action, type(exc).__name__)
+    with store.session() as s:
+        audit.record(s, actor, action, complaint_id=complaint_id, fields=changed, error=type(exc).__name__)
 
 
 # ---------------------------------------------------------------- inbox handlers (routed in flows/routes.py)

@@ -281,3 +281,36 @@ def overview_card(client: Any) -> str:
     text = client.get("/staff/?lang=en").get_data(as_text=True)
     start = text.index('id="complaints-due"')
     return text[start:text.index("</section>", start)]
+
+
+def test_a_mail_server_down_leaves_the_escalation_to_a_job_and_the_vendors_still_get_the_edit(client, flow,
+                                                                                              complaint_id):
+    from flows import vendors
+    sign_in(client, COMPLAINTS)
+    jobs.huey.flush()
+    mail = vendors.get().mail
+    port, mail.port = mail.port, closed_port()  # the SMTP server is down
+    try:
+        answer = client.post(f"/staff/complaints/{complaint_id}", data=form_of(client, complaint_id,
+                                                                                loss_amount_huf="150000"))
+    finally:
+        mail.port = port
+    assert answer.status_code == 302
+    c = register(complaint_id)
+    assert c.loss_amount_huf == 150000 and c.escalated_at is None
+    assert hubspot_properties(flow)["complaint_loss_amount_huf"] == "150000"  # the edit still reached HubSpot
+    assert "a job retries it" in client.get(f"/staff/complaints/{complaint_id}?lang=en").get_data(as_text=True)
+    [queued] = audits("complaint.follow_up_queued")
+    assert queued.actor == COMPLAINTS and queued.detail["fields"] == ["loss_amount_huf"]
+    task = jobs.huey.dequeue()
+    assert task is not None and task.name.endswith("follow_up_complaint")
+    jobs.huey.execute(task)
+    assert register(complaint_id).escalated_at is not None
+    assert len([m for m in flow.mail() if m["to"] == ["ugyvezeto@example.com"]]) == 1
+
+
+def closed_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -134,11 +134,15 @@ def complaint_edit(complaint_id: int) -> Any:
             audit.record(s, current().email, "complaint.edit_refused", complaint_id=complaint_id,
                          fields=problems)
         return _complaint_page(complaint_id, values=typed, problems=problems, status=400)
-    changed, pushed = complaint_sync.staff_edit(complaint_id, wanted, current().email) if wanted else ({}, True)
-    if not changed:
+    edit = complaint_sync.staff_edit(complaint_id, wanted, current().email) if wanted else None
+    if edit is None or not edit.changed:
         flash("complaint_unchanged", "ok")
+    elif edit.pushed:
+        flash("complaint_saved", "ok")
     else:
-        flash("complaint_saved" if pushed else "complaint_saved_push_queued", "ok" if pushed else "error")
+        flash("complaint_saved_push_queued", "error")
+    if edit is not None and not edit.followed_up:
+        flash("complaint_follow_up_queued", "error")
     return redirect(url_for("staff.complaint", complaint_id=complaint_id))
 
 

@@ -266,6 +266,10 @@ MESSAGES = {
                                           "the write.",
                                     "hu": "Mentve a nyilvántartásba; a HappyFox vagy a HubSpot nem válaszolt, egy "
                                           "háttérfeladat újrapróbálja."},
+    "complaint_follow_up_queued": {"en": "A step after the edit (a mail: escalation, answer or measure) failed; a job "
+                                         "retries it.",
+                                   "hu": "A mentés utáni egyik lépés (levél: jelzés, válasz vagy intézkedés) nem "
+                                         "sikerült; egy háttérfeladat újrapróbálja."},
     "complaint_unchanged": {"en": "Nothing changed: nothing was written.",
                             "hu": "Nem változott semmi: semmi sem íródott ki."},
     "erase_legal_hold": {"en": "Under legal hold: release the hold before erasing.",
