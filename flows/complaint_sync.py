@@ -176,11 +176,12 @@ def staff_edit(complaint_id: int, raw: dict[str, Any], actor: str) -> StaffEdit:
     before = _register_values(complaint_id)
     failure: Exception | None = None
     try:
-        apply(complaint_id, raw, "staff", actor=actor)  # escalation runs inside, after the register is saved
-    except Exception as exc:
+        # What this edit changed, as the locked row saw it: of two submits at once only one changes anything.
+        changed = sorted(apply(complaint_id, raw, "staff", actor=actor))
+    except Exception as exc:  # escalation runs inside apply, after the register is saved: read back what changed
         failure = exc
-    after = _register_values(complaint_id)
-    changed = sorted(name for name in fields.FIELDS if before[name] != after[name])
+        after = _register_values(complaint_id)
+        changed = sorted(name for name in fields.FIELDS if before[name] != after[name])
     pushed = True
     if changed:
         try:

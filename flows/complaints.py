@@ -97,7 +97,9 @@ def apply(complaint_id: int, raw: dict[str, Any], source: str, actor: str = ACTO
     changed: dict[str, Any] = {}
     bad: list[str] = []
     with store.session() as s:
-        c = s.get(Complaint, complaint_id)
+        # Locked (PostgreSQL; SQLite's writers queue already): of two edits at once, the second sees the first's
+        # values, so only one of them reports the change and writes it on to the vendors.
+        c = s.get(Complaint, complaint_id, with_for_update=True)
         assert c is not None
         for name, value in raw.items():
             if name not in fields.FIELDS:

@@ -314,3 +314,39 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_two_submits_at_once_write_the_vendors_once(any_database, sandbox, monkeypatch):
+    """Two console saves of the same change at the same moment (a double click on a slow page), on SQLite and on
+    PostgreSQL: one changes the register and writes HappyFox and HubSpot; the other finds nothing to change. Reading
+    a value is slowed, so that the second save reaches the register while the first is still inside it."""
+    import threading
+    import time
+    from flows import complaint_fields, complaint_sync
+    fast_vendors()
+    parse = complaint_fields.parse
+
+    def slow_parse(*args: Any) -> Any:
+        time.sleep(0.5)
+        return parse(*args)
+    monkeypatch.setattr(complaint_fields, "parse", slow_parse)
+    assert run(put_form(purpose="panasz")) == "done"
+    with store.session() as s:
+        [cid] = s.scalars(select(Complaint.id)).all()
+    sandbox.clear_calls()
+    barrier, results = threading.Barrier(2), []
+
+    def save() -> None:
+        barrier.wait(timeout=10)
+        results.append(complaint_sync.staff_edit(cid, {"person_concerned": "Pénztár"}, COMPLAINTS))
+
+    threads = [threading.Thread(target=save) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(r.changed for r in results) == [[], ["person_concerned"]]
+    assert [w for w in vendor_writes(sandbox) if w[0] == "hubspot"] != []
+    assert len([w for w in vendor_writes(sandbox) if w[0] == "hubspot"]) == 1
+    assert len([w for w in vendor_writes(sandbox) if w[0] == "happyfox"]) == 1
+    assert len(audits("complaint.updated")) == 1
