@@ -197,6 +197,12 @@ def test_complaint_register_and_holds_by_role(running, browser, contexts):
     officer.locator("#complaint-rows td:first-child a").first.click()
     complaint_url = officer.url
     assert "Panaszos Péter" in officer.locator("#register-facts").inner_text()
+    officer.locator("#f-loss_amount_huf").fill("sok pénz")  # not a number: refused, nothing saved
+    officer.locator("#save").click()
+    officer.wait_for_load_state()
+    assert "(7) Lehetséges kár (Ft)" in officer.locator("#problems").inner_text()
+    officer.screenshot(path=SCREENSHOTS / "staff-complaint-refused-hu.png")
+    officer.goto(complaint_url)
     officer.locator("#f-event_type").select_option("external_fraud")
     officer.locator("#f-person_concerned").fill("Ügyfélszolgálat")
     officer.locator("#f-loss_amount_huf").fill("40 000")

@@ -157,7 +157,7 @@ HU = {
     "Quarter": "Negyedév",
     "Format": "Formátum",
     "Download": "Letöltés",
-    "Nothing was saved. These fields cannot be read:": "Semmi sem mentődött. Ezek a mezők nem értelmezhetők:",
+    "Nothing was saved. These fields cannot be read:": "Nem történt mentés. Ezek a mezők nem értelmezhetők:",
     "The register": "A nyilvántartás",
     "removed at closure": "a lezáráskor törölve",
     "not shown to your role": "az Ön szerepkörének nem látható",
@@ -271,7 +271,7 @@ MESSAGES = {
                                    "hu": "A mentés utáni egyik lépés (levél: jelzés, válasz vagy intézkedés) nem "
                                          "sikerült; egy háttérfeladat újrapróbálja."},
     "complaint_unchanged": {"en": "Nothing changed: nothing was written.",
-                            "hu": "Nem változott semmi: semmi sem íródott ki."},
+                            "hu": "Nem változott semmi; egyik rendszerbe sem írtunk."},
     "erase_legal_hold": {"en": "Under legal hold: release the hold before erasing.",
                          "hu": "Jogi visszatartás alatt áll: törlés előtt fel kell oldani."},
 }
