@@ -4,23 +4,27 @@ mirror (flows/closure.py): the fields staff fill in either system go into the re
 it; a customer-visible staff reply after the investigation is the written answer; the officer's steps follow
 (flows/complaint_officer.py).
 
+A register edit in the staff console (`staff_edit`) goes the same way as a staff edit in HappyFox: into the
+register, then onto both vendors' tickets (`push`, retried as a job when a vendor fails), then the officer's steps.
+
 The inbox handlers at the bottom run after intake's (flows/routes.py) (a complaint-category ticket is registered as soon as intake
 has made it) and only re-read a HappyFox ticket that is, or has just become, a complaint.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
 
-from core import audit, settings, store
+from core import audit, jobs, settings, store
 from core.models import Complaint, Ticket
 
 from . import complaint_fields as fields
 from . import complaint_officer, inbox, payloads, vendors
-from .complaints import ACTOR, apply, close, complaint_category, find, register, reopen
+from .complaints import ACTOR, apply, close, complaint_category, escalate, find, register, reopen
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,88 @@ def sync_from_hubspot(hubspot_ticket_id: str, property_name: str, value: Any) ->
         _mirror_to_happyfox(ticket_id, apply(complaint_id, {name: value}, "hubspot"))
         complaint_officer.after_change(complaint_id)
     return complaint_id
+
+
+# ---------------------------------------------------------------- the staff console's edits
+
+def push(complaint_id: int, names: list[str]) -> None:
+    """Write the register's current values of `names` onto the HappyFox and HubSpot tickets (only the mapped
+    fields; setting a value twice is harmless, so a retry may repeat either write)."""
+    with store.session() as s:
+        c = s.get(Complaint, complaint_id)
+        if c is None:
+            return
+        values = {name: getattr(c, name) for name in names if name in fields.FIELDS}
+        ticket_id = c.ticket_id
+    _mirror_to_happyfox(ticket_id, values)
+    _mirror_to_hubspot(ticket_id, values)
+
+
+@jobs.job
+def push_complaint_fields(complaint_id: int, names: list[str]) -> None:
+    """`push` again after a vendor failed during a console edit; huey retries it with back-off."""
+    push(int(complaint_id), list(names))
+
+
+@jobs.job
+def follow_up_complaint(complaint_id: int) -> None:
+    """The steps after a console edit that failed then (a mail server down): escalation and the officer's steps,
+    each sent once (flows/effects.py), so a retry repeats none that went out."""
+    escalate(int(complaint_id))
+    complaint_officer.after_change(int(complaint_id))
+
+
+@dataclass(frozen=True)
+class StaffEdit:
+    changed: list[str]      # the register's fields this edit changed
+    pushed: bool            # both vendors have them now (else push_complaint_fields retries)
+    followed_up: bool       # escalation and the officer's steps ran (else follow_up_complaint retries)
+
+
+def _register_values(complaint_id: int) -> dict[str, Any]:
+    with store.session() as s:
+        c = s.get(Complaint, complaint_id)
+        assert c is not None
+        return {name: getattr(c, name) for name in fields.FIELDS}
+
+
+def staff_edit(complaint_id: int, raw: dict[str, Any], actor: str) -> StaffEdit:
+    """A console edit of the register's fields (field name → what staff typed), as a staff edit in HappyFox would
+    be: into the register (audited under `actor`), onto both vendors, then escalation and the officer's steps. A
+    vendor or mail failure after the register is saved is left to a job; a repeated submit changes and writes
+    nothing."""
+    before = _register_values(complaint_id)
+    failure: Exception | None = None
+    try:
+        # What this edit changed, as the locked row saw it: of two submits at once only one changes anything.
+        changed = sorted(apply(complaint_id, raw, "staff", actor=actor))
+    except Exception as exc:  # escalation runs inside apply, after the register is saved: read back what changed
+        failure = exc
+        after = _register_values(complaint_id)
+        changed = sorted(name for name in fields.FIELDS if before[name] != after[name])
+    pushed = True
+    if changed:
+        try:
+            push(complaint_id, changed)
+        except Exception as exc:  # the register has the change; the vendors get it from the job
+            _queued(complaint_id, actor, "complaint.push_queued", changed, exc)
+            push_complaint_fields(complaint_id, changed)
+            pushed = False
+    if failure is None and changed:
+        try:
+            complaint_officer.after_change(complaint_id)
+        except Exception as exc:
+            failure = exc
+    if failure is not None:
+        _queued(complaint_id, actor, "complaint.follow_up_queued", changed, failure)
+        follow_up_complaint(complaint_id)
+    return StaffEdit(changed, pushed, failure is None)
+
+
+def _queued(complaint_id: int, actor: str, action: str, changed: list[str], exc: Exception) -> None:
+    log.warning("complaint %s: %s after a console edit (%s)", complaint_id, action, type(exc).__name__)
+    with store.session() as s:
+        audit.record(s, actor, action, complaint_id=complaint_id, fields=changed, error=type(exc).__name__)
 
 
 # ---------------------------------------------------------------- inbox handlers (routed in flows/routes.py)

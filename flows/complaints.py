@@ -89,14 +89,17 @@ def register(ticket_id: int, description: str | None = None, force: bool = False
 
 # ---------------------------------------------------------------- fields staff fill
 
-def apply(complaint_id: int, raw: dict[str, Any], source: str) -> dict[str, Any]:
+def apply(complaint_id: int, raw: dict[str, Any], source: str, actor: str = ACTOR) -> dict[str, Any]:
     """Store the staff-filled values `raw` (field name → vendor value); the typed values that changed. An
-    unreadable value is skipped and audited by field name. Escalation follows at once."""
+    unreadable value is skipped and audited by field name. Escalation follows at once. `actor`: who the audit
+    names (the staff console passes the signed-in person; a vendor's edit is the register's own)."""
     spec = settings.get().config.complaints
     changed: dict[str, Any] = {}
     bad: list[str] = []
     with store.session() as s:
-        c = s.get(Complaint, complaint_id)
+        # Locked (PostgreSQL; SQLite's writers queue already): of two edits at once, the second sees the first's
+        # values, so only one of them reports the change and writes it on to the vendors.
+        c = s.get(Complaint, complaint_id, with_for_update=True)
         assert c is not None
         for name, value in raw.items():
             if name not in fields.FIELDS:
@@ -113,10 +116,10 @@ def apply(complaint_id: int, raw: dict[str, Any], source: str) -> dict[str, Any]
                 changed[name] = typed
         if changed:
             _derive(c, changed)
-            audit.record(s, ACTOR, "complaint.updated", ticket_id=c.ticket_id, complaint_id=c.id, source=source,
+            audit.record(s, actor, "complaint.updated", ticket_id=c.ticket_id, complaint_id=c.id, source=source,
                          fields=sorted(changed))
         if bad:
-            audit.record(s, ACTOR, "complaint.unreadable_fields", ticket_id=c.ticket_id, complaint_id=c.id,
+            audit.record(s, actor, "complaint.unreadable_fields", ticket_id=c.ticket_id, complaint_id=c.id,
                          source=source, problems=bad)
             log.warning("complaint %s: unreadable fields from %s: %s", complaint_id, source, "; ".join(bad))
     escalate(complaint_id)

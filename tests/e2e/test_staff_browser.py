@@ -167,3 +167,107 @@ def test_outsider_refused_viewer_limited_ops_replays_privacy_erases(running, bro
     privacy.get_by_role("button", name="Sign out").click()
     assert "You are signed out." in privacy.inner_text("main")
     assert "Traceback" not in running.process.text
+
+
+COMPLAINTS, SCREENSHOTS = "kata.complaints@example.com", Path("/tmp")
+COMPLAINT = {"form": "website", "fields": {
+    "vezeteknev": "Panaszos", "keresztnev": "Péter", "email": "panaszos.peter@example.com", "cel": "panasz",
+    "termek": "Crossec Norma", "rovid_leiras": "Kétszer terheltek", "reszletes_leiras": "A kártyámat kétszer."}}
+
+
+def test_complaint_register_and_holds_by_role(running, browser, contexts):
+    """Each role through the fake provider: `complaints` edits the register and the change is in the HappyFox and
+    HubSpot fakes; the viewer sees the register without the form and is refused the edit and the holds; privacy
+    and ops see the holds; the report downloads. Screenshots of each new page at 1366x768 go to /tmp/staff-*.png."""
+    assert running.sandbox.post("/_sandbox/emit", json={"service": "form", "data": COMPLAINT}).status_code == 200
+
+    def mirrored() -> Any:
+        hubspot, happyfox = running.state("hubspot"), running.state("happyfox")
+        if not hubspot["tickets"] or not happyfox["tickets"]:
+            return None
+        return next(iter(happyfox["tickets"].values()))
+    hf_ticket = running.until("the complaint's tickets", mirrored)
+
+    officer = signed_in(browser, contexts, running, COMPLAINTS, lang="hu")
+    officer.get_by_role("link", name="Panaszok").click()
+    assert "Panasznyilvántartás" in officer.locator("h1").inner_text()
+    running.until("the complaint registered", lambda: officer.reload() and officer.locator(
+        "#complaint-rows a").count() >= 2)
+    officer.screenshot(path=SCREENSHOTS / "staff-complaints-hu.png")
+    officer.locator("#complaint-rows td:first-child a").first.click()
+    complaint_url = officer.url
+    assert "Panaszos Péter" in officer.locator("#register-facts").inner_text()
+    officer.locator("#f-loss_amount_huf").fill("sok pénz")  # not a number: refused, nothing saved
+    officer.locator("#save").click()
+    officer.wait_for_load_state()
+    assert "(7) Lehetséges kár (Ft)" in officer.locator("#problems").inner_text()
+    officer.screenshot(path=SCREENSHOTS / "staff-complaint-refused-hu.png")
+    officer.goto(complaint_url)
+    officer.locator("#f-event_type").select_option("external_fraud")
+    officer.locator("#f-person_concerned").fill("Ügyfélszolgálat")
+    officer.locator("#f-loss_amount_huf").fill("40 000")
+    officer.locator("#f-measure").fill("A kétszeres terhelés visszatérítése.")
+    officer.locator("#f-measure_due_at").fill("2026-12-18")
+    officer.locator("#save").click()
+    officer.wait_for_load_state()
+    assert "Mentve a nyilvántartásba, a HappyFoxba és a HubSpotba." in officer.get_by_role("status").inner_text()
+    assert officer.locator("#f-person_concerned").input_value() == "Ügyfélszolgálat"
+    officer.screenshot(path=SCREENSHOTS / "staff-complaint-edited-hu.png", full_page=True)
+
+    def in_both() -> bool:
+        hf = running.state("happyfox")["tickets"][str(hf_ticket["id"])]
+        [hs] = list(running.state("hubspot")["tickets"].values())
+        return "Ügyfélszolgálat" in hf["custom_fields"].values() and \
+            hs["properties"].get("complaint_person_concerned") == "Ügyfélszolgálat" and \
+            hs["properties"].get("complaint_loss_amount_huf") == "40000" and \
+            hs["properties"].get("complaint_event_type") == "external_fraud"
+    running.until("the edit in HappyFox and HubSpot", in_both)
+
+    officer.goto(f"{running.base}/staff/complaints?lang=en")
+    officer.locator("#report-format").select_option("html")
+    with officer.expect_download() as download:
+        officer.locator("#report-download").click()
+    report = Path(download.value.path()).read_text(encoding="utf-8")
+    assert "Quarterly complaint report" in report and "External fraud" in report
+    officer.screenshot(path=SCREENSHOTS / "staff-complaints-en.png")
+    assert officer.goto(f"{running.base}/staff/holds").status == 403
+
+    viewer = signed_in(browser, contexts, running, VIEWER)
+    viewer.goto(complaint_url + "?lang=en")
+    assert viewer.locator("#complaint-form").count() == 0
+    assert "Only the complaints role may edit the register." in viewer.inner_text("main")
+    assert "Ügyfélszolgálat" in viewer.locator("#fields-read-only").inner_text()
+    assert "Panaszos" not in viewer.inner_text("main")  # identification data: not for the viewer
+    viewer.screenshot(path=SCREENSHOTS / "staff-complaint-viewer.png", full_page=True)
+    token = viewer.locator('input[name="csrf"]').first.get_attribute("value")
+    forced = viewer.context.request.post(complaint_url, form={"csrf": token, "person_concerned": "Senki",
+                                                              "was_person_concerned": ""}, max_redirects=0)
+    assert forced.status == 403
+    assert "Legal holds" not in viewer.locator("nav").inner_text()
+    assert viewer.goto(f"{running.base}/staff/holds").status == 403
+    assert viewer.goto(f"{running.base}/staff/").status == 200
+    assert viewer.locator("#complaints-due .big").inner_text() == "0"
+    viewer.screenshot(path=SCREENSHOTS / "staff-overview.png")
+
+    privacy = signed_in(browser, contexts, running, PRIVACY)
+    privacy.get_by_role("link", name="Legal holds").click()
+    rows = privacy.locator("#hold-rows").inner_text()
+    assert "while the complaint is open, then 5 years after it closes" in rows
+    assert "Panaszos" not in rows and "panaszos.peter" not in privacy.content()
+    privacy.screenshot(path=SCREENSHOTS / "staff-holds.png")
+    privacy.goto(f"{running.base}/staff/holds?lang=hu")
+    assert "Jogi visszatartások" in privacy.locator("h1").inner_text()
+    privacy.screenshot(path=SCREENSHOTS / "staff-holds-hu.png")
+
+    ops = signed_in(browser, contexts, running, OPS)
+    assert ops.goto(f"{running.base}/staff/holds").status == 200
+    ops.goto(f"{running.base}/staff/audit?lang=en")
+    trail = ops.locator(".audit-rows").inner_text()
+    for actor, action in ((COMPLAINTS, "complaint.updated"), (COMPLAINTS, "complaints.report_downloaded"),
+                          (VIEWER, "staff.refused"), (PRIVACY, "holds.viewed")):
+        assert re.search(rf"{re.escape(actor)}\s+{re.escape(action)}", trail), (actor, action)
+    assert "Ügyfélszolgálat" not in trail and "Panaszos" not in trail
+    # A complaint's intake and HappyFox's echo of its new ticket both route it to the officer; the one that finds
+    # the other's claim (effects.InFlight) is retried by huey, which logs that with a traceback. Nothing else may.
+    tracebacks = [line for line in running.process.text.splitlines() if "Traceback" in line]
+    assert all("flows.effects.InFlight" in line for line in tracebacks), tracebacks

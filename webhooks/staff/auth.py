@@ -44,6 +44,10 @@ PERMISSIONS = {
     "erasures": {"ops", "privacy"},
     "audit": {"ops", "privacy"},
     "replay": {"ops"},
+    "complaint_edit": {"complaints"},          # the register's twelve fields (policy 004: the complaint officer)
+    "complaint_identity": {"complaints", "ops", "privacy"},  # an open complaint's customer name, email, phone
+    "complaint_report": {"complaints", "ops", "privacy", "viewer"},
+    "holds": {"ops", "privacy"},               # who is held: ties customers to complaints
 }
 
 

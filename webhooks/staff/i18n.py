@@ -137,6 +137,118 @@ HU = {
     "You are signed out.": "Kijelentkezett.",
     "Something went wrong": "Hiba történt",
     "Page": "Oldal",
+    # The complaint register, the report and the legal holds.
+    "Complaints": "Panaszok",
+    "Complaint": "Panasz",
+    "Complaint register": "Panasznyilvántartás",
+    "Outcome": "Eredmény",
+    "not yet decided": "még nincs döntés",
+    "founded": "megalapozott",
+    "unfounded": "megalapozatlan",
+    "damages": "kártérítés",
+    "authority": "hatósági",
+    "labour": "munkajogi",
+    "criminal": "büntetőjogi",
+    "Event type": "Eseménytípus",
+    "Answer due": "Válasz határideje",
+    "Quarterly report": "Negyedéves jelentés",
+    "As the managing director receives it: received, closed and open complaints per event type, losses and deadlines.":
+        "Ahogy az ügyvezető megkapja: beérkezett, lezárt és nyitott panaszok eseménytípusonként, károk és határidők.",
+    "Quarter": "Negyedév",
+    "Format": "Formátum",
+    "Download": "Letöltés",
+    "Nothing was saved. These fields cannot be read:": "Nem történt mentés. Ezek a mezők nem értelmezhetők:",
+    "The register": "A nyilvántartás",
+    "removed at closure": "a lezáráskor törölve",
+    "not shown to your role": "az Ön szerepkörének nem látható",
+    "Subject": "Tárgy",
+    "Description": "Leírás",
+    "Kept until": "Megőrzés vége",
+    "Deadlines": "Határidők",
+    "Written answer due": "Írásbeli válasz határideje",
+    "Written answer sent": "Írásbeli válasz elküldve",
+    "Escalated to the managing director": "Ügyvezetőnek jelezve",
+    "Due": "Határidő",
+    "State": "Állapot",
+    "overdue": "lejárt",
+    "pending": "folyamatban",
+    "Fields staff fill": "A munkatársak által kitöltött mezők",
+    "A change is saved in the register and written to the HappyFox ticket and, for the fields HubSpot has, to the HubSpot ticket, as an edit there would be.":
+        "A módosítás a nyilvántartásba kerül, és a HappyFox jegyre, a HubSpotban is meglévő mezőknél a HubSpot "
+        "jegyre is kiíródik, mintha ott szerkesztették volna.",
+    "Save": "Mentés",
+    "Only the complaints role may edit the register.":
+        "A nyilvántartást csak a panaszkezelési szerepkör szerkesztheti.",
+    "Legal holds": "Jogi visszatartások",
+    "An erasure, the end of consent and retention leave held data alone and say so in their receipts; the hold ends by itself when its last complaint's keeping period ends.":
+        "A törlés, a hozzájárulás visszavonása és a megőrzési idő lejárta a visszatartott adatot nem érinti, és ezt "
+        "a nyugtájuk jelzi; a visszatartás magától ér véget, amikor az utolsó panasz megőrzési ideje lejár.",
+    "Why": "Miért",
+    "Until": "Meddig",
+    "What is held": "Mi van visszatartva",
+    "policy 004: the register and its evidence are kept":
+        "004-es szabályzat: a nyilvántartás és bizonyítékai megőrzendők",
+    "Set by hand": "Kézzel beállítva",
+    "while the complaint is open, then 5 years after it closes": "amíg a panasz nyitott, utána lezárásától 5 évig",
+    "until released": "feloldásig",
+    "mail and calls of the complaint's time": "a panasz idejének levelei és hívásai",
+    "everything held about the person": "a személyről tárolt minden adat",
+    "No one is held.": "Senki sincs visszatartás alatt.",
+    "Complaints due": "Esedékes panaszhatáridők",
+    "deadlines due from the working day before, and overdue":
+        "a határidő előtti munkanaptól esedékes és lejárt határidők",
+    "nav.Inbox": "Események",  # the menu's short names: nine of them fit one line at 1366 px
+    "nav.Legal holds": "Visszatartások",
+    "field.event_type": "(5) Eseménytípus",
+    "field.person_concerned": "(6) Érintett személy",
+    "field.loss_amount_huf": "(7) Lehetséges kár (Ft)",
+    "field.measure": "(8) Intézkedés",
+    "field.measure_due_at": "(9) Intézkedés határideje",
+    "field.measure_responsible": "(9) Intézkedés felelőse",
+    "field.outcome": "(11) Eredmény",
+    "field.investigation_ended_at": "Vizsgálat vége",
+    "field.reasons": "Indokolás (megalapozatlan panasznál)",
+    "field.referral": "Jogi következmény",
+    "field.measure_checked_at": "Intézkedés teljesítése ellenőrizve",
+    "field.proposal": "Megelőzési javaslat",
+    "deadline.notice": "írásbeli válasz",
+    "deadline.measure": "intézkedés",
+    "deadline.answer": "válasz a panaszosnak",
+    "form": "Webes űrlap",
+    "email": "E-mail",
+    "phone": "Telefon",
+    "post": "Posta",
+    "fax": "Fax",
+    "social": "Közösségi média",
+    "in_person": "Személyesen",
+}
+
+# English for the keys that are codes rather than English phrases (fields, deadline kinds, channels).
+EN = {
+    "nav.Inbox": "Inbox",
+    "nav.Legal holds": "Legal holds",
+    "field.event_type": "(5) Event type",
+    "field.person_concerned": "(6) Person concerned",
+    "field.loss_amount_huf": "(7) Potential loss (HUF)",
+    "field.measure": "(8) Measure",
+    "field.measure_due_at": "(9) Measure deadline",
+    "field.measure_responsible": "(9) Measure responsible",
+    "field.outcome": "(11) Outcome",
+    "field.investigation_ended_at": "Investigation ended",
+    "field.reasons": "Reasons (unfounded complaint)",
+    "field.referral": "Legal consequence",
+    "field.measure_checked_at": "Measure's fulfilment checked",
+    "field.proposal": "Prevention proposal",
+    "deadline.notice": "written answer",
+    "deadline.measure": "measure",
+    "deadline.answer": "answer to the complainant",
+    "form": "Web form",
+    "email": "Email",
+    "phone": "Phone",
+    "post": "Post",
+    "fax": "Fax",
+    "social": "Social media",
+    "in_person": "In person",
 }
 
 MESSAGES = {
@@ -148,6 +260,18 @@ MESSAGES = {
                              "hu": "Nincs ismert e-mail vagy telefonszám, amely alapján exportálni lehetne."},
     "erase_started": {"en": "Erasure requested; its steps run now. This page follows them.",
                       "hu": "Törlés elindítva; a lépések most futnak. Ez az oldal követi őket."},
+    "complaint_saved": {"en": "Saved in the register, HappyFox and HubSpot.",
+                        "hu": "Mentve a nyilvántartásba, a HappyFoxba és a HubSpotba."},
+    "complaint_saved_push_queued": {"en": "Saved in the register; HappyFox or HubSpot did not answer, a job retries "
+                                          "the write.",
+                                    "hu": "Mentve a nyilvántartásba; a HappyFox vagy a HubSpot nem válaszolt, egy "
+                                          "háttérfeladat újrapróbálja."},
+    "complaint_follow_up_queued": {"en": "A step after the edit (a mail: escalation, answer or measure) failed; a job "
+                                         "retries it.",
+                                   "hu": "A mentés utáni egyik lépés (levél: jelzés, válasz vagy intézkedés) nem "
+                                         "sikerült; egy háttérfeladat újrapróbálja."},
+    "complaint_unchanged": {"en": "Nothing changed: nothing was written.",
+                            "hu": "Nem változott semmi; egyik rendszerbe sem írtunk."},
     "erase_legal_hold": {"en": "Under legal hold: release the hold before erasing.",
                          "hu": "Jogi visszatartás alatt áll: törlés előtt fel kell oldani."},
 }
@@ -161,7 +285,7 @@ def language() -> str:
 
 
 def translate(text: str) -> str:
-    return HU.get(text, text) if language() == "hu" else text
+    return HU.get(text, text) if language() == "hu" else EN.get(text, text)
 
 
 def message(key: str) -> str:

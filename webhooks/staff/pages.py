@@ -25,8 +25,10 @@ def _args(*names: str) -> dict[str, str]:
 
 @bp.get("/")
 def overview() -> Any:
-    from flows import reconcile, sla
-    breached = [b.ticket_id for b in sla.breaches(now=datetime.now(timezone.utc))]  # its own session: first
+    from flows import complaint_deadlines, reconcile, sla
+    now = datetime.now(timezone.utc)
+    breached = [b.ticket_id for b in sla.breaches(now=now)]  # its own session: first
+    complaints_due = complaint_deadlines.items(now)  # due from the working day before the deadline, or overdue
     state = reconcile.load_cursor() or {}
     with store.session() as s:
         counts = dict(s.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all())
@@ -41,7 +43,7 @@ def overview() -> Any:
     return render_template("staff/overview.html", counts=counts, statuses=INBOX_STATUSES,
                            open_breaches=open_breaches, open_breach_count=open_breach_count,
                            reconcile_at=cursor.updated_at if cursor else None, reconcile_phase=state.get("phase"),
-                           last_fix=last_fix, open_erasures=open_erasures)
+                           last_fix=last_fix, open_erasures=open_erasures, complaints_due=complaints_due)
 
 
 @bp.get("/inbox")
