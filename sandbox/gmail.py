@@ -1,7 +1,8 @@
 """A stateful fake of the Gmail API v1 messages resource (`/gmail/v1/users/{user}/messages...`), shaped by
 docs/vendors/gmail.md.
 
-Bearer auth (the sandbox token; production signs in with a service account, docs/vendors/gmail.md#service-account-auth);
+Bearer auth: the sandbox's fixed token, or, when the sandbox runs with `--google-key`, only the unexpired tokens its
+service-account token fake issued (sandbox/google.py; production signs in so, docs/vendors/gmail.md#service-account-auth);
 `{user}` must be the mailbox the sandbox serves or `me`, another user is "Delegation denied" 403; Google's error JSON
 (docs/vendors/gmail.md#errors); list with `q` (`from:`, `to:`, bare words, `OR`), `pageToken` and `maxResults` ≤ 500
 (docs/vendors/gmail.md#listing-messages); get with `format`; delete and batchDelete ≤ 1000 ids, unknown ids ignored
@@ -20,6 +21,7 @@ from typing import Any
 
 from flask import Blueprint, Request, Response, jsonify, request
 
+from . import google
 from .state import Sandbox, current
 from .vendor import Refused, Vendor
 
@@ -32,11 +34,12 @@ REASONS = {400: "invalidArgument", 401: "authError", 403: "forbidden", 404: "not
 MAX_BATCH = 1000  # documented for batchModify, observed for batchDelete (docs/vendors/gmail.md#deleting-messages)
 
 
-def error(status: int, message: str) -> Response:
+def error(status: int, message: str, status_name: str | None = None, reason: str | None = None) -> Response:
     """`{"error": {"code", "message", "errors": [{domain, reason, message}], "status"}}`
     (docs/vendors/gmail.md#errors)."""
-    response = jsonify(error={"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN"),
-                              "errors": [{"domain": "global", "reason": REASONS.get(status, "failed"),
+    response = jsonify(error={"code": status, "message": message,
+                              "status": status_name or STATUS_NAMES.get(status, "UNKNOWN"),
+                              "errors": [{"domain": "global", "reason": reason or REASONS.get(status, "failed"),
                                           "message": message}]})
     response.status_code = status
     return response
@@ -51,11 +54,23 @@ def rate_limited(wait: float) -> Response:
 def authenticate(req: Request, creds: dict[str, str]) -> Response | None:
     header = req.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else ""
-    if not token or not hmac.compare_digest(token.encode(), creds["gmail_token"].encode()):
-        return error(401, "Request had invalid authentication credentials. Expected OAuth 2 access token.")
+    invalid = "Request had invalid authentication credentials. Expected OAuth 2 access token."
+    mailbox = creds["gmail_user"]
+    account = google.account()
+    if account is None:
+        if not token or not hmac.compare_digest(token.encode(), creds["gmail_token"].encode()):
+            return error(401, invalid)
+    else:
+        grant = account.bearer(token)
+        if grant is None:  # never issued, or expired: google-auth refreshes before this happens
+            return error(401, invalid)
+        if grant.subject is None:  # the service account itself, not impersonating: it has no mailbox
+            return error(400, "Precondition check failed.", status_name="FAILED_PRECONDITION",
+                         reason="failedPrecondition")
+        mailbox = grant.subject
     user = req.path[len(PREFIX) + 1:].split("/", 1)[0]
-    if user not in ("me", creds["gmail_user"]):
-        return error(403, f"Delegation denied for {creds['gmail_user']}")
+    if user not in ("me", mailbox):
+        return error(403, f"Delegation denied for {mailbox}")
     return None
 
 

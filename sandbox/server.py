@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -19,7 +20,7 @@ from werkzeug.serving import make_server
 
 from core.settings import Env, load_env
 
-from . import control, oidc
+from . import control, google, oidc
 from .state import Sandbox, credentials, current
 from .vendor import Refused, Vendor
 
@@ -69,6 +70,7 @@ def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
     app.register_blueprint(control.bp)
     app.register_blueprint(oidc.bp)  # the fake Google sign-in of the staff console
     app.extensions["oidc"] = oidc.provider_for(env)
+    app.register_blueprint(google.bp)  # the service-account token endpoint, live once a key is given (start)
 
     @app.errorhandler(Refused)
     def _refused(exc: Refused) -> Response:
@@ -142,8 +144,12 @@ class Running:
     @property
     def credentials_note(self) -> str:
         creds = self.sandbox.credentials
+        account = self.app.extensions.get("google")
+        gmail = (f"Gmail as {creds['gmail_user']} with the service-account key {account.path} (GOOGLE_APPLICATION_"
+                 f"CREDENTIALS; token_uri {account.token_uri})" if account else f"Gmail bearer {creds['gmail_token']}")
         return (f"HubSpot token {creds['hubspot_access_token']}, HappyFox {creds['happyfox_api_key']}:"
-                f"{creds['happyfox_auth_code']}, Aircall {creds['aircall_api_id']}:{creds['aircall_api_token']}")
+                f"{creds['happyfox_auth_code']}, Aircall {creds['aircall_api_id']}:{creds['aircall_api_token']}, "
+                f"{gmail}")
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -153,10 +159,18 @@ class Running:
 
 
 def start(host: str = "127.0.0.1", port: int = 8900, smtp_port: int | None = 8925,
-          webhook_url: str | None = None, env: Env | None = None) -> Running:
-    """Start the sandbox in background threads (port 0 picks a free port) and return once it listens."""
+          webhook_url: str | None = None, env: Env | None = None, google_key: Path | None = None,
+          google_token_seconds: int = google.DEFAULT_TOKEN_SECONDS) -> Running:
+    """Start the sandbox in background threads (port 0 picks a free port) and return once it listens.
+    `google_key`: Gmail takes only the bearers that `POST /token` issues for the service account of that key file,
+    written first (token_uri: this sandbox's `/token`) when there is none (sandbox/google.py)."""
     app = create_app(env, webhook_url)
     server = make_server(host, port, app, threaded=True)
+    if google_key is not None:  # after the bind, so that a new key file names the port really taken
+        account = google.load_account(Path(google_key), f"http://{host}:{server.server_port}{google.TOKEN_PATH}",
+                                      google_token_seconds)
+        app.extensions["google"] = account
+        app.extensions["sandbox"].on_reset.append(account.reset)
     thread = threading.Thread(target=server.serve_forever, name="sandbox-http", daemon=True)
     thread.start()
     smtp = None

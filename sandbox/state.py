@@ -9,6 +9,7 @@ import collections
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,7 @@ class Sandbox:
     _busy: int = 0
     _last_busy: float = field(default_factory=time.monotonic)
     _settled: threading.Condition = field(default_factory=threading.Condition)
+    on_reset: list[Callable[[], None]] = field(default_factory=list)  # what else a reset forgets (issued tokens)
 
     def reset(self) -> None:
         with self.lock:
@@ -82,6 +84,8 @@ class Sandbox:
             self._ids = itertools.count(1001)
             for name, vendor in self.vendors.items():
                 vendor.seed(self.state[name])
+            for forget in self.on_reset:
+                forget()
 
     def next_id(self) -> int:
         """Ids unique across the whole sandbox, so a test can never mistake one vendor's id for another's."""
