@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 from core.settings import Env, load_env
@@ -80,6 +81,21 @@ def create_app(env: Env | None = None, webhook_url: str | None = None) -> Flask:
             return response
         vendor = next(v for v in vendors.values() if v.blueprint.name == request.blueprint)
         return vendor.error(exc.status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _routing(exc: HTTPException) -> Any:
+        """An unknown path or a wrong method under a vendor's prefix is answered in that vendor's error shape, as
+        the API does, not with Flask's HTML page; elsewhere (the console, `/_sandbox/`) Flask's own answer."""
+        service = service_of(request.path, vendors)
+        if service is None or exc.code is None or exc.code >= 500:
+            return exc
+        message = {404: f"Unable to find a route for {request.method} {request.path}",
+                   405: f"HTTP method {request.method} is not supported by {request.path}"}.get(
+                       exc.code, exc.description or exc.name)
+        response = vendors[service].error(exc.code, message)
+        if exc.code == 405:
+            response.headers["Allow"] = dict(exc.get_headers()).get("Allow", "")
+        return response
 
     @app.before_request
     def _gate() -> Response | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
-from .objects import REVERSE, ErrorFn, Refused, hubspot, live
+from .objects import REVERSE, ErrorFn, Refused, count_arg, hubspot, live
 
 # Object type names the API accepts in paths: plural, singular or the object type id.
 ALIASES = {"contacts": "contacts", "contact": "contacts", "0-1": "contacts", "tickets": "tickets",
@@ -73,7 +73,7 @@ def register(bp: Blueprint, error: ErrorFn) -> None:
     @bp.get("/crm/v4/objects/<from_type>/<object_id>/associations/<to_type>")
     def associations(from_type: str, object_id: str, to_type: str) -> Response:
         source, target = object_type(from_type), object_type(to_type)
-        limit, after = min(int(request.args.get("limit") or 500), 500), int(request.args.get("after") or 0)
+        limit, after = min(count_arg("limit", 500), 500), count_arg("after", 0)
         found: dict[str, list[int]] = {}
         for link in hubspot()["associations"]:
             for near, far, type_id in ((link["from"], link["to"], link["typeId"]),

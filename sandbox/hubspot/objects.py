@@ -1,5 +1,5 @@
-"""CRM v3 objects of the HubSpot fake: contacts, tickets and calls (create, read, patch, archive, search), contact
-batch upsert by email and GDPR delete (docs/vendors/hubspot.md)."""
+"""CRM v3 objects of the HubSpot fake: contacts, tickets and calls (list, create, read, patch, archive, search),
+contact batch upsert by email and GDPR delete (docs/vendors/hubspot.md)."""
 from __future__ import annotations
 
 import re
@@ -29,6 +29,9 @@ ASSOCIATION_TYPES = {15: ("contacts", "tickets"), 16: ("tickets", "contacts"), 1
                      194: ("calls", "contacts"), 219: ("tickets", "calls"), 220: ("calls", "tickets")}
 REVERSE = {15: 16, 16: 15, 193: 194, 194: 193, 219: 220, 220: 219}
 MAX_RESULTS = 10_000
+# A list page (`GET /crm/v3/objects/{type}`): 10 by default (the OpenAPI documents), at most 100 (guessed from
+# HubSpot's guides; more is refused as a 400 here) (docs/vendors/hubspot.md#listing-objects).
+LIST_DEFAULT, LIST_MAX = 10, 100
 APP_ID = "54321"  # the app id in the webhook fixtures
 
 ErrorFn = Callable[[int, str], Response]
@@ -176,7 +179,77 @@ def known(object_type: str) -> None:
         raise Refused(404, f"Unable to infer object type from: {object_type}")
 
 
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise Refused(400, f"Unable to parse query parameter {name}: expected true or false, got {value!r}")
+    return value == "true"
+
+
+def count_arg(name: str, default: int) -> int:
+    text = request.args.get(name)
+    if text in (None, ""):
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise Refused(400, f"Unable to parse query parameter {name}: {text!r} is not an integer") from None
+
+
+def associated(object_type: str, object_id: str, wanted: list[str]) -> dict[str, Any]:
+    """`associations` of a list or read answer: the linked ids per named type (unknown names ignored, as the
+    OpenAPI documents), `{"tickets": {"results": [{"id", "type": "contact_to_ticket"}]}}`."""
+    found: dict[str, Any] = {}
+    for target in wanted:
+        links = []
+        for link in hubspot()["associations"]:
+            for near, far, type_id in ((link["from"], link["to"], link["typeId"]),
+                                       (link["to"], link["from"], REVERSE.get(link["typeId"]))):
+                if near == [object_type, object_id] and far[0] == target and live(*far) is not None:
+                    label = f"{object_type[:-1]}_to_{target[:-1]}"
+                    links.append({"id": far[1], "type": label})
+        if links:
+            found[target] = {"results": sorted(links, key=lambda a: int(a["id"]))}
+    return found
+
+
 def register(bp: Blueprint, error: ErrorFn) -> None:
+
+    @bp.get("/crm/v3/objects/<object_type>")
+    def list_page(object_type: str) -> Response:
+        """`basic_api.get_page`: objects by id, `limit` ≤ 100, `after` from `paging.next.after`, `properties`, and
+        `archived=true` for only the archived ones (docs/vendors/hubspot.md#listing-objects)."""
+        known(object_type)
+        limit, archived = count_arg("limit", LIST_DEFAULT), _flag("archived")
+        if not 1 <= limit <= LIST_MAX:
+            raise Refused(400, f"limit must be between 1 and {LIST_MAX}")
+        after = request.args.get("after") or "0"
+        if not after.isdigit():
+            raise Refused(400, f"Unable to parse query parameter after: {after!r} is not a paging cursor")
+        wanted = [t for value in request.args.getlist("associations") for t in value.split(",") if t in TYPES]
+        with current().lock:
+            # The cursor is the last id seen, so that objects created or archived between pages shift nothing.
+            found = sorted((o for o in hubspot()[object_type].values()
+                            if o["archived"] == archived and int(o["id"]) > int(after)), key=lambda o: int(o["id"]))
+            results = []
+            for obj in found[:limit]:
+                shown = render(obj, object_type, requested_properties())
+                if obj["archived"] and obj.get("archivedAt"):
+                    shown["archivedAt"] = obj["archivedAt"]
+                history = [n for value in request.args.getlist("propertiesWithHistory") for n in value.split(",")
+                           if obj["properties"].get(n) is not None]
+                if history:  # the fake keeps no history: the current value is the only one it can show
+                    shown["propertiesWithHistory"] = {n: [{"value": obj["properties"][n], "sourceType": "API",
+                                                           "timestamp": obj["updatedAt"]}] for n in history}
+                links = associated(object_type, obj["id"], wanted)
+                if links:
+                    shown["associations"] = links
+                results.append(shown)
+        answer: dict[str, Any] = {"results": results}
+        if len(found) > limit:
+            cursor = results[-1]["id"]
+            answer["paging"] = {"next": {"after": cursor, "link": f"{request.base_url}?after={cursor}"}}
+        return jsonify(answer)
 
     @bp.post("/crm/v3/objects/<object_type>")
     def create(object_type: str) -> tuple[Response, int]:

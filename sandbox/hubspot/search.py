@@ -67,7 +67,10 @@ def run(object_type: str, query: dict[str, Any]) -> dict[str, Any]:
     if len(groups) > 5 or any(len(g.get("filters") or []) > 10 for g in groups) \
             or sum(len(g.get("filters") or []) for g in groups) > 25:
         raise Refused(400, "Too many filters: at most 5 filterGroups, 10 filters each, 25 in all")
-    limit, after = int(query.get("limit") or 10), int(query.get("after") or 0)
+    try:
+        limit, after = int(query.get("limit") or 10), int(query.get("after") or 0)
+    except (TypeError, ValueError):
+        raise Refused(400, "limit and after must be integers") from None
     if not 1 <= limit <= 200:
         raise Refused(400, "limit must be between 1 and 200")
     if after >= MAX_RESULTS:
