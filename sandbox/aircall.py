@@ -322,6 +322,53 @@ def delete_contact(contact_id: int) -> tuple[str, int]:
     return "", 204
 
 
+@bp.get("/v1/contacts")
+def list_contacts() -> Response:
+    """All shared contacts, oldest first, in the common paging (docs/vendors/aircall.md#contacts)."""
+    with current().lock:
+        contacts = sorted(_state()["contacts"].values(), key=lambda c: c["id"])
+    return _page("contacts", contacts)
+
+
+# ---------------------------------------------------------------- what an admin reads: users, numbers, ping
+
+@bp.get("/v1/ping")
+def ping() -> Response:
+    # Aircall's "first API call" checks the credentials with it (docs/vendors/aircall.md#auth).
+    return jsonify(ping="pong")
+
+
+@bp.get("/v1/users")
+def list_users() -> Response:
+    """The company's users (agents), `{"users": [...], "meta"}` (docs/vendors/aircall.md#users-and-numbers)."""
+    with current().lock:
+        users = sorted(_state()["users"].values(), key=lambda u: u["id"])
+    return _page("users", users)
+
+
+@bp.get("/v1/users/<int:user_id>")
+def get_user(user_id: int) -> Response:
+    user = _state()["users"].get(user_id)
+    if user is None:
+        raise Refused(404, "User not found")
+    return jsonify(user=user)
+
+
+@bp.get("/v1/numbers")
+def list_numbers() -> Response:
+    with current().lock:
+        numbers = sorted(_state()["numbers"].values(), key=lambda n: n["id"])
+    return _page("numbers", numbers)
+
+
+@bp.get("/v1/numbers/<int:number_id>")
+def get_number(number_id: int) -> Response:
+    number = _state()["numbers"].get(number_id)
+    if number is None:
+        raise Refused(404, "Number not found")
+    return jsonify(number=number)
+
+
 # ---------------------------------------------------------------- simulated calls and webhooks
 
 def simulate_call(sandbox: Sandbox, direction: str, raw_digits: str, duration: int, answered: bool = True,

@@ -162,6 +162,17 @@ def list_messages(user: str) -> Response:
     return jsonify(body)
 
 
+@bp.get(PREFIX + "/<user>/profile")
+def profile(user: str) -> Response:
+    """users.getProfile: what an admin checks first, that the delegation reaches the mailbox
+    (docs/vendors/gmail.md#profile)."""
+    sandbox = current()
+    with sandbox.lock:
+        total = len(sandbox.state["gmail"]["messages"])
+    mailbox = user if user != "me" else sandbox.credentials["gmail_user"]
+    return jsonify(emailAddress=mailbox, messagesTotal=total, threadsTotal=total, historyId=str(sandbox.next_id()))
+
+
 @bp.get(PREFIX + "/<user>/messages/<message_id>")
 def get_message(user: str, message_id: str) -> Response:
     form = request.args.get("format", "full")
