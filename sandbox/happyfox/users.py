@@ -23,7 +23,23 @@ def render_user(state: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
                               for f in state["user_custom_fields"]]}
 
 
+def _phones(value: Any) -> list[dict[str, Any]]:
+    """`phones` as JSON or as a form field holding JSON: `[{"type", "number", "is_primary"}]`."""
+    try:
+        phones = value if isinstance(value, list) else json.loads(value or "[]")
+    except (TypeError, ValueError):
+        phones = None
+    if not isinstance(phones, list) or not all(isinstance(p, dict) and p.get("number") not in (None, "")
+                                               for p in phones):
+        raise invalid("phones", "Enter a list of phones, each with a number.")
+    return phones
+
+
 def upsert_user(state: dict[str, Any], data: dict[str, Any], user: dict[str, Any] | None = None) -> dict:
+    for field in ("name", "email"):  # a wrong type is a field error, as HappyFox's form validation gives it
+        if data.get(field) is not None and not isinstance(data[field], str):
+            raise invalid(field, "Enter a valid value.")
+    phones = _phones(data["phones"]) if "phones" in data else None  # checked before anything is stored
     email = data.get("email", user["email"] if user else None)
     if user is None:
         if not data.get("name"):
@@ -39,8 +55,7 @@ def upsert_user(state: dict[str, Any], data: dict[str, Any], user: dict[str, Any
     if "name" in data:
         user["name"] = data["name"] or ""
     user["email"] = email.lower() if email else None
-    if "phones" in data:
-        phones = data["phones"] if isinstance(data["phones"], list) else json.loads(data["phones"] or "[]")
+    if phones is not None:
         user["phones"] = [{"id": p.get("id") or current().next_id(), "type": p.get("type", "m"),
                            "number": str(p["number"]), "is_primary": bool(p.get("is_primary"))} for p in phones]
     user["custom_fields"].update(custom_values(state, data, ("c-cf-",), "user_custom_fields"))

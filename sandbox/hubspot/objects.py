@@ -144,6 +144,10 @@ def check_new(object_type: str, properties: dict[str, str | None]) -> None:
 def inline_associations(object_type: str, associations: Any) -> list[dict[str, Any]]:
     """The `associations` of a create body as stored links, after checking each type id and target."""
     links = []
+    if not isinstance(associations, (list, type(None))) or not all(
+            isinstance(a, dict) and isinstance(a.get("to") or {}, dict) and isinstance(a.get("types") or [], list)
+            and all(isinstance(t, dict) for t in a.get("types") or []) for a in associations or []):
+        raise Refused(400, "Invalid input JSON: associations must be [{\"to\": {\"id\"}, \"types\": [{...}]}]")
     for association in associations or []:
         target = str((association.get("to") or {}).get("id", ""))
         for spec in association.get("types") or []:
@@ -330,7 +334,7 @@ def register(bp: Blueprint, error: ErrorFn) -> None:
     @bp.post("/crm/v3/objects/contacts/batch/upsert")
     def upsert() -> Response:
         inputs = body().get("inputs")
-        if not isinstance(inputs, list) or not 1 <= len(inputs) <= 100:
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= 100 or not all(isinstance(i, dict) for i in inputs):
             raise Refused(400, "inputs must hold between 1 and 100 objects")
         ids = [str(i.get("id", "")).strip().lower() for i in inputs]
         if any(i.get("idProperty") != "email" for i in inputs):

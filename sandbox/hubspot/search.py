@@ -61,7 +61,24 @@ def matches(properties: dict[str, Any], rule: dict[str, Any]) -> bool:
     return _compare(op, _key(name, actual), _key(name, rule.get("value")))
 
 
+def _well_formed(query: dict[str, Any]) -> None:
+    """The body's shape, as HubSpot's deserializer checks it: a 400 naming the part, never a crash."""
+    groups = query.get("filterGroups") or []
+    if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("filters") or [], list)
+            and all(isinstance(f, dict) and isinstance(f.get("propertyName", ""), str) for f in g.get("filters") or [])
+            for g in groups):
+        raise Refused(400, "Invalid input JSON: filterGroups must be [{\"filters\": [{\"propertyName\", ...}]}]")
+    sorts = query.get("sorts") or []
+    if not isinstance(sorts, list) or not all(isinstance(s, (str, dict)) for s in sorts):
+        raise Refused(400, "Invalid input JSON: sorts must be a list of property names or {propertyName, direction}")
+    properties = query.get("properties") or []
+    if not isinstance(properties, list) or not all(isinstance(p, str) for p in properties):
+        raise Refused(400, "Invalid input JSON: properties must be a list of property names")
+
+
 def run(object_type: str, query: dict[str, Any]) -> dict[str, Any]:
+    _well_formed(query)
     groups = query.get("filterGroups") or []
     # Since 2024-08: at most 5 groups, 10 filters a group, 25 in all.
     if len(groups) > 5 or any(len(g.get("filters") or []) > 10 for g in groups) \

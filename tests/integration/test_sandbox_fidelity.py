@@ -314,3 +314,46 @@ def test_errors_outside_routes_are_json_for_every_vendor(sandbox, path):
     headers = {} if auth else {"Authorization": f"Bearer {SANDBOX_GMAIL_TOKEN}"}
     answer = httpx.get(sandbox.base_url + path, auth=auth, headers=headers)
     assert answer.status_code == 404 and answer.headers["content-type"].startswith("application/json")
+
+
+# ---------------------------------------------------------------- malformed bodies
+
+MALFORMED = [[], "x", 1, {"phone_numbers": "x"}, {"phone_numbers": ["x"]}, {"first_name": {"a": 1}},
+             {"subject": ["x"], "text": "t", "category": "x", "email": "a@b.c", "name": "A"},
+             {"subject": "s", "text": "t", "category": 1, "email": ["a"], "name": "A"}, {"staff": "x"},
+             {"staff": 1, "status": 999}, {"data": ["x"], "staff_id": 1}, {"name": "n", "email": "e@x.y", "phones": "x"},
+             {"name": "n", "email": "e@x.y", "phones": [{"type": "m"}]}, {"name": 1, "email": 1}, {"ids": "x"},
+             {"inputs": ["x"]}, {"filterGroups": "x"}, {"filterGroups": [{"filters": ["x"]}]}, {"sorts": [1]},
+             {"properties": "x"}, {"associations": ["x"]}, {"associations": [{"to": {"id": "1"}, "types": ["x"]}]},
+             {"objectId": {"a": 1}}, {"primaryObjectId": [1], "objectIdToMerge": {}}, {"limit": "x"}]
+
+
+def test_malformed_bodies_are_4xx_in_the_vendors_shape_never_a_crash(sandbox):
+    """Whatever a buggy client sends, each fake answers a JSON 4xx (a 500 would be retried as the vendor's fault),
+    and stores nothing half-made."""
+    creds = sandbox.credentials
+    aircall = (creds["aircall_api_id"], creds["aircall_api_token"])
+    happyfox = (creds["happyfox_api_key"], creds["happyfox_auth_code"])
+    hubspot = {"Authorization": f"Bearer {creds['hubspot_access_token']}"}
+    contact = httpx.post(f"{sandbox.base_url}/v1/contacts", auth=aircall,
+                         json={"phone_numbers": [{"value": "+3611"}]}).json()["contact"]
+    ticket = httpx.post(f"{sandbox.base_url}{HAPPYFOX}/tickets/", auth=happyfox, json={
+        "subject": "s", "text": "t", "category": 1, "email": "a@example.com", "name": "A"}).json()
+    targets = [("POST", "/v1/contacts", aircall, {}), ("POST", f"/v1/contacts/{contact['id']}", aircall, {}),
+               *(("POST", f"{HAPPYFOX}{path}", happyfox, {}) for path in (
+                   "/tickets/", f"/ticket/{ticket['id']}/staff_update/", f"/ticket/{ticket['id']}/staff_pvtnote/",
+                   f"/ticket/{ticket['id']}/subscribe/", "/users/", f"/user/{ticket['user']['id']}/")),
+               ("POST", f"{GMAIL}/me/messages/batchDelete", None, {"Authorization": f"Bearer {SANDBOX_GMAIL_TOKEN}"}),
+               *(("POST", f"/crm/v3/objects/{path}", None, hubspot) for path in (
+                   "contacts", "tickets", "calls", "contacts/search", "tickets/search", "contacts/batch/upsert",
+                   "contacts/gdpr-delete", "contacts/merge"))]
+    http = httpx.Client(base_url=sandbox.base_url, timeout=10)
+    for method, path, auth, headers in targets:
+        for body in MALFORMED:
+            answer = http.request(method, path, auth=auth, json=body, headers=headers)
+            assert answer.status_code < 500, (path, body, answer.status_code)
+            if answer.status_code >= 400:
+                assert answer.headers["content-type"].startswith("application/json"), (path, body)
+    # The few bodies that were well-formed enough made objects; none that was refused left a half-made one.
+    assert all(u["email"] is None or isinstance(u["email"], str) for u in sandbox.state("happyfox")["users"].values())
+    assert all(isinstance(p["number"], str) for u in sandbox.state("happyfox")["users"].values() for p in u["phones"])
