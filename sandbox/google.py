@@ -163,7 +163,8 @@ SHORT_LIVED = ("Invalid JWT: Token must be a short-lived token (60 minutes) and 
 
 @bp.post(TOKEN_PATH)
 def token() -> Response:
-    g.service = "google"  # the call log lists token requests beside the vendors' calls
+    current().begin()  # counted and logged like a vendor's call: the server's teardown ends it (sandbox/server.py)
+    g.service = "google"
     found = account()
     if found is None:
         return _refuse(404, "not_found", "the sandbox runs without --google-key: Gmail takes its fixed bearer")

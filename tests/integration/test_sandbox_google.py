@@ -298,3 +298,11 @@ def test_sandbox_command_writes_the_key_and_says_how_to_use_it(tmp_path):
 def test_the_audience_may_be_google_or_this_endpoint(key_file, gsandbox):
     for audience in (google.GOOGLE_TOKEN_URI, f"{gsandbox.base_url}/token"):
         assert token_request(gsandbox, assertion(key_file, aud=audience)).status_code == 200
+
+
+def test_token_requests_are_logged_and_leave_the_sandbox_idle(key_file, gsandbox):
+    token_request(gsandbox, assertion(key_file))
+    token_request(gsandbox, "garbled")
+    assert [c["status"] for c in gsandbox.calls("google")] == [200, 400]
+    assert gsandbox.running.sandbox.wait_idle(quiet=0.05, timeout=5)
+    assert gsandbox.running.sandbox._busy == 0  # every begin had its end
