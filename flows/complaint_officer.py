@@ -68,8 +68,9 @@ def route(complaint_id: int) -> None:
     officer = spec.officer
     happyfox = vendors.get().happyfox
     if happyfox_id and officer.happyfox_assignee is not None:
+        assignee = officer.happyfox_assignee
         effects.once(f"complaint-route:{complaint_id}:assign",
-                     lambda: str(happyfox.assign(happyfox_id, officer.happyfox_assignee)["id"]))
+                     lambda: str(happyfox.assign(happyfox_id, assignee).id))
     if happyfox_id and officer.happyfox_subscribers:
         effects.once(f"complaint-route:{complaint_id}:subscribe",
                      lambda: (happyfox.subscribe(happyfox_id, officer.happyfox_subscribers), str(happyfox_id))[1])
@@ -104,7 +105,7 @@ def answer_unfounded(complaint_id: int) -> bool:
     _, text, _ = mail.render(spec.answer_template, language, **context)
     staff_id = settings.get().config.intake.staff_id
     key = f"complaint-answer:{complaint_id}"
-    effects.once(key, lambda: str(happyfox.update_ticket(happyfox_id, staff_id, update=text)["id"]))
+    effects.once(key, lambda: str(happyfox.update_ticket(happyfox_id, staff_id, update=text).id))
     with store.session() as s:
         c = s.get(Complaint, complaint_id)
         assert c is not None

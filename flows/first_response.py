@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import select, update
 
+from connectors.records import HappyFoxTicketFields
 from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Ticket
@@ -52,23 +52,10 @@ def record(ticket_id: int, at: datetime, how: str) -> bool:
     return done
 
 
-def first_staff_reply(ticket: dict[str, Any]) -> datetime | None:
+def first_staff_reply(ticket: HappyFoxTicketFields) -> datetime | None:
     """The time of the first customer-visible staff reply on a HappyFox ticket, if any."""
-    from connectors.happyfox import parse_time
-    found = []
-    for item in ticket.get("updates") or []:
-        if not isinstance(item, dict):
-            continue
-        message, by = item.get("message"), item.get("by") or {}
-        if isinstance(message, dict) and message.get("message_type") != "p" and isinstance(by, dict) \
-                and by.get("type") == "staff":
-            try:
-                stamp = parse_time(item.get("timestamp"))
-            except ValueError:
-                stamp = None
-            if stamp is not None:
-                found.append(stamp)
-    return min(found, default=None)
+    return min((item.timestamp for item in ticket.updates if item.public_staff_reply and item.timestamp),
+               default=None)
 
 
 def on_happyfox_ticket(event: inbox.Event) -> bool:
@@ -79,7 +66,7 @@ def on_happyfox_ticket(event: inbox.Event) -> bool:
         ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == change.ticket_id,
                                                      Ticket.first_response_at.is_(None)))
     # Only a hint that shows a staff reply costs a read (a bare hint of every ticket change would double the GETs).
-    if ticket_id is None or not (first_staff_reply(change.hint) or change.hint.get("last_staff_reply_at")):
+    if ticket_id is None or not (first_staff_reply(change.hint) or change.hint.last_staff_reply_at):
         return False
     at = first_staff_reply(vendors.get().happyfox.get_ticket(change.ticket_id))
     return at is not None and record(ticket_id, at, "reply")

@@ -54,11 +54,11 @@ def _release_aircall(kept: dict[str, Any]) -> dict[str, Any]:
         except NotFound:
             done[call_id] = "gone"
             continue
-        if call.get("recording"):
+        if call.recording:
             aircall.delete_recording(call_id)
-        if call.get("voicemail"):
+        if call.voicemail:
             aircall.delete_voicemail(call_id)
-        done[call_id] = "already_archived" if call.get("archived") else aircall.archive_call(call_id)
+        done[call_id] = "already_archived" if call.archived else aircall.archive_call(call_id)
     return {"calls_archived": done}
 
 

@@ -275,8 +275,8 @@ def hubspot_contact(customer_id: int, person: Person, key: str, actor: str) -> s
             def find_or_create() -> str:
                 found = hubspot.search_contacts(phone=person.phone)
                 if found:
-                    return str(found[0]["id"])
-                return str(hubspot.create_contact(_contact_properties(person))["id"])
+                    return found[0].id
+                return hubspot.create_contact(_contact_properties(person)).id
 
             contact_id = effects.once(phone_contact_key(person.phone), find_or_create)
     with store.session() as s:

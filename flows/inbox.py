@@ -77,7 +77,9 @@ def is_permanent(exc: BaseException) -> bool:
 def reason(exc: BaseException) -> str:
     """Why an attempt failed, without personal data: the error's type, and for a vendor its name and HTTP
     status. Vendor messages and our own may quote an address or a phone number, so they are left out."""
-    from connectors.errors import VendorError
+    from connectors.errors import BadAnswer, VendorError
+    if isinstance(exc, BadAnswer):
+        return f"BadAnswer: {exc}"  # field paths and error types only (connectors/records.py)
     if isinstance(exc, VendorError):
         status = f" HTTP {exc.status}" if exc.status else ""
         return f"{type(exc).__name__}: {exc.vendor}{status}"

@@ -99,7 +99,7 @@ def _refresh_contract_end(customer_id: int) -> bool:
     with store.session() as s:
         customer = s.get(Customer, customer_id)
         assert customer is not None
-        customer.contract_end = parse_hubspot_date((contact.get("properties") or {}).get(prop))
+        customer.contract_end = parse_hubspot_date(contact.prop(prop))
     return True
 
 

@@ -289,9 +289,8 @@ def _note(score: int, comment: str | None, key: str) -> str:
 
 def _note_exists(happyfox_id: int, key: str) -> str | None:
     ticket = vendors.get().happyfox.get_ticket(happyfox_id)
-    for entry in ticket.get("updates") or []:
-        message = (entry or {}).get("message") or {}
-        if any(f"[{key}]" in str(message.get(f) or "") for f in ("text", "html", "plaintext")):
+    for entry in ticket.updates:
+        if entry.message is not None and entry.message.contains(f"[{key}]"):
             return str(happyfox_id)
     return None
 
@@ -312,18 +311,18 @@ def write_survey_response(ticket_id: int, key: str) -> None:
         # Property updates are idempotent PATCHes: a repeat writes the same values
         # (docs/vendors/hubspot.md#tickets-and-pipelines).
         effects.once(f"{key}:hubspot-ticket", lambda: str(v.hubspot.update_ticket(hubspot_ticket, {
-            "switchboard_survey_score": str(score), "switchboard_survey_comment": comment or ""}).get("id")
+            "switchboard_survey_score": str(score), "switchboard_survey_comment": comment or ""}).id
             or hubspot_ticket))
     if contact_id:
         effects.once(f"{key}:hubspot-contact", lambda: str(v.hubspot.update_contact(contact_id, {
-            "switchboard_last_survey_score": str(score)}).get("id") or contact_id))
+            "switchboard_last_survey_score": str(score)}).id or contact_id))
     if happyfox_id:
         staff_id = settings.get().config.intake.staff_id
         # staff_pvtnote/ (docs/vendors/happyfox.md#replies-notes-and-status-changes): visible to staff only. A note is
         # not idempotent, so its marker is looked for first (one GET per answer): a job that crashed after adding it
         # adds no second.
         effects.once(f"{key}:happyfox-note", lambda: str(v.happyfox.update_ticket(
-            happyfox_id, staff_id=staff_id, private_note=_note(score, comment, key)).get("id") or happyfox_id),
+            happyfox_id, staff_id=staff_id, private_note=_note(score, comment, key)).id or happyfox_id),
             find=lambda: _note_exists(happyfox_id, key), retry=True)
     with store.session() as s:
         store.record_effect(s, f"{key}:written", None, {"state": "written"})
