@@ -93,10 +93,11 @@ class HappyFoxClient:
 
     # ------------------------------------------------------------ tickets
 
-    def create_ticket(self, subject: str, text: str, category: int, email: str, name: str | None = None,
+    def create_ticket(self, subject: str, text: str, category: int, email: str | None, name: str | None = None,
                       phone: str | None = None, priority: int | None = None,
                       custom_fields: dict[int, Any] | None = None,
                       attachments: list[dict[str, Any]] | None = None) -> HappyFoxTicket:
+        """A ticket names its contact by email; HappyFox refuses one without (InvalidRequest)."""
         payload: dict[str, Any] = {"subject": subject, "text": text, "category": category, "email": email,
                                    "name": name or email}
         if phone:

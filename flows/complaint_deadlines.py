@@ -60,7 +60,7 @@ def items(now: datetime | None = None, include_later: bool = False) -> list[DueI
         rows = s.execute(select(Complaint, Ticket.happyfox_display_id).join(Ticket, Ticket.id == Complaint.ticket_id)
                          .where(Complaint.status == "open").order_by(Complaint.id)).all()
         for c, display_id in rows:
-            pending = []
+            pending: list[tuple[str, datetime, str | None, datetime | None, datetime | None]] = []
             if c.outcome == "unfounded" and c.notice_due_at and c.notice_sent_at is None:
                 pending.append(("notice", c.notice_due_at, None, c.due_alerted_at, c.overdue_alerted_at))
             elif c.outcome == "founded" and c.measure_due_at and c.measure_checked_at is None:
@@ -111,8 +111,8 @@ def alert(now: datetime | None = None) -> list[tuple[int, str]]:
         else:
             column = Complaint.overdue_alerted_at if item.overdue else Complaint.due_alerted_at
         with store.session() as s:  # claimed by one conditional UPDATE: two clocks alert once
-            claimed = s.execute(update(Complaint).where(Complaint.id == item.complaint_id, column.is_(None))
-                                .values({column.key: now})).rowcount == 1
+            claimed = store.rowcount(s.execute(update(Complaint).where(
+                Complaint.id == item.complaint_id, column.is_(None)).values({column.key: now}))) == 1
         if not claimed:
             continue
         try:

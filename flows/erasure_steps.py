@@ -75,8 +75,8 @@ def subject_of(s: Session, customer_id: int) -> Subject:
         if ticket.hubspot_ticket_id:
             subject.hubspot_tickets.append(ticket.hubspot_ticket_id)
     for entry in s.scalars(select(Audit).where(Audit.customer_id.in_(ids), Audit.action == "call.logged")):
-        if (entry.detail or {}).get("hubspot_call_id"):
-            subject.hubspot_calls.append(str(entry.detail["hubspot_call_id"]))
+        if call_id := (entry.detail or {}).get("hubspot_call_id"):
+            subject.hubspot_calls.append(str(call_id))
     subject.hold = hold_of(s, ids)
     return subject
 

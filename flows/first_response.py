@@ -43,8 +43,8 @@ def record(ticket_id: int, at: datetime, how: str) -> bool:
     """The ticket's first response came at `at` (`how`: reply | call); whether this call recorded it (an earlier
     response keeps its place: a conditional UPDATE, so two events racing record one)."""
     with store.session() as s:
-        done = s.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.first_response_at.is_(None))
-                         .values(first_response_at=at)).rowcount == 1
+        done = store.rowcount(s.execute(update(Ticket).where(
+            Ticket.id == ticket_id, Ticket.first_response_at.is_(None)).values(first_response_at=at))) == 1
         if done:
             due = s.scalar(select(Ticket.first_response_due_at).where(Ticket.id == ticket_id))
             audit.record(s, ACTOR, "sla.first_response", ticket_id=ticket_id, how=how,
@@ -108,20 +108,21 @@ def pending(now: datetime | None = None, since: datetime | None = None) -> list[
     if since is not None:
         query = query.where(Ticket.first_response_due_at >= since)
     with store.session() as s:
-        return [Waiting(t.id, t.happyfox_display_id or t.told_id, t.channel, t.opened_at, t.first_response_due_at,
-                        now > t.first_response_due_at, now >= workdays.warning_starts(t.first_response_due_at),
+        return [Waiting(t.id, t.happyfox_display_id or t.told_id, t.channel, t.opened_at, due,
+                        now > due, now >= workdays.warning_starts(due),
                         "overdue" if t.response_overdue_alerted_at else "due" if t.response_due_alerted_at
                         else None)
-                for t in s.scalars(query)]
+                for t in s.scalars(query) if (due := t.first_response_due_at) is not None]  # always, by the query
 
 
 def _send(item: Waiting, stage: str) -> None:
     config = settings.get().config
-    if not config.sla.alert_to:
+    to = config.sla.alert_to
+    if not to:
         return
     key = f"first-response-{stage}:{item.ticket_id}"
     effects.send_once(key, lambda: vendors.get().mail.send(
-        config.sla.alert_to, "first_response_alert", "hu", message_id="switchboard." + key.replace(":", "-"),
+        to, "first_response_alert", "hu", message_id="switchboard." + key.replace(":", "-"),
         ticket_id=item.display_id or f"#{item.ticket_id}", opened_at=item.opened_at, due_at=item.due_at,
         channel=item.channel, stage=stage, working_days=config.sla.first_response_within_working_days))
 
@@ -136,8 +137,8 @@ def alert(now: datetime | None = None) -> list[tuple[int, str]]:
             continue
         column = Ticket.response_overdue_alerted_at if item.overdue else Ticket.response_due_alerted_at
         with store.session() as s:  # claimed by one conditional UPDATE: two clocks alert once
-            claimed = s.execute(update(Ticket).where(Ticket.id == item.ticket_id, column.is_(None))
-                                .values({column.key: now})).rowcount == 1
+            claimed = store.rowcount(s.execute(update(Ticket).where(
+                Ticket.id == item.ticket_id, column.is_(None)).values({column.key: now}))) == 1
         if not claimed:
             continue
         try:

@@ -98,7 +98,7 @@ def claim(inbox_id: int) -> Event | None:
         claimed = s.execute(update(InboxEvent)
                             .where(InboxEvent.id == inbox_id, InboxEvent.status.in_(("pending", "failed")))
                             .values(status=RUNNING, attempts=InboxEvent.attempts + 1, updated_at=_now()))
-        if claimed.rowcount != 1:
+        if store.rowcount(claimed) != 1:
             return None
         row = s.get(InboxEvent, inbox_id)
         assert row is not None

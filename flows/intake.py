@@ -196,7 +196,8 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
         display_id = ticket.happyfox_display_id or str(ticket.happyfox_id)
         if ticket.confirmed_at is not None:
             return
-    if not person.email:
+    to = person.email
+    if not to:
         with store.session() as s:
             audit.record(s, ACTOR, "ticket.not_confirmed", ticket_id=ticket_id, reason="no email address")
         return
@@ -204,7 +205,7 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
     mail = vendors.get().mail
     language = person.language or "hu"
     effects.send_once(key, lambda: mail.send(
-        person.email, config.intake.confirmation_template, language, message_id=_message_id(key),
+        to, config.intake.confirmation_template, language, message_id=_message_id(key),
         ticket_id=display_id, subject=enquiry.subject, name=_greeting_name(person),
         working_days=config.sla.confirm_within_working_days))
     with store.session() as s:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from connectors.errors import VendorError
 from connectors.records import HappyFoxTicket, HubSpotObject
@@ -82,7 +83,8 @@ def _repairing(report: ReconcileResult, system: str, remote_id: Any) -> Iterator
     except (VendorError, vendors.MissingSetup) as exc:
         if getattr(exc, "transient", False):
             raise
-        reason = type(exc).__name__ + (f" (HTTP {exc.status})" if getattr(exc, "status", None) else "")
+        status = getattr(exc, "status", None)
+        reason = type(exc).__name__ + (f" (HTTP {status})" if status else "")
         log.warning("reconcile: %s ticket %s not repaired: %s", system, remote_id, reason)
         report.failed.append(f"{system} {remote_id}: {reason}")
 
@@ -97,7 +99,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _ensure(s: Any, name: str, value: str) -> Cursor:
+def _ensure(s: Session, name: str, value: str) -> Cursor:
     row = s.get(Cursor, name)
     if row is None:
         try:
@@ -106,6 +108,7 @@ def _ensure(s: Any, name: str, value: str) -> Cursor:
         except IntegrityError:
             pass
         row = s.get(Cursor, name)
+    assert row is not None  # added here, or by whoever won the race
     return row
 
 
@@ -135,7 +138,7 @@ def _take_lease() -> bool:
         _ensure(s, LEASE, "")
         taken = s.execute(update(Cursor).where(Cursor.name == LEASE, Cursor.value < now.isoformat())
                           .values(value=(now + LEASE_TTL).isoformat()))
-        return taken.rowcount == 1
+        return store.rowcount(taken) == 1
 
 
 def _release_lease() -> None:

@@ -33,7 +33,8 @@ def _now() -> datetime:
 
 def _plus_years(moment: date | datetime, years: int) -> date:
     day = moment.date() if isinstance(moment, datetime) else moment
-    return day + relativedelta(years=years)  # 29 February + n years lands on 28 February
+    later: date = day + relativedelta(years=years)  # 29 February + n years lands on 28 February
+    return later
 
 
 @dataclass

@@ -146,8 +146,9 @@ def _identity(s: Any, customer: Customer | None, system: str) -> str | None:
     if customer is None:
         return None
     ids = [customer.id] + ([root.id] if (root := _root(s, customer)) is not None else [])
-    return s.scalar(select(Identity.value).where(Identity.customer_id.in_(ids), Identity.system == system)
-                    .order_by(Identity.id))
+    value: str | None = s.scalar(select(Identity.value).where(Identity.customer_id.in_(ids),
+                                                             Identity.system == system).order_by(Identity.id))
+    return value
 
 
 def _erasure_requested(s: Any, customer: Customer) -> bool:
@@ -198,8 +199,9 @@ def send_survey(ticket_id: int) -> bool:
         context = {"ticket_id": ticket.told_id or ticket.happyfox_display_id or str(ticket.id),
                    "name": _greeting_name(customer, language)}
     with store.session() as s:
-        token = s.get(Ticket, ticket_id).survey_token
-    if _key_of(token) != key:
+        row = s.get(Ticket, ticket_id)
+        token = row.survey_token if row is not None else None
+    if token is None or _key_of(token) != key:
         return False  # a newer round took over meanwhile
     template = loaded.config.survey.template
     # Stable across retries (the token is stored before sending) yet unique per database: Gmail drops a message
@@ -262,7 +264,7 @@ def record_response(token: str, score: Any, comment: Any) -> bool:
         stored = s.execute(update(Ticket).where(Ticket.id == view.ticket_id, Ticket.survey_token == token,
                                                 Ticket.survey_answered_at.is_(None))
                            .values(survey_score=value, survey_comment=text, survey_answered_at=utcnow()))
-        if stored.rowcount != 1:
+        if store.rowcount(stored) != 1:
             return False
         audit.record(s, "customer", "survey.answered", ticket_id=view.ticket_id, round=key, score=value)
     _queue_write(view.ticket_id, key)
@@ -316,7 +318,7 @@ def write_survey_response(ticket_id: int, key: str) -> None:
     if contact_id:
         effects.once(f"{key}:hubspot-contact", lambda: str(v.hubspot.update_contact(contact_id, {
             "switchboard_last_survey_score": str(score)}).id or contact_id))
-    if happyfox_id:
+    if happyfox_id and score is not None:
         staff_id = settings.get().config.intake.staff_id
         # staff_pvtnote/ (docs/vendors/happyfox.md#replies-notes-and-status-changes): visible to staff only. A note is
         # not idempotent, so its marker is looked for first (one GET per answer): a job that crashed after adding it

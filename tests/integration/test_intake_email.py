@@ -158,3 +158,16 @@ def test_a_customer_reply_on_a_known_ticket_counts_as_activity(flow, settings, a
 def ours_fields(ticket: dict) -> list[dict]:
     return [{"id": int(k), "name": "switchboard_key" if k == "1" else "Service area", "value": v}
             for k, v in ticket["custom_fields"].items()]
+
+
+def test_a_ticket_answer_of_the_wrong_shape_fails_the_event_at_once_naming_the_field(flow, settings, app_client):
+    """A vendor answer that does not parse (connectors/records.py) is permanent: retrying gets the same answer. The
+    reason names the field path and the error type, never the value."""
+    made = mailbox_ticket(flow)
+    running = flow.running.sandbox
+    with running.lock:
+        running.state["happyfox"]["tickets"][made["id"]]["subject"] = ["Titkos Tárgy"]  # a list where text belongs
+    inbox_id = hook(app_client, settings, {"id": made["id"]})
+    assert run(inbox_id) == "dead"
+    assert row(inbox_id).last_error == "BadAnswer: happyfox: unexpected HappyFoxTicket: subject string_type"
+    assert tickets() == [] and writes(flow) == [("happyfox", "GET", f"/api/1.1/json/ticket/{made['id']}/")]
