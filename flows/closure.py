@@ -172,7 +172,8 @@ def mirror_status(ticket_id: int, happyfox_ticket: HappyFoxTicket | None = None,
         # repeated event or a reconciliation sends nothing more.
         result.survey_sent = survey.on_ticket_closed(ticket_id)
     with store.session() as s:
-        hubspot_id = s.get(Ticket, ticket_id).hubspot_ticket_id  # type: ignore[union-attr]
+        current = s.get(Ticket, ticket_id)
+        hubspot_id = current.hubspot_ticket_id if current is not None else None
     target = stage_for(name)
     if target is None:
         log.warning("ticket %s: HappyFox status %r is not in config statuses; the mirror is left as it is",

@@ -48,7 +48,9 @@ def _window_start(due_at: datetime) -> datetime:
     day = due_at.astimezone(workdays.BUDAPEST).date() - timedelta(days=1)
     while not workdays.is_working_day(day):
         day -= timedelta(days=1)
-    opens = workdays.opening_hours(day)[0]  # type: ignore[index]
+    hours = workdays.opening_hours(day)
+    assert hours is not None  # a working day always has hours
+    opens = hours[0]
     return datetime.combine(day, opens, workdays.BUDAPEST).astimezone(timezone.utc)
 
 

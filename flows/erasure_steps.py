@@ -9,6 +9,7 @@ find the person by.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
@@ -323,7 +324,7 @@ def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str
     return receipt
 
 
-def residue_in_store(s: Session, traces: Traces, skip: set[tuple[str, Any]] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def residue_in_store(s: Session, traces: Traces, skip: AbstractSet[tuple[str, Any]] = frozenset()) -> list[str]:
     """`table.column` of every value in the database that still mentions the person (every table, by
     reflection, so a table added later is covered too); `skip`: (table, id) of rows a legal hold keeps."""
     from sqlalchemy import MetaData, Table

@@ -146,7 +146,8 @@ def _happyfox_ticket(enquiry: Enquiry, ticket_id: int) -> None:
 
 def _hubspot_contact(enquiry: Enquiry, ticket_id: int) -> str:
     with store.session() as s:
-        customer_id = s.get(Ticket, ticket_id).customer_id  # type: ignore[union-attr]
+        row = s.get(Ticket, ticket_id)
+        customer_id = row.customer_id if row is not None else None
     assert customer_id is not None
     return identity.hubspot_contact(customer_id, enquiry.person, enquiry.key, ACTOR)
 

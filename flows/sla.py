@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from core import audit, jobs, settings, store
 from core.metrics import SLA_BREACHES
@@ -38,7 +38,7 @@ class Breach:
     alerted_at: datetime | None
 
 
-def _missed(now: datetime):  # type: ignore[no-untyped-def]
+def _missed(now: datetime) -> ColumnElement[bool]:
     """Due before `now` and not confirmed by the due time."""
     return and_(Ticket.confirm_due_at.is_not(None), Ticket.confirm_due_at < now,
                 or_(Ticket.confirmed_at.is_(None), Ticket.confirmed_at > Ticket.confirm_due_at))
@@ -92,7 +92,7 @@ def check(now: datetime | None = None) -> list[int]:
             raise
         SLA_BREACHES.labels(kind=KIND).inc()
         log.warning("ticket %s missed its confirmation deadline %s (channel %s)", ticket.id,
-                    ticket.confirm_due_at.isoformat(), ticket.channel)  # type: ignore[union-attr]
+                    ticket.confirm_due_at.isoformat() if ticket.confirm_due_at else None, ticket.channel)
         with store.session() as s:
             audit.record(s, ACTOR, "sla.breached", customer_id=ticket.customer_id, ticket_id=ticket.id, kind=KIND)
         alerted.append(ticket.id)

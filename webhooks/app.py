@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Largest body any source may send: attachments plus a margin for the form fields.
     app.config["MAX_CONTENT_LENGTH"] = loaded.config.attachments_max_bytes + 1024 * 1024
     # Behind a PaaS router the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*.
+    # Flask's documented way to wrap its WSGI app, which its types declare as a method.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
     for blueprint in (home.bp, health.bp, receiver.bp, admin.bp):
         app.register_blueprint(blueprint)
