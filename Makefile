@@ -38,7 +38,8 @@ browser:
 system-deps: install
 	scripts/system-deps.sh
 
-test: install services browser system-deps
+# Lint first: a type error or an import against the layers fails in seconds, before any service starts.
+test: install lint services browser system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The chaos suite at full scale: real processes killed, PostgreSQL and Redis cut, a 20 % vendor fault storm over

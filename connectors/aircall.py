@@ -16,8 +16,9 @@ import requests
 from core.settings import Settings
 
 from . import pacing, policy
-from .errors import NotFound, Unavailable
+from .errors import BadAnswer, NotFound, Unavailable
 from .policy import Policy
+from .records import AircallCallRecord, AircallContactRecord, parse, parse_each
 
 VENDOR = "aircall"
 PER_PAGE = 50  # the maximum (docs/vendors/aircall.md#pagination-and-errors)
@@ -59,7 +60,10 @@ class AircallClient:
         return self.policy.call(send, idempotent=idempotent)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        return self._request(method, path, **kwargs).json()
+        body = self._request(method, path, **kwargs).json()
+        if not isinstance(body, dict):
+            raise BadAnswer(VENDOR, f"expected a JSON object from {method} {path}")
+        return body
 
     def _delete(self, path: str) -> str:
         try:
@@ -79,17 +83,18 @@ class AircallClient:
 
     # ------------------------------------------------------------ calls
 
-    def get_call(self, call_id: int | str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/calls/{call_id}", params={"fetch_contact": "true"})["call"]
+    def get_call(self, call_id: int | str) -> AircallCallRecord:
+        return parse(VENDOR, AircallCallRecord,
+                     self._json("GET", f"/v1/calls/{call_id}", params={"fetch_contact": "true"}).get("call"))
 
-    def calls(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def calls(self, since: datetime | None = None) -> Iterator[AircallCallRecord]:
         """Calls started at or after `since` (all within Aircall's 6-month history when None), oldest first."""
         params: dict[str, Any] = {"order": "asc", "fetch_contact": "true"}
         if since is not None:
             params["from"] = _unix(since)
-        return self._pages("/v1/calls", "calls", params)
+        return parse_each(VENDOR, AircallCallRecord, self._pages("/v1/calls", "calls", params))
 
-    def search_calls(self, phone_number: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def search_calls(self, phone_number: str, since: datetime | None = None) -> Iterator[AircallCallRecord]:
         """The calls with this external number, every page, oldest first (`GET /v1/calls/search`,
         docs/vendors/aircall.md#calls): only the person's calls are read, never the company's whole history.
         `phone_number` in E.164 (`+36301234567`)."""
@@ -98,7 +103,7 @@ class AircallClient:
         params: dict[str, Any] = {"phone_number": phone_number, "order": "asc"}
         if since is not None:
             params["from"] = _unix(since)
-        return self._pages("/v1/calls/search", "calls", params)
+        return parse_each(VENDOR, AircallCallRecord, self._pages("/v1/calls/search", "calls", params))
 
     def archive_call(self, call_id: int | str) -> str:
         """`PUT /v1/calls/:id/archive` (seen-in-code, docs/vendors/aircall.md#calls): the call leaves the active
@@ -118,27 +123,32 @@ class AircallClient:
 
     # ------------------------------------------------------------ contacts
 
-    def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[dict[str, Any]]:
+    def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[AircallContactRecord]:
         """Shared contacts only (docs/vendors/aircall.md#contacts); `phone` in international format."""
         params = {k: v for k, v in (("email", email), ("phone_number", phone)) if v}
         if not params:
             raise ValueError("search_contacts needs an email or a phone")
-        return list(self._pages("/v1/contacts/search", "contacts", params))
+        return list(parse_each(VENDOR, AircallContactRecord, self._pages("/v1/contacts/search", "contacts", params)))
 
     def create_contact(self, first_name: str, last_name: str, emails: Iterable[str] = (),
-                       phones: Iterable[str] = ()) -> dict[str, Any]:
+                       phones: Iterable[str] = ()) -> AircallContactRecord:
         body = {"first_name": first_name, "last_name": last_name, "is_shared": True,
                 "phone_numbers": [{"label": "Work", "value": p} for p in phones],
                 "emails": [{"label": "Work", "value": e} for e in emails]}
-        return self._json("POST", "/v1/contacts", json=body, idempotent=False)["contact"]
+        return self._contact(self._json("POST", "/v1/contacts", json=body, idempotent=False))
 
-    def update_contact(self, contact_id: int | str, **fields: Any) -> dict[str, Any]:
+    def update_contact(self, contact_id: int | str, **fields: Any) -> AircallContactRecord:
         """A POST, not a PUT; only first_name, last_name, company_name and information change
         (docs/vendors/aircall.md#contacts)."""
-        return self._json("POST", f"/v1/contacts/{contact_id}", json=fields)["contact"]
+        return self._contact(self._json("POST", f"/v1/contacts/{contact_id}", json=fields))
 
-    def get_contact(self, contact_id: int | str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/contacts/{contact_id}")["contact"]
+    def get_contact(self, contact_id: int | str) -> AircallContactRecord:
+        return self._contact(self._json("GET", f"/v1/contacts/{contact_id}"))
+
+    @staticmethod
+    def _contact(body: dict[str, Any]) -> AircallContactRecord:
+        """Single objects come wrapped: `{"contact": {...}}`."""
+        return parse(VENDOR, AircallContactRecord, body.get("contact"))
 
     def delete_contact(self, contact_id: int | str) -> str:
         return self._delete(f"/v1/contacts/{contact_id}")

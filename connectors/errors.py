@@ -37,6 +37,11 @@ class InvalidRequest(VendorError):
     """The vendor refused the request as malformed (400, 422 and other 4xx)."""
 
 
+class BadAnswer(VendorError):
+    """The vendor answered with a record we cannot read (connectors/records.py): the message names the field paths
+    and error types, never a value. Asking again gets the same answer."""
+
+
 class RateLimited(VendorError):
     transient = True
 

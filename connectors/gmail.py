@@ -20,6 +20,7 @@ from core.settings import SANDBOX_GMAIL_TOKEN, ConfigError, Settings
 from . import pacing, policy
 from .errors import NotFound, RateLimited, Unauthorized, Unavailable
 from .policy import Policy
+from .records import GmailMessage, parse
 
 VENDOR = "gmail"
 SCOPES = ["https://mail.google.com/"]
@@ -40,8 +41,8 @@ class ServiceAccountToken:
             raise ConfigError(f"environment: GOOGLE_APPLICATION_CREDENTIALS: no key file at {path}")
         if not subject:
             raise ConfigError("environment: GMAIL_USER: required to impersonate the mailbox")
-        self.credentials = service_account.Credentials.from_service_account_file(
-            str(path), scopes=SCOPES, subject=subject)
+        self.credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+            str(path), scopes=SCOPES, subject=subject)  # google-auth leaves this constructor unannotated
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
@@ -55,7 +56,7 @@ class ServiceAccountToken:
                     raise Unauthorized(VENDOR, f"service account token refused: {exc.args[0] if exc.args else ''}")
                 except TransportError:
                     raise Unavailable(VENDOR, "token server not reachable") from None
-            return self.credentials.token
+            return str(self.credentials.token)
 
 
 class GmailClient:
@@ -116,10 +117,10 @@ class GmailClient:
     def messages_about(self, address: str) -> list[str]:
         return self.message_ids(f"from:{address} OR to:{address}")
 
-    def get_message(self, message_id: str) -> dict[str, Any]:
+    def get_message(self, message_id: str) -> GmailMessage:
         """Metadata (From, To, Cc, Subject, Date) and snippet, for an access export."""
         params = [("format", "metadata")] + [("metadataHeaders", h) for h in ("From", "To", "Cc", "Subject", "Date")]
-        return self._request("GET", f"/messages/{message_id}", params=params).json()
+        return parse(VENDOR, GmailMessage, self._request("GET", f"/messages/{message_id}", params=params).json())
 
     def delete_messages(self, ids: list[str]) -> int:
         """Permanent delete in batches of 1000 (docs/vendors/gmail.md#deleting-messages); unknown ids are no error.
@@ -139,6 +140,6 @@ class GmailClient:
 def _reasons(response: httpx.Response) -> set[str]:
     try:
         errors = response.json().get("error", {}).get("errors") or []
-        return {e.get("reason") for e in errors if isinstance(e, dict)}
+        return {str(e.get("reason")) for e in errors if isinstance(e, dict)}
     except (ValueError, AttributeError):
         return set()

@@ -18,29 +18,28 @@ import httpx
 from core.settings import Settings
 
 from . import pacing
-from .errors import NotFound, Unavailable
+from .errors import BadAnswer, NotFound, Unavailable
 from .policy import Policy, for_vendor, raise_for_status
+from .records import HappyFoxNamed, HappyFoxTicket, HappyFoxUser, parse, parse_each, parse_time
 
 VENDOR = "happyfox"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """A HappyFox timestamp (always UTC, docs/vendors/happyfox.md#base-url-auth-and-formats; fractions of a second
-    allowed) as an aware datetime."""
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=timezone.utc)
+__all__ = ["HappyFoxClient", "modified_at", "parse_time"]
 
 
-def modified_at(ticket: dict[str, Any]) -> datetime | None:
-    return parse_time(ticket.get("last_modified") or ticket.get("last_updated_at"))
+def modified_at(ticket: HappyFoxTicket) -> datetime | None:
+    return ticket.modified_at
 
 
 def _page(body: Any) -> dict[str, Any]:
     # Old docs wrap a page in a one-element array, the current KB does not: accept both
     # (docs/vendors/happyfox.md#pagination).
-    return body[0] if isinstance(body, list) and body else body
+    page = body[0] if isinstance(body, list) and body else body
+    if not isinstance(page, dict):
+        raise BadAnswer(VENDOR, "expected a page object")
+    return page
 
 
 class HappyFoxClient:
@@ -94,10 +93,11 @@ class HappyFoxClient:
 
     # ------------------------------------------------------------ tickets
 
-    def create_ticket(self, subject: str, text: str, category: int, email: str, name: str | None = None,
+    def create_ticket(self, subject: str, text: str, category: int, email: str | None, name: str | None = None,
                       phone: str | None = None, priority: int | None = None,
                       custom_fields: dict[int, Any] | None = None,
-                      attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                      attachments: list[dict[str, Any]] | None = None) -> HappyFoxTicket:
+        """A ticket names its contact by email; HappyFox refuses one without (InvalidRequest)."""
         payload: dict[str, Any] = {"subject": subject, "text": text, "category": category, "email": email,
                                    "name": name or email}
         if phone:
@@ -105,12 +105,16 @@ class HappyFoxClient:
         if priority is not None:
             payload["priority"] = priority
         payload.update({f"t-cf-{field_id}": value for field_id, value in (custom_fields or {}).items()})
-        return self._post("/tickets/", payload, attachments, idempotent=False)
+        return self._ticket(self._post("/tickets/", payload, attachments, idempotent=False))
 
-    def get_ticket(self, ticket_id: int | str) -> dict[str, Any]:
-        return self._get(f"/ticket/{int(ticket_id)}/")
+    def get_ticket(self, ticket_id: int | str) -> HappyFoxTicket:
+        return self._ticket(self._get(f"/ticket/{int(ticket_id)}/"))
 
-    def _search(self, query: str | None, page_size: int, sort: str | None = None) -> Iterator[dict[str, Any]]:
+    @staticmethod
+    def _ticket(body: Any) -> HappyFoxTicket:
+        return parse(VENDOR, HappyFoxTicket, body)
+
+    def _search(self, query: str | None, page_size: int, sort: str | None = None) -> Iterator[HappyFoxTicket]:
         # `status=_all` always: without it a `q` search spans only the pending statuses
         # (docs/vendors/happyfox.md#list-and-search-tickets).
         params: dict[str, Any] = {"status": "_all", "size": min(page_size, 50)}
@@ -121,12 +125,12 @@ class HappyFoxClient:
         number = 1
         while True:
             body = _page(self._get("/tickets/", **params, page=number))
-            yield from body.get("data") or []
+            yield from parse_each(VENDOR, HappyFoxTicket, body.get("data") or [])
             if number >= int((body.get("page_info") or {}).get("page_count") or 1):
                 return
             number += 1
 
-    def tickets(self, updated_since: datetime | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
+    def tickets(self, updated_since: datetime | None = None, page_size: int = 50) -> Iterator[HappyFoxTicket]:
         """Every ticket, or those modified since `updated_since`. HappyFox filters by day only
         (docs/vendors/happyfox.md#list-and-search-tickets), so the exact cut is made here."""
         query = None
@@ -134,43 +138,43 @@ class HappyFoxClient:
             since = updated_since.astimezone(timezone.utc)
             query = f'last-modified-on-or-after:"{since:%Y/%m/%d}"'
         for ticket in self._search(query, page_size, sort="last_modifieda"):
-            stamp = modified_at(ticket)
+            stamp = ticket.modified_at
             if updated_since is None or stamp is None or stamp >= updated_since.replace(microsecond=0):
                 yield ticket
 
-    def find_ticket(self, custom_field_id: int, value: str) -> dict[str, Any] | None:
+    def find_ticket(self, custom_field_id: int, value: str) -> HappyFoxTicket | None:
         """Search-before-create on our idempotency custom field. `q` names custom fields by name, not id
         (docs/vendors/happyfox.md#list-and-search-tickets), and a search may match loosely, so the value is checked
         on each hit."""
         name = self._custom_field_name(custom_field_id)
         for ticket in self._search(f'"{name}":"{value}"', 50):
-            for field in ticket.get("custom_fields") or []:
-                if field.get("id") == custom_field_id and str(field.get("value")) == str(value):
+            for field in ticket.custom_fields:
+                if field.id == custom_field_id and str(field.value) == str(value):
                     return ticket
         return None
 
-    def tickets_of_contact(self, email: str) -> list[dict[str, Any]]:
+    def tickets_of_contact(self, email: str) -> list[HappyFoxTicket]:
         """Every ticket of the contact with this email, in any status (`q=contact:"..."`,
         docs/vendors/happyfox.md#list-and-search-tickets)."""
         email = email.strip().lower()
         return [t for t in self._search(f'contact:"{email}"', 50)
-                if str((t.get("user") or {}).get("email") or email).lower() == email]
+                if str((t.user.email if t.user else None) or email).lower() == email]
 
     def _custom_field_name(self, field_id: int) -> str:
         if field_id not in self._custom_field_names:
-            self._custom_field_names = {f["id"]: f["name"] for f in self.ticket_custom_fields()}
+            self._custom_field_names = {f.id: str(f.name) for f in self.ticket_custom_fields()}
         if field_id not in self._custom_field_names:
             raise NotFound(VENDOR, f"no ticket custom field {field_id}")
         return self._custom_field_names[field_id]
 
     def update_ticket(self, ticket_id: int | str, staff_id: int, status: int | None = None,
-                      update: str | None = None, private_note: str | None = None) -> dict[str, Any]:
+                      update: str | None = None, private_note: str | None = None) -> HappyFoxTicket:
         """A customer-visible reply (`staff_update/`) and/or a private note (`staff_pvtnote/`); a status change
         rides on the note when there is one, else on a staff update, with or without a message
         (docs/vendors/happyfox.md#replies-notes-and-status-changes). A reply or a note is a new entry each time it
         is posted, so it is not retried inline after a lost answer."""
         path = f"/ticket/{int(ticket_id)}"
-        ticket: dict[str, Any] = {}
+        ticket: Any = None
         if update is not None or (status is not None and private_note is None):
             payload = {"staff": staff_id, "status": status, "text": update}
             ticket = self._post(f"{path}/staff_update/", {k: v for k, v in payload.items() if v is not None},
@@ -180,21 +184,22 @@ class HappyFoxClient:
                        "status": status if update is None else None}
             ticket = self._post(f"{path}/staff_pvtnote/", {k: v for k, v in payload.items() if v is not None},
                                 idempotent=False)
-        return ticket or self.get_ticket(ticket_id)
+        return self._ticket(ticket) if ticket else self.get_ticket(ticket_id)
 
-    def update_custom_fields(self, ticket_id: int | str, staff_id: int, fields: dict[int, Any]) -> dict[str, Any]:
+    def update_custom_fields(self, ticket_id: int | str, staff_id: int, fields: dict[int, Any]) -> HappyFoxTicket:
         """Set ticket custom fields (`t-cf-<id>`) with a message-less `staff_update/`: no reply, no notification
         (`update_customer` defaults to false); it appends an empty update
         (docs/vendors/happyfox.md#replies-notes-and-status-changes, docs/vendors/happyfox.md#observed-behaviour).
         The ticket after it."""
         payload: dict[str, Any] = {"staff": staff_id}
         payload.update({f"t-cf-{int(field_id)}": value for field_id, value in fields.items()})
-        return self._post(f"/ticket/{int(ticket_id)}/staff_update/", payload)
+        return self._ticket(self._post(f"/ticket/{int(ticket_id)}/staff_update/", payload))
 
-    def assign(self, ticket_id: int | str, assignee: int) -> dict[str, Any]:
+    def assign(self, ticket_id: int | str, assignee: int) -> HappyFoxTicket:
         """Assign the ticket to a staff member with a message-less `staff_update/` (docs/vendors/happyfox.md); setting it twice is
         harmless. The ticket after it."""
-        return self._post(f"/ticket/{int(ticket_id)}/staff_update/", {"staff": self.staff_id, "assignee": assignee})
+        return self._ticket(self._post(f"/ticket/{int(ticket_id)}/staff_update/",
+                                       {"staff": self.staff_id, "assignee": assignee}))
 
     def subscribe(self, ticket_id: int | str, staff_ids: list[int]) -> Any:
         """Subscribe staff members to the ticket (`subscribe/`, `data` + `staff_id`; docs/vendors/happyfox.md)."""
@@ -209,48 +214,51 @@ class HappyFoxClient:
 
     # ------------------------------------------------------------ contacts (docs/vendors/happyfox.md#contacts)
 
-    def get_user(self, user_id: int | str) -> dict[str, Any]:
-        return self._get(f"/user/{user_id}/")
+    def get_user(self, user_id: int | str) -> HappyFoxUser:
+        return parse(VENDOR, HappyFoxUser, self._get(f"/user/{user_id}/"))
 
-    def search_users(self, query: str) -> list[dict[str, Any]]:
+    def search_users(self, query: str) -> list[HappyFoxUser]:
         """`query` is HappyFox's `field:value` form (`email:a@b.c`, `phone:3612345678`); a bare email or phone
         number is turned into it."""
         if ":" not in query:
             digits = "".join(ch for ch in query if ch.isdigit())
             query = f"email:{query}" if "@" in query else f"phone:{digits}"
-        return _page(self._get("/users/", q=query, size=50)).get("data") or []
+        return list(parse_each(VENDOR, HappyFoxUser, _page(self._get("/users/", q=query, size=50)).get("data") or []))
 
-    def create_user(self, name: str, email: str, phone: str | None = None) -> dict[str, Any]:
+    def create_user(self, name: str, email: str, phone: str | None = None) -> HappyFoxUser:
         payload: dict[str, Any] = {"name": name, "email": email}
         if phone:
             payload["phones"] = [{"type": "m", "number": phone, "is_primary": True}]
-        return self._post("/users/", payload, idempotent=False)
+        return parse(VENDOR, HappyFoxUser, self._post("/users/", payload, idempotent=False))
 
-    def update_user(self, user_id: int | str, **fields: Any) -> dict[str, Any]:
-        return self._post(f"/user/{user_id}/", fields)
+    def update_user(self, user_id: int | str, **fields: Any) -> HappyFoxUser:
+        return parse(VENDOR, HappyFoxUser, self._post(f"/user/{user_id}/", fields))
 
-    def anonymise_user(self, user_id: int | str) -> dict[str, Any]:
+    def anonymise_user(self, user_id: int | str) -> HappyFoxUser:
         """No contact delete is documented (docs/vendors/happyfox.md#contacts): blank the name, email, phones and
         every custom field instead (custom fields left out of an update would be kept, so each is sent)."""
-        blanks = {f"c-cf-{field['id']}": None for field in self.user_custom_fields()}
+        blanks = {f"c-cf-{field.id}": None for field in self.user_custom_fields()}
         return self.update_user(user_id, name="", email=None, phones=[], **blanks)
 
     # ------------------------------------------------------------ discovery (docs/vendors/happyfox.md#discovery-lists)
 
-    def categories(self) -> list[dict[str, Any]]:
-        return self._get("/categories/")
+    def _named(self, path: str) -> list[HappyFoxNamed]:
+        return list(parse_each(VENDOR, HappyFoxNamed, self._get(path)))
 
-    def statuses(self) -> list[dict[str, Any]]:
-        return self._get("/statuses/")
+    def categories(self) -> list[HappyFoxNamed]:
+        return self._named("/categories/")
 
-    def priorities(self) -> list[dict[str, Any]]:
-        return self._get("/priorities/")
+    def statuses(self) -> list[HappyFoxNamed]:
+        return self._named("/statuses/")
 
-    def staff(self) -> list[dict[str, Any]]:
-        return self._get("/staff/")
+    def priorities(self) -> list[HappyFoxNamed]:
+        return self._named("/priorities/")
 
-    def ticket_custom_fields(self) -> list[dict[str, Any]]:
-        return self._get("/ticket_custom_fields/")
+    def staff(self) -> list[HappyFoxNamed]:
+        return self._named("/staff/")
 
-    def user_custom_fields(self) -> list[dict[str, Any]]:
-        return self._get("/user_custom_fields/")
+    def ticket_custom_fields(self) -> list[HappyFoxNamed]:
+        return self._named("/ticket_custom_fields/")
+
+    def user_custom_fields(self) -> list[HappyFoxNamed]:
+        return self._named("/user_custom_fields/")

@@ -24,6 +24,7 @@ from core.settings import Settings
 from . import pacing
 from .errors import Conflict, NotFound, Unavailable
 from .policy import Policy, for_vendor, raise_for_status
+from .records import HubSpotObject, parse, parse_each
 
 VENDOR = "hubspot"
 API_ERRORS = (ContactsError, TicketsError, CallsError, AssociationsError, PipelinesError, PropertiesError)
@@ -110,7 +111,7 @@ class HubSpotClient:
         raise Unavailable(VENDOR, f"unexpected HTTP {exc.status}", exc.status)  # a 1xx/3xx the client let through
 
     def _search(self, api: Any, filter_groups: list[dict[str, Any]], properties: list[str],
-                sort: str = "hs_object_id", limit: int = PAGE) -> Iterator[dict[str, Any]]:
+                sort: str = "hs_object_id", limit: int = PAGE) -> Iterator[HubSpotObject]:
         """All pages of a search. HubSpot's OpenAPI requires `after` and `sorts` and types a sort as a property
         name (ascending); a stable sort keeps the pages from overlapping."""
         after: str | None = "0"
@@ -118,7 +119,7 @@ class HubSpotClient:
             body = {"filterGroups": filter_groups, "properties": properties, "sorts": [sort],
                     "limit": min(limit, self.search_cap), "after": after}
             page = self._call(api.do_search, body, search=True)
-            yield from page.get("results", [])
+            yield from parse_each(VENDOR, HubSpotObject, page.get("results", []))
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
             if not after or int(after) >= self.search_cap:
                 return
@@ -150,14 +151,18 @@ class HubSpotClient:
         return results
 
     def upsert_contact(self, properties: dict[str, Any]) -> str:
-        return self.upsert_contacts([properties])[0]["id"]
+        return str(self.upsert_contacts([properties])[0]["id"])
 
-    def create_contact(self, properties: dict[str, Any]) -> dict[str, Any]:
+    def _object(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> HubSpotObject:
+        """One call whose answer is a CRM object, parsed."""
+        return parse(VENDOR, HubSpotObject, self._call(method, *args, **kwargs))
+
+    def create_contact(self, properties: dict[str, Any]) -> HubSpotObject:
         """Create one contact; Conflict with `existing_id` when the email is taken."""
-        return self._call(self._contacts.create, {"properties": properties, "associations": []}, idempotent=False)
+        return self._object(self._contacts.create, {"properties": properties, "associations": []}, idempotent=False)
 
-    def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[dict[str, Any]]:
-        groups = []
+    def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[HubSpotObject]:
+        groups: list[dict[str, Any]] = []
         if email:
             groups.append({"filters": [{"propertyName": "email", "operator": "EQ", "value": email.lower()}]})
         if phone:
@@ -167,11 +172,11 @@ class HubSpotClient:
             raise ValueError("search_contacts needs an email or a phone")
         return list(self._search(self._contacts_search, groups, CONTACT_PROPERTIES))
 
-    def get_contact(self, contact_id: str, properties: list[str] | None = None) -> dict[str, Any]:
-        return self._call(self._contacts.get_by_id, str(contact_id), properties=properties or CONTACT_PROPERTIES)
+    def get_contact(self, contact_id: str, properties: list[str] | None = None) -> HubSpotObject:
+        return self._object(self._contacts.get_by_id, str(contact_id), properties=properties or CONTACT_PROPERTIES)
 
-    def update_contact(self, contact_id: str, properties: dict[str, Any]) -> dict[str, Any]:
-        return self._call(self._contacts.update, str(contact_id), {"properties": properties})
+    def update_contact(self, contact_id: str, properties: dict[str, Any]) -> HubSpotObject:
+        return self._object(self._contacts.update, str(contact_id), {"properties": properties})
 
     def gdpr_delete_contact(self, contact_id: str) -> str:
         """Permanent delete (`purge`); associated tickets and calls stay: archive them separately
@@ -181,7 +186,7 @@ class HubSpotClient:
     def archive_contact(self, contact_id: str) -> str:
         return self._delete(self._contacts.archive, str(contact_id))
 
-    def merge_contacts(self, primary_id: str, other_id: str) -> dict[str, Any] | None:
+    def merge_contacts(self, primary_id: str, other_id: str) -> HubSpotObject | None:
         """Merge `other_id` into `primary_id` (`POST /crm/v3/objects/contacts/merge`, `basic_api.merge`); the
         merged contact, or None when either is gone (404: merged already, or deleted). HubSpot documents that the
         merged contact may get a new id, both old ids then reading as it (docs/vendors/hubspot.md#merge): take the
@@ -189,29 +194,29 @@ class HubSpotClient:
         inline after a lost answer, since a second merge of the same pair is refused."""
         body = {"primaryObjectId": str(primary_id), "objectIdToMerge": str(other_id)}
         try:
-            return self._call(self._contacts.merge, body, idempotent=False)
+            return self._object(self._contacts.merge, body, idempotent=False)
         except NotFound:
             return None
 
     # ---------------------------------------------------------------- tickets
 
-    def create_ticket(self, properties: dict[str, Any], contact_id: str | None = None) -> dict[str, Any]:
+    def create_ticket(self, properties: dict[str, Any], contact_id: str | None = None) -> HubSpotObject:
         associations = [_association(contact_id, TICKET_TO_CONTACT)] if contact_id else []
-        return self._call(self._tickets.create, {"properties": properties, "associations": associations},
-                          idempotent=False)
+        return self._object(self._tickets.create, {"properties": properties, "associations": associations},
+                            idempotent=False)
 
-    def update_ticket(self, ticket_id: str, properties: dict[str, Any]) -> dict[str, Any]:
-        return self._call(self._tickets.update, str(ticket_id), {"properties": properties})
+    def update_ticket(self, ticket_id: str, properties: dict[str, Any]) -> HubSpotObject:
+        return self._object(self._tickets.update, str(ticket_id), {"properties": properties})
 
-    def get_ticket(self, ticket_id: str, properties: list[str] | None = None) -> dict[str, Any]:
-        return self._call(self._tickets.get_by_id, str(ticket_id), properties=properties or TICKET_PROPERTIES)
+    def get_ticket(self, ticket_id: str, properties: list[str] | None = None) -> HubSpotObject:
+        return self._object(self._tickets.get_by_id, str(ticket_id), properties=properties or TICKET_PROPERTIES)
 
-    def find_ticket(self, property_name: str, value: str) -> dict[str, Any] | None:
+    def find_ticket(self, property_name: str, value: str) -> HubSpotObject | None:
         groups = [{"filters": [{"propertyName": property_name, "operator": "EQ", "value": str(value)}]}]
         return next(self._search(self._tickets_search, groups, [*TICKET_PROPERTIES, property_name], limit=1),
                     None)
 
-    def tickets_by_ids(self, ticket_ids: list[str], properties: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    def tickets_by_ids(self, ticket_ids: list[str], properties: list[str] | None = None) -> Iterator[HubSpotObject]:
         """Many tickets at once: one search with `hs_object_id IN` per 100 ids. Search is eventually consistent
         (docs/vendors/hubspot.md#search): a ticket just created may be missing; confirm a miss with `get_ticket`."""
         ids = [str(i) for i in ticket_ids]
@@ -220,18 +225,19 @@ class HubSpotClient:
             groups = [{"filters": [{"propertyName": "hs_object_id", "operator": "IN", "values": chunk}]}]
             yield from self._search(self._tickets_search, groups, properties or TICKET_PROPERTIES, limit=len(chunk))
 
-    def tickets_modified_since(self, since: datetime) -> Iterator[dict[str, Any]]:
+    def tickets_modified_since(self, since: datetime) -> Iterator[HubSpotObject]:
         """Every ticket modified at or after `since`, oldest first. Past the 10,000-result cap of one query it
         queries again from the last modification time seen (docs/vendors/hubspot.md#search)."""
-        floor, seen = _ms(since), set()
+        floor, seen = _ms(since), set[str]()
+        last: str | None
         while True:
             groups = [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": floor}]}]
             count, last = 0, None
             for ticket in self._search(self._tickets_search, groups, TICKET_PROPERTIES, "hs_lastmodifieddate"):
                 count += 1
-                last = ticket["properties"].get("hs_lastmodifieddate") or last
-                if ticket["id"] not in seen:
-                    seen.add(ticket["id"])
+                last = ticket.prop("hs_lastmodifieddate") or last
+                if ticket.id not in seen:
+                    seen.add(ticket.id)
                     yield ticket
             if count < self.search_cap or last is None:
                 return
@@ -246,14 +252,14 @@ class HubSpotClient:
     # ---------------------------------------------------------------- calls
 
     def create_call(self, properties: dict[str, Any], contact_id: str,
-                    ticket_id: str | None = None) -> dict[str, Any]:
+                    ticket_id: str | None = None) -> HubSpotObject:
         associations = [_association(contact_id, CALL_TO_CONTACT)]
         if ticket_id:
             associations.append(_association(ticket_id, CALL_TO_TICKET))
-        return self._call(self._calls.create, {"properties": properties, "associations": associations},
-                          idempotent=False)
+        return self._object(self._calls.create, {"properties": properties, "associations": associations},
+                            idempotent=False)
 
-    def find_call(self, property_name: str, value: str) -> dict[str, Any] | None:
+    def find_call(self, property_name: str, value: str) -> HubSpotObject | None:
         groups = [{"filters": [{"propertyName": property_name, "operator": "EQ", "value": str(value)}]}]
         return next(self._search(self._calls_search, groups, ["hs_timestamp", "hs_call_title", property_name],
                                  limit=1), None)
@@ -261,13 +267,13 @@ class HubSpotClient:
     def archive_call(self, call_id: str) -> str:
         return self._delete(self._calls.archive, str(call_id))
 
-    def get_call(self, call_id: str, properties: list[str] | None = None) -> dict[str, Any]:
-        return self._call(self._calls.get_by_id, str(call_id), properties=properties or CALL_PROPERTIES)
+    def get_call(self, call_id: str, properties: list[str] | None = None) -> HubSpotObject:
+        return self._object(self._calls.get_by_id, str(call_id), properties=properties or CALL_PROPERTIES)
 
-    def update_call(self, call_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+    def update_call(self, call_id: str, properties: dict[str, Any]) -> HubSpotObject:
         """Erasure blanks a call's numbers and texts before archiving it: an archived call keeps its properties
         in the recycle bin for 90 days (docs/vendors/hubspot.md#deletion)."""
-        return self._call(self._calls.update, str(call_id), {"properties": properties})
+        return self._object(self._calls.update, str(call_id), {"properties": properties})
 
     # ---------------------------------------------------------------- associations and discovery
 
@@ -275,7 +281,7 @@ class HubSpotClient:
         ids: list[str] = []
         after: str | None = None
         while True:
-            kwargs = {"limit": 500, **({"after": after} if after else {})}
+            kwargs: dict[str, Any] = {"limit": 500, **({"after": after} if after else {})}
             page = self._call(self._associations.get_page, from_type, str(object_id), to_type, **kwargs)
             ids += [str(r["toObjectId"]) for r in page.get("results", [])]  # an int in some answers
             after = ((page.get("paging") or {}).get("next") or {}).get("after")
@@ -283,7 +289,7 @@ class HubSpotClient:
                 return ids
 
     def pipelines(self, object_type: str = "tickets") -> list[dict[str, Any]]:
-        return self._call(self._pipelines.get_all, object_type).get("results", [])
+        return list(self._call(self._pipelines.get_all, object_type).get("results", []))
 
     def properties(self, object_type: str) -> list[dict[str, Any]]:
-        return self._call(self._properties.get_all, object_type).get("results", [])
+        return list(self._call(self._properties.get_all, object_type).get("results", []))

@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from email.header import Header
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -68,9 +69,8 @@ def huf(amount: Any, language: str = DEFAULT_LANGUAGE) -> str:
 def local_time(value: Any) -> str:
     """An aware datetime as Budapest wall-clock time ('2026-11-24 15:30'); anything else as it is."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(BUDAPEST).strftime("%Y-%m-%d %H:%M")
+        moment: datetime = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return moment.astimezone(BUDAPEST).strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 
@@ -214,7 +214,8 @@ def _envelope(smtp: smtplib.SMTP, msg: EmailMessage) -> tuple[str, list[str], li
     messages have From and To only). A non-ASCII address needs the server's SMTPUTF8."""
     sender = email.utils.getaddresses([str(msg["From"])])[0][1]
     recipients = [address for _, address in email.utils.getaddresses([str(msg["To"])])]
-    policy = msg.policy.clone(linesep="\r\n")
+    # Our messages are made with the default EmailPolicy, the one with `utf8`.
+    policy = cast(EmailPolicy, msg.policy).clone(linesep="\r\n")
     options: list[str] = []
     if not "".join([sender, *recipients]).isascii():
         if not smtp.has_extn("smtputf8"):

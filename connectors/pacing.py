@@ -83,7 +83,7 @@ class SqlPacer:
             start = case((rate_limits.c.tat > now, rate_limits.c.tat), else_=now)
             tat = conn.execute(update(rate_limits).where(rate_limits.c.key == key)
                                .values(tat=start + interval).returning(rate_limits.c.tat)).scalar_one()
-        return tat - interval - now
+        return float(tat) - interval - now
 
 
 class RedisPacer:

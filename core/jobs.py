@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar, overload
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab  # noqa: F401 - crontab is re-exported for flows
+from huey import Huey, RedisHuey, SqliteHuey
+from huey import crontab as crontab  # re-exported for flows
 from huey.consumer import Consumer
 from redis import ConnectionPool
 from sqlalchemy import update
@@ -46,6 +47,10 @@ huey: Huey = make_huey(settings.load_env().redis_url)
 _by_name: dict[str, Any] = {}
 
 
+@overload
+def job(fn: Callable[..., Any], *, retries: int = ..., **options: Any) -> Any: ...
+@overload
+def job(fn: None = None, *, retries: int = ..., **options: Any) -> Callable[[Callable[..., Any]], Any]: ...
 def job(fn: Callable[..., Any] | None = None, *, retries: int = RETRIES, **options: Any) -> Any:
     """Register `fn` as a background job retried with exponential backoff (2 s doubling)."""
     def register(f: Callable[..., Any]) -> Any:
@@ -72,11 +77,12 @@ def periodic(schedule: Callable[[datetime], bool], **options: Any) -> Callable[[
     return register
 
 
+R = TypeVar("R", bound=Callable[[], Any])
 RECOVER_EVERY = 10.0  # seconds between the workers' recovery sweeps
 _recoveries: list[Callable[[], Any]] = []
 
 
-def recovery(fn: Callable[[], Any]) -> Callable[[], Any]:
+def recovery(fn: R) -> R:
     """Register `fn` to run every RECOVER_EVERY seconds in every worker process (`run_recovery`), so that work a
     dead process left behind is found within seconds rather than at the clock's next minute. It must be safe to
     run in several processes at once."""

@@ -380,7 +380,7 @@ class InputSpec(Strict):
     def chars(self, field: str) -> int:
         return self.max_chars.get(field, self.default_max_chars)
 
-    def too_long(self, values: dict[str, object]) -> dict[str, str]:
+    def too_long(self, values: Mapping[str, object]) -> dict[str, str]:
         """{field: error} for each text value longer than its limit."""
         return {name: f"longer than {self.chars(name)} characters" for name, value in values.items()
                 if isinstance(value, str) and len(value) > self.chars(name)}

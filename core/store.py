@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -150,3 +150,9 @@ def record_effect(s: Session, key: str, remote_id: str | None, detail: dict[str,
     s.add(effect)
     s.flush()
     return effect
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched: `Session.execute` is typed as a plain Result, though for those
+    statements it is a CursorResult."""
+    return cast(CursorResult[Any], result).rowcount

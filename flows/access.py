@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 
 from connectors.errors import NotFound
+from connectors.records import HappyFoxUser, Record
 from core import audit, settings, store
 from core.addresses import mailbox
 from core.models import Audit, Customer, InboxEvent, Ticket
@@ -78,29 +79,29 @@ def hubspot_part(subject: Subject) -> dict[str, Any]:
     for contact_id in contacts:
         tickets |= set(hubspot.associated_ids("contacts", contact_id, "tickets"))
         calls |= set(hubspot.associated_ids("contacts", contact_id, "calls"))
-    return {"contacts": list(contacts.values()), "tickets": _each(hubspot.get_ticket, tickets),
-            "calls": _each(hubspot.get_call, calls)}
+    return {"contacts": [c.raw for c in contacts.values() if c is not None],
+            "tickets": _each(hubspot.get_ticket, tickets), "calls": _each(hubspot.get_call, calls)}
 
 
 def happyfox_part(subject: Subject) -> dict[str, Any]:
     happyfox = vendors.get().happyfox
-    users: dict[str, Any] = {}
+    users: dict[str, HappyFoxUser] = {}
     for user_id in subject.ids.get("happyfox", []):
         try:
             users[user_id] = happyfox.get_user(user_id)
         except NotFound:
             pass
     for email in subject.emails:
-        users.update({str(u["id"]): u for u in happyfox.search_users(f"email:{email}")})
+        users.update({str(u.id): u for u in happyfox.search_users(f"email:{email}")})
     tickets = set(subject.happyfox_tickets)
-    for email in {*subject.emails, *(str(u.get("email")).lower() for u in users.values() if u.get("email"))}:
-        tickets |= {str(t["id"]) for t in happyfox.tickets_of_contact(email)}
-    return {"contacts": list(users.values()), "tickets": _each(happyfox.get_ticket, tickets)}
+    for email in {*subject.emails, *(u.email.lower() for u in users.values() if u.email)}:
+        tickets |= {str(t.id) for t in happyfox.tickets_of_contact(email)}
+    return {"contacts": [u.raw for u in users.values()], "tickets": _each(happyfox.get_ticket, tickets)}
 
 
 def aircall_part(subject: Subject) -> dict[str, Any]:
     contacts, calls = erasure_steps.aircall_records(subject)
-    return {"contacts": list(contacts.values()), "calls": list(calls.values())}
+    return {"contacts": [c.raw for c in contacts.values()], "calls": [c.raw for c in calls.values()]}
 
 
 def gmail_part(subject: Subject) -> dict[str, Any]:
@@ -108,14 +109,15 @@ def gmail_part(subject: Subject) -> dict[str, Any]:
     ids: list[str] = []
     for email in subject.emails:
         ids += [i for i in gmail.messages_about(email) if i not in ids]
-    return {"messages": [gmail.get_message(i) for i in ids]}
+    return {"messages": [gmail.get_message(i).raw for i in ids]}
 
 
-def _each(get: Callable[[str], dict[str, Any]], ids: set[str]) -> list[dict[str, Any]]:
+def _each(get: Callable[[str], Record], ids: set[str]) -> list[dict[str, Any]]:
+    """Each record's whole vendor answer (`raw`): the export hands over all the vendor holds."""
     found = []
     for object_id in sorted(ids, key=lambda i: (len(i), i)):
         try:
-            found.append(get(object_id))
+            found.append(get(object_id).raw)
         except NotFound:  # archived or deleted meanwhile
             pass
     return found

@@ -150,11 +150,11 @@ def _log_call(call: Call, customer_id: int) -> str:
 
     def find() -> str | None:
         found = hubspot.find_call(prop, key)
-        return str(found["id"]) if found else None
+        return found.id if found else None
 
     logged_before = effects.recorded(key) is not None
     def create() -> str:
-        return str(hubspot.create_call(properties, contact_id, ticket_id=hubspot_ticket_id)["id"])
+        return hubspot.create_call(properties, contact_id, ticket_id=hubspot_ticket_id).id
 
     call_id = effects.once(key, create, find=find)
     if not logged_before:

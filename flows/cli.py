@@ -130,9 +130,11 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
     files = [{"filename": path.name, "content_type": mimetypes.guess_type(path.name)[0] or "application/octet-stream",
               "data_b64": base64.b64encode(path.read_bytes()).decode()} for path in attach]
     try:
-        report = ManualReport(channel=channel, email=email, phone=phone, first_name=first_name,
-                              last_name=last_name, subject=subject, details=details, category=category,
-                              language=language, received_at=arrived, attachments=files, key=key)
+        # Validated from the raw option values, as the admin API's body is: the channel and language are
+        # checked by the model, not assumed by a cast.
+        report = ManualReport.model_validate(dict(
+            channel=channel, email=email, phone=phone, first_name=first_name, last_name=last_name, subject=subject,
+            details=details, category=category, language=language, received_at=arrived, attachments=files, key=key))
     except ValidationError as exc:
         for error in exc.errors():
             errors.print(f"[red]{'.'.join(map(str, error['loc'])) or 'report'}[/red]: {error['msg']}")

@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from connectors.records import HappyFoxTicket, HappyFoxTicketFields
 from core import audit, settings, store
 from core.models import Effect, Ticket
 from core.settings import StatusSpec
@@ -62,13 +62,11 @@ def status_spec(name: str | None) -> StatusSpec | None:
     return None
 
 
-def happyfox_status(ticket: dict[str, Any]) -> tuple[str | None, bool]:
+def happyfox_status(ticket: HappyFoxTicketFields) -> tuple[str | None, bool]:
     """(status name, closed?) of a HappyFox ticket. The ticket embeds `{"id", "name", "behavior"}`
     (docs/vendors/happyfox.md#the-ticket-object); a status missing from the map counts as closed when its behavior is
     "completed"."""
-    status = ticket.get("status")
-    name = status.get("name") if isinstance(status, dict) else status if isinstance(status, str) else None
-    behavior = status.get("behavior") if isinstance(status, dict) else None
+    name, behavior = ticket.status_name, ticket.status_behavior
     spec = status_spec(name)
     return name, (spec.closed if spec is not None else behavior == "completed")
 
@@ -78,15 +76,13 @@ def stage_for(status_name: str | None) -> str | None:
     return spec.hubspot_stage if spec is not None else None
 
 
-def _changed_at(ticket: dict[str, Any], name: str | None) -> datetime:
+def _changed_at(ticket: HappyFoxTicketFields, name: str | None) -> datetime:
     """When HappyFox moved the ticket to `name`: that status change's update, else its last modification. The
     vendor's time, so every delivery and every reconciliation of one closure names the same moment."""
-    from connectors.happyfox import modified_at, parse_time
-    for update in reversed(ticket.get("updates") or []):
-        change = (update or {}).get("status_change") or {}
-        if change.get("new_name") == name and update.get("timestamp"):
-            return parse_time(update["timestamp"])  # type: ignore[return-value]
-    return modified_at(ticket) or datetime.now(timezone.utc)
+    for update in reversed(ticket.updates):
+        if update.status_change is not None and update.status_change.new_name == name and update.timestamp:
+            return update.timestamp
+    return ticket.modified_at or datetime.now(timezone.utc)
 
 
 # ---------------------------------------------------------------- the stage we last wrote
@@ -157,7 +153,7 @@ def _write_stage(ticket_id: int, hubspot_id: str, target: str, current: str | No
     return target, False
 
 
-def mirror_status(ticket_id: int, happyfox_ticket: dict[str, Any] | None = None, *,
+def mirror_status(ticket_id: int, happyfox_ticket: HappyFoxTicket | None = None, *,
                   hubspot_stage: str | None = None) -> Mirrored | None:
     """Bring our row and the HubSpot mirror in line with the HappyFox ticket's status; a closure sends the
     survey. `happyfox_ticket` is a fresh read when the caller has one; `hubspot_stage` the mirror's stage when
@@ -176,7 +172,8 @@ def mirror_status(ticket_id: int, happyfox_ticket: dict[str, Any] | None = None,
         # repeated event or a reconciliation sends nothing more.
         result.survey_sent = survey.on_ticket_closed(ticket_id)
     with store.session() as s:
-        hubspot_id = s.get(Ticket, ticket_id).hubspot_ticket_id  # type: ignore[union-attr]
+        current = s.get(Ticket, ticket_id)
+        hubspot_id = current.hubspot_ticket_id if current is not None else None
     target = stage_for(name)
     if target is None:
         log.warning("ticket %s: HappyFox status %r is not in config statuses; the mirror is left as it is",
@@ -197,7 +194,7 @@ def _happyfox_status_id(stage: str) -> int | None:
     current = vendors.get()
     ids: dict[str, int] = current.__dict__.setdefault("_happyfox_status_ids", {})
     if not ids:
-        ids.update({str(item["name"]).lower(): int(item["id"]) for item in current.happyfox.statuses()})
+        ids.update({str(item.name).lower(): item.id for item in current.happyfox.statuses()})
     return ids.get(spec.happyfox[0].lower())
 
 
@@ -212,7 +209,7 @@ def on_mirror_changed(ticket_id: int, current: str | None = None) -> str:
         return "unchanged"
     v = vendors.get()
     if current is None:
-        current = (v.hubspot.get_ticket(hubspot_id).get("properties") or {}).get(STAGE_PROPERTY)
+        current = v.hubspot.get_ticket(hubspot_id).prop(STAGE_PROPERTY)
     if current is None or current == last_mirrored(ticket_id):
         return "unchanged"  # a late echo of our own write, or already put back
     status_id = _happyfox_status_id(current)
@@ -250,7 +247,7 @@ def on_hubspot_ticket_change(event: inbox.Event) -> str | None:
     return on_mirror_changed(ticket_id)
 
 
-def _in_step(ticket_id: int, hint: dict[str, Any]) -> bool:
+def _in_step(ticket_id: int, hint: HappyFoxTicketFields) -> bool:
     """Whether the event's body shows the status our row and the mirror already have: then nothing is read or
     written (a reply or a note changes no status). The body is only trusted to say "no change"; any difference
     is checked against a fresh read. A body without a status says nothing about one: no read either (the smart

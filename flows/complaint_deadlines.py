@@ -48,7 +48,9 @@ def _window_start(due_at: datetime) -> datetime:
     day = due_at.astimezone(workdays.BUDAPEST).date() - timedelta(days=1)
     while not workdays.is_working_day(day):
         day -= timedelta(days=1)
-    opens = workdays.opening_hours(day)[0]  # type: ignore[index]
+    hours = workdays.opening_hours(day)
+    assert hours is not None  # a working day always has hours
+    opens = hours[0]
     return datetime.combine(day, opens, workdays.BUDAPEST).astimezone(timezone.utc)
 
 
@@ -60,7 +62,7 @@ def items(now: datetime | None = None, include_later: bool = False) -> list[DueI
         rows = s.execute(select(Complaint, Ticket.happyfox_display_id).join(Ticket, Ticket.id == Complaint.ticket_id)
                          .where(Complaint.status == "open").order_by(Complaint.id)).all()
         for c, display_id in rows:
-            pending = []
+            pending: list[tuple[str, datetime, str | None, datetime | None, datetime | None]] = []
             if c.outcome == "unfounded" and c.notice_due_at and c.notice_sent_at is None:
                 pending.append(("notice", c.notice_due_at, None, c.due_alerted_at, c.overdue_alerted_at))
             elif c.outcome == "founded" and c.measure_due_at and c.measure_checked_at is None:
@@ -111,8 +113,8 @@ def alert(now: datetime | None = None) -> list[tuple[int, str]]:
         else:
             column = Complaint.overdue_alerted_at if item.overdue else Complaint.due_alerted_at
         with store.session() as s:  # claimed by one conditional UPDATE: two clocks alert once
-            claimed = s.execute(update(Complaint).where(Complaint.id == item.complaint_id, column.is_(None))
-                                .values({column.key: now})).rowcount == 1
+            claimed = store.rowcount(s.execute(update(Complaint).where(
+                Complaint.id == item.complaint_id, column.is_(None)).values({column.key: now}))) == 1
         if not claimed:
             continue
         try:

@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.records import HappyFoxTicketFields
 from core.settings import ComplaintsSpec
 
 BUDAPEST = ZoneInfo("Europe/Budapest")
@@ -101,14 +102,13 @@ def render(name: str, value: Any) -> str:
     return str(value)
 
 
-def happyfox_values(ticket: dict[str, Any], spec: ComplaintsSpec) -> dict[str, Any]:
+def happyfox_values(ticket: HappyFoxTicketFields, spec: ComplaintsSpec) -> dict[str, Any]:
     """The raw values of the mapped custom fields present on a HappyFox ticket (by id or by name)."""
-    items = [f for f in ticket.get("custom_fields") or [] if isinstance(f, dict)]
     found: dict[str, Any] = {}
     for name, wanted in spec.happyfox_fields.items():
-        item = next((f for f in items if str(f.get("id")) == str(wanted) or f.get("name") == wanted), None)
+        item = ticket.custom_field(wanted)
         if item is not None:
-            found[name] = item.get("value")
+            found[name] = item.value
     return found
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.records import AircallCallRecord, GmailMessage
 from core import workdays
 from core.models import Complaint, Ticket
 
@@ -82,14 +83,12 @@ def hold_of(s: Session, customer_ids: list[int], today: date | None = None) -> H
     return hold
 
 
-def gmail_moment(message: dict[str, Any]) -> datetime | None:
-    stamp = message.get("internalDate")
-    return datetime.fromtimestamp(int(stamp) / 1000, timezone.utc) if str(stamp or "").isdigit() else None
+def gmail_moment(message: GmailMessage) -> datetime | None:
+    return message.received
 
 
-def aircall_moment(call: dict[str, Any]) -> datetime | None:
-    stamp = call.get("started_at")
-    return datetime.fromtimestamp(int(stamp), timezone.utc) if isinstance(stamp, (int, float)) else None
+def aircall_moment(call: AircallCallRecord) -> datetime | None:
+    return call.started
 
 
 # ---------------------------------------------------------------- when the hold ends

@@ -68,15 +68,16 @@ def route(complaint_id: int) -> None:
     officer = spec.officer
     happyfox = vendors.get().happyfox
     if happyfox_id and officer.happyfox_assignee is not None:
+        assignee = officer.happyfox_assignee
         effects.once(f"complaint-route:{complaint_id}:assign",
-                     lambda: str(happyfox.assign(happyfox_id, officer.happyfox_assignee)["id"]))
+                     lambda: str(happyfox.assign(happyfox_id, assignee).id))
     if happyfox_id and officer.happyfox_subscribers:
         effects.once(f"complaint-route:{complaint_id}:subscribe",
                      lambda: (happyfox.subscribe(happyfox_id, officer.happyfox_subscribers), str(happyfox_id))[1])
     if officer.email:
-        key = f"complaint-routed:{complaint_id}"
+        to, key = officer.email, f"complaint-routed:{complaint_id}"
         if effects.send_once(key, lambda: vendors.get().mail.send(
-                officer.email, officer.template, spec.language, message_id=f"switchboard.{key}".replace(":", "-"),
+                to, officer.template, spec.language, message_id=f"switchboard.{key}".replace(":", "-"),
                 **context)):
             with store.session() as s:
                 audit.record(s, ACTOR, "complaint.routed", complaint_id=complaint_id,
@@ -104,7 +105,7 @@ def answer_unfounded(complaint_id: int) -> bool:
     _, text, _ = mail.render(spec.answer_template, language, **context)
     staff_id = settings.get().config.intake.staff_id
     key = f"complaint-answer:{complaint_id}"
-    effects.once(key, lambda: str(happyfox.update_ticket(happyfox_id, staff_id, update=text)["id"]))
+    effects.once(key, lambda: str(happyfox.update_ticket(happyfox_id, staff_id, update=text).id))
     with store.session() as s:
         c = s.get(Complaint, complaint_id)
         assert c is not None
@@ -127,12 +128,13 @@ def request_measure(complaint_id: int) -> bool:
         to = responsible_address(c.measure_responsible)
         ticket = s.get(Ticket, c.ticket_id)
         assert ticket is not None
+        due_at = c.measure_due_at
         context = {"ticket_id": _display(ticket), "subject": c.subject or "", "measure": c.measure,
-                   "due_at": c.measure_due_at, "responsible": c.measure_responsible}
+                   "due_at": due_at, "responsible": c.measure_responsible}
     if to is None:
         log.warning("complaint %s: no mail address for the measure's responsible person", complaint_id)
         return False
-    key = f"complaint-measure:{complaint_id}:{context['due_at'].isoformat()}"
+    key = f"complaint-measure:{complaint_id}:{due_at.isoformat()}"
     sent = effects.send_once(key, lambda: vendors.get().mail.send(
         to, "complaint_measure", spec.language, message_id="switchboard." + key.replace(":", "-").replace("+", "-"),
         **context))

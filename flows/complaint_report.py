@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from sqlalchemy import select
@@ -177,6 +177,7 @@ def charts(report: QuarterFigures, language: str) -> dict[str, bytes]:
     import matplotlib
     matplotlib.use("Agg")  # no display: a worker or a CI machine
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     spec = settings.get().config.complaints
     t = TEXTS[language]
@@ -200,8 +201,9 @@ def charts(report: QuarterFigures, language: str) -> dict[str, bytes]:
         else:
             ax.bar(labels, values, color="#2b6cb0")
         ax.set_title(t[name], fontsize=10)
-        ax.xaxis.get_major_locator().set_params(integer=True) if name == "per_type" else \
-            ax.yaxis.get_major_locator().set_params(integer=True)
+        # Counts: whole-number ticks on the value axis (the default locator is a MaxNLocator).
+        axis = ax.xaxis if name == "per_type" else ax.yaxis
+        cast(MaxNLocator, axis.get_major_locator()).set_params(integer=True)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")

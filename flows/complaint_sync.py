@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors.records import HappyFoxStatus, HappyFoxTicket
 from core import audit, jobs, settings, store
 from core.models import Complaint, Ticket
 
@@ -38,30 +39,23 @@ def _closed_status(name: str | None) -> bool | None:
     return None
 
 
-def _notice_sent(ticket: dict[str, Any], since: datetime) -> datetime | None:
+def _notice_sent(ticket: HappyFoxTicket, since: datetime) -> datetime | None:
     """The first customer-visible staff reply at or after the end of the investigation: the written answer."""
-    from connectors.happyfox import parse_time
-    for update in ticket.get("updates") or []:
-        message = update.get("message") if isinstance(update, dict) else None
-        by = update.get("by") or {} if isinstance(update, dict) else {}
-        if message and message.get("message_type") != "p" and by.get("type") == "staff":
-            stamp = parse_time(update.get("timestamp"))
-            if stamp and stamp >= since:
-                return stamp
+    for update in ticket.updates:
+        if update.public_staff_reply and update.timestamp and update.timestamp >= since:
+            return update.timestamp
     return None
 
 
-def sync_from_happyfox(happyfox_ticket: dict[str, Any]) -> int | None:
+def sync_from_happyfox(happyfox_ticket: HappyFoxTicket) -> int | None:
     """Bring the register in step with a (freshly read) HappyFox ticket; the complaint id, or None."""
     spec = settings.get().config.complaints
     with store.session() as s:
-        ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == int(happyfox_ticket["id"])))
+        ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == happyfox_ticket.id))
     if ticket_id is None:
         return None
-    category = happyfox_ticket.get("category")
-    category_id = category.get("id") if isinstance(category, dict) else category
-    complaint_id = register(ticket_id, description=happyfox_ticket.get("first_message"),
-                            force=complaint_category(category_id) is not None)
+    complaint_id = register(ticket_id, description=happyfox_ticket.first_message,
+                            force=complaint_category(happyfox_ticket.category_id) is not None)
     if complaint_id is None:
         return None
     complaint_officer.route(complaint_id)
@@ -76,11 +70,10 @@ def sync_from_happyfox(happyfox_ticket: dict[str, Any]) -> int | None:
                 audit.record(s, ACTOR, "complaint.notice_sent", ticket_id=c.ticket_id, complaint_id=c.id,
                              on_time=bool(c.notice_due_at and c.notice_sent_at <= c.notice_due_at))
     complaint_officer.after_change(complaint_id)
-    status = happyfox_ticket.get("status")
-    closed = _closed_status(status.get("name") if isinstance(status, dict) else None)
+    status = happyfox_ticket.status
+    closed = _closed_status(status.name if isinstance(status, HappyFoxStatus) else None)
     if closed:
-        from connectors.happyfox import modified_at
-        close(complaint_id, modified_at(happyfox_ticket) or datetime.now(timezone.utc))
+        close(complaint_id, happyfox_ticket.modified_at or datetime.now(timezone.utc))
     elif closed is False:
         reopen(complaint_id)
     return complaint_id
@@ -226,9 +219,7 @@ def on_intake(event: inbox.Event) -> int | None:
 def on_happyfox_ticket(event: inbox.Event) -> int | None:
     """A HappyFox ticket changed: only tickets in (or moved to) a complaint category are re-read."""
     change = payloads.read(event, payloads.HappyFoxTicketEvent)
-    hint, happyfox_id = change.hint, change.ticket_id
-    category = hint.get("category")
-    category_id = category.get("id") if isinstance(category, dict) else category
+    category_id, happyfox_id = change.hint.category_id, change.ticket_id
     with store.session() as s:
         ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == happyfox_id))
     if ticket_id is None or (find(ticket_id) is None and complaint_category(category_id) is None):

@@ -159,11 +159,12 @@ def escalate(complaint_id: int) -> bool:
                    "loss_amount": c.loss_amount_huf, "event_type": spec.label(c.event_type, spec.language),
                    "description": c.description or "", "received_at": c.received_at,
                    "referral": c.referral or ""}
-    if not spec.managing_director:
+    to = spec.managing_director
+    if not to:
         raise inbox.Permanent("complaints.managing_director is not configured: the escalation cannot be sent")
     mail = vendors.get().mail
     key = f"complaint-escalation:{complaint_id}"
-    sent = effects.send_once(key, lambda: mail.send(spec.managing_director, spec.escalation_template,
+    sent = effects.send_once(key, lambda: mail.send(to, spec.escalation_template,
                                                     spec.language, message_id=f"switchboard.{key}".replace(":", "-"),
                                                     **context))
     with store.session() as s:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.errors import Conflict, InvalidRequest, NotFound
+from connectors.records import HubSpotObject
 from core import audit, jobs, store
 from core.models import Audit, Erasure, utcnow
 
@@ -41,23 +42,23 @@ def key_of(first: str, second: str) -> str:
 
 # ---------------------------------------------------------------- the merge
 
-def _live(pair: list[str]) -> list[dict[str, Any]]:
+def _live(pair: list[str]) -> list[HubSpotObject]:
     """The pair's contacts that HubSpot still answers, each once, oldest first."""
-    hubspot, found = vendors.get().hubspot, {}
+    hubspot, found = vendors.get().hubspot, dict[str, HubSpotObject]()
     for contact_id in pair:
         try:
             contact = hubspot.get_contact(contact_id, properties=["createdate"])
         except NotFound:
             continue
-        found[str(contact["id"])] = contact
-    return sorted(found.values(), key=lambda c: (c.get("createdAt") or "", len(str(c["id"])), str(c["id"])))
+        found[contact.id] = contact
+    return sorted(found.values(), key=lambda c: (c.created_at or "", len(c.id), c.id))
 
 
-def _settled(live: list[dict[str, Any]]) -> effects.Remote | None:
+def _settled(live: list[HubSpotObject]) -> effects.Remote | None:
     """The outcome when HubSpot holds the pair as one contact already (or none), else None."""
     if len(live) > 1:
         return None
-    return (str(live[0]["id"]), {"outcome": "one left"}) if live else ("", {"outcome": "gone"})
+    return (live[0].id, {"outcome": "one left"}) if live else ("", {"outcome": "gone"})
 
 
 def _erasing(customer_id: int) -> bool:
@@ -74,14 +75,14 @@ def _merge(customer_id: int, pair: list[str]) -> effects.Remote:
     settled = _settled(live)
     if settled is not None:
         return settled
-    older, newer = str(live[0]["id"]), str(live[1]["id"])
+    older, newer = live[0].id, live[1].id
     try:
         merged = vendors.get().hubspot.merge_contacts(older, newer)
     except (InvalidRequest, Conflict) as exc:  # HubSpot will not merge these two: staff can, by hand
         return "", {"outcome": "refused", "status": exc.status}
     if merged is None:  # one went between our read and the merge
         return "", {"outcome": "gone"}
-    return str(merged["id"]), {"outcome": "merged", "primary": older, "merged": newer}
+    return merged.id, {"outcome": "merged", "primary": older, "merged": newer}
 
 
 def merge_in_hubspot(customer_id: int, first: str, second: str) -> str:

@@ -52,7 +52,8 @@ def _run_claimed(event: inbox.Event, retries_left: int | None) -> str:
     except Exception as exc:
         why = inbox.reason(exc)
         with store.session() as s:
-            attempts = s.get(InboxEvent, inbox_id).attempts  # type: ignore[union-attr]
+            row = s.get(InboxEvent, inbox_id)
+            attempts = row.attempts if row is not None else 0
         # huey's own count when it runs the job; the row's count too, since a sweep's re-enqueue starts afresh.
         exhausted = retries_left == 0 or attempts > jobs.RETRIES
         if inbox.is_permanent(exc) or exhausted:

@@ -106,7 +106,7 @@ def _claim(key: str) -> tuple[datetime, bool] | None:
         taken = s.execute(update(Effect).where(Effect.key == key, Effect.remote_id.is_(None),
                                                Effect.created_at < now - STALE_CLAIM)
                           .values(created_at=now, detail=CLAIM))
-        if taken.rowcount == 1:
+        if store.rowcount(taken) == 1:
             log.warning("effect %s: took over a stale claim", key.split(":", 1)[0])
             return now, True
         effect = store.find_effect(s, key)
@@ -126,7 +126,7 @@ class _Lease:
         with self.lock, store.session() as s:
             moved = s.execute(update(Effect).where(Effect.key == self.key, Effect.remote_id.is_(None),
                                                    Effect.created_at == self.at).values(created_at=now))
-            if moved.rowcount == 1:
+            if store.rowcount(moved) == 1:
                 self.at = now
 
     def release(self) -> None:
@@ -179,8 +179,8 @@ def once_detail(key: str, write: Callable[[], Remote], *, find: Callable[[], Rem
     with leases.held(lease.renew):
         try:
             found = find() if (retry and find is not None) else None
-            remote_id, detail = _split(found if found is not None else write())
-            remote_id, detail = _record(key, remote_id, detail)
+            written, detail = _split(found if found is not None else write())
+            remote_id, detail = _record(key, written, detail)
         except BaseException:
             lease.release()
             raise
@@ -243,7 +243,7 @@ def _intend(key: str) -> datetime | None:
             return None
         taken = s.execute(update(Effect).where(Effect.key == key, Effect.remote_id.is_(None),
                                                Effect.created_at == effect.created_at).values(created_at=now))
-        if taken.rowcount != 1:
+        if store.rowcount(taken) != 1:
             return None
     log.warning("effect %s: took over the intent of a sender that died before sending", key.split(":", 1)[0])
     return now
@@ -254,7 +254,7 @@ def _committing(lease: _Lease) -> None:
     with lease.lock, store.session() as s:
         marked = s.execute(update(Effect).where(Effect.key == lease.key, Effect.remote_id.is_(None),
                                                 Effect.created_at == lease.at).values(detail=MAYBE_SENT))
-        if marked.rowcount != 1:
+        if store.rowcount(marked) != 1:
             raise Superseded(lease.key.split(":", 1)[0])
 
 

@@ -78,7 +78,7 @@ def _claim(erasure_id: int, processor: str) -> ErasureStep | None:
             ErasureStep.erasure_id == erasure_id, ErasureStep.processor == processor,
             ErasureStep.status.in_(("pending", "failed"))).values(
             status=RUNNING, attempts=ErasureStep.attempts + 1, updated_at=_now()))
-        if claimed.rowcount != 1:
+        if store.rowcount(claimed) != 1:
             return None
         return s.scalars(select(ErasureStep).where(ErasureStep.erasure_id == erasure_id,
                                                    ErasureStep.processor == processor)).one()
@@ -156,7 +156,7 @@ def run(erasure_id: int, on_step: Step = quiet) -> str:
         except Exception:  # recorded on the step; the others still run
             result = "failed"
         on_step(f"erase {processor}", int(result == "done" or processor in done_before), 1)
-    return status(erasure_id)["status"]
+    return str(status(erasure_id)["status"])
 
 
 def start(erasure_id: int) -> None:

@@ -9,21 +9,33 @@ find the person by.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from connectors.errors import NotFound
+from connectors.records import AircallCallRecord, AircallContactRecord, HubSpotObject
 from core import models, settings
 from core.models import Audit, Customer, Effect, Identity, InboxEvent, Ticket
 
 from . import identity, vendors
 from .complaint_hold import Hold, aircall_moment, gmail_moment, hold_of
 from .traces import Traces
+
+C = TypeVar("C", HubSpotObject, AircallContactRecord)
+
+
+class ContactBook(Protocol[C]):
+    """A vendor's contacts as `person_contacts` reads them (HubSpot's and Aircall's clients)."""
+    def get_contact(self, contact_id: str) -> C: ...
+
+    def search_contacts(self, email: str | None = None, phone: str | None = None) -> list[C]: ...
+
 
 REDACTED_TICKET = {"subject": "[erased]", "content": ""}
 REDACTED_CALL = {"hs_call_title": "", "hs_call_body": "", "hs_call_from_number": "", "hs_call_to_number": "",
@@ -64,8 +76,8 @@ def subject_of(s: Session, customer_id: int) -> Subject:
         if ticket.hubspot_ticket_id:
             subject.hubspot_tickets.append(ticket.hubspot_ticket_id)
     for entry in s.scalars(select(Audit).where(Audit.customer_id.in_(ids), Audit.action == "call.logged")):
-        if (entry.detail or {}).get("hubspot_call_id"):
-            subject.hubspot_calls.append(str(entry.detail["hubspot_call_id"]))
+        if call_id := (entry.detail or {}).get("hubspot_call_id"):
+            subject.hubspot_calls.append(str(call_id))
     subject.hold = hold_of(s, ids)
     return subject
 
@@ -84,21 +96,21 @@ def _count(results: dict[str, str]) -> dict[str, int]:
 
 # ---------------------------------------------------------------- processors
 
-def person_contacts(client: Any, system: str, subject: Subject, *,
-                    read_linked: bool = True) -> dict[str, dict[str, Any] | None]:
+def person_contacts(client: ContactBook[C], system: str, subject: Subject, *,
+                    read_linked: bool = True) -> dict[str, C | None]:
     """The person's contacts at a vendor (HubSpot or Aircall: `get_contact`, `search_contacts`), by id: those we
     linked, read unless `read_linked` is False (then None; one gone since is left out when read), and those a
     search by each of their emails and phones finds."""
-    contacts: dict[str, dict[str, Any] | None] = {}
+    contacts: dict[str, C | None] = {}
     for contact_id in subject.ids.get(system, []):
         try:
             contacts[contact_id] = client.get_contact(contact_id) if read_linked else None
         except NotFound:
             pass
     for email in subject.emails:
-        contacts.update({str(c["id"]): c for c in client.search_contacts(email=email)})
+        contacts.update({c.id: c for c in client.search_contacts(email=email)})
     for phone in subject.phones:
-        contacts.update({str(c["id"]): c for c in client.search_contacts(phone=phone)})
+        contacts.update({c.id: c for c in client.search_contacts(phone=phone)})
     return contacts
 
 
@@ -144,20 +156,20 @@ def erase_happyfox(subject: Subject) -> dict[str, Any]:
     happyfox = vendors.get().happyfox
     users = set(subject.ids.get("happyfox", []))
     for email in subject.emails:
-        users |= {str(u["id"]) for u in happyfox.search_users(f"email:{email}")}
+        users |= {str(u.id) for u in happyfox.search_users(f"email:{email}")}
     for phone in subject.phones:
-        users |= {str(u["id"]) for u in happyfox.search_users(phone)}
+        users |= {str(u.id) for u in happyfox.search_users(phone)}
     emails = set(subject.emails)
     for user_id in sorted(users):
         try:
-            email = happyfox.get_user(user_id).get("email")
+            address = happyfox.get_user(user_id).email
         except NotFound:
             continue
-        if email:
-            emails.add(str(email).lower())
+        if address:
+            emails.add(address.lower())
     tickets = set(subject.happyfox_tickets)
     for email in sorted(emails):
-        tickets |= {str(t["id"]) for t in happyfox.tickets_of_contact(email)}
+        tickets |= {str(t.id) for t in happyfox.tickets_of_contact(email)}
     held = tickets & set(subject.hold.happyfox_tickets)
     # A held ticket keeps its contact: anonymising it would leave the complaint's ticket with no complainant.
     kept_users = users if held else set()
@@ -180,18 +192,17 @@ def erase_happyfox(subject: Subject) -> dict[str, Any]:
     return receipt
 
 
-def aircall_records(subject: Subject) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+def aircall_records(subject: Subject) -> tuple[dict[str, AircallContactRecord], dict[str, AircallCallRecord]]:
     """The person's Aircall contacts (our link, search by email and by phone) and their calls, found by each of
     their numbers and their contacts' numbers (`/v1/calls/search`, never the company's whole history); by id."""
     aircall = vendors.get().aircall
     contacts = {i: c for i, c in person_contacts(aircall, "aircall", subject).items() if c is not None}
     phones = set(subject.phones)
     for contact in contacts.values():
-        phones |= {p for p in (identity.normalise_phone(n.get("value")) for n in contact.get("phone_numbers") or [])
-                   if p}
-    calls: dict[str, dict[str, Any]] = {}
+        phones |= {p for p in (identity.normalise_phone(n.value) for n in contact.phone_numbers) if p}
+    calls: dict[str, AircallCallRecord] = {}
     for phone in sorted(phones):
-        calls.update({str(c["id"]): c for c in aircall.search_calls(phone)})
+        calls.update({c.id: c for c in aircall.search_calls(phone)})
     return contacts, calls
 
 
@@ -206,12 +217,12 @@ def erase_aircall(subject: Subject) -> dict[str, Any]:
     calls = {call_id: call for call_id, call in calls.items() if call_id not in held}
     recordings, voicemails, archived = {}, {}, {}
     for call_id, call in sorted(calls.items(), key=lambda item: int(item[0])):
-        if call.get("recording"):
+        if call.recording:
             recordings[call_id] = aircall.delete_recording(call_id)
-        if call.get("voicemail"):
+        if call.voicemail:
             voicemails[call_id] = aircall.delete_voicemail(call_id)
         # An earlier attempt's archive is not repeated; the media above goes first, as an archived call keeps it.
-        archived[call_id] = "already_archived" if call.get("archived") else aircall.archive_call(call_id)
+        archived[call_id] = "already_archived" if call.archived else aircall.archive_call(call_id)
     deleted = {contact_id: aircall.delete_contact(contact_id) for contact_id in sorted(contacts)}
     call_ids = sorted(calls)
     receipt = {"recordings_deleted": recordings, "voicemails_deleted": voicemails, "calls_archived": archived,
@@ -313,7 +324,7 @@ def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str
     return receipt
 
 
-def residue_in_store(s: Session, traces: Traces, skip: set[tuple[str, Any]] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def residue_in_store(s: Session, traces: Traces, skip: AbstractSet[tuple[str, Any]] = frozenset()) -> list[str]:
     """`table.column` of every value in the database that still mentions the person (every table, by
     reflection, so a table added later is covered too); `skip`: (table, id) of rows a legal hold keeps."""
     from sqlalchemy import MetaData, Table

@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import select, update
 
+from connectors.records import HappyFoxTicketFields
 from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Ticket
@@ -43,8 +43,8 @@ def record(ticket_id: int, at: datetime, how: str) -> bool:
     """The ticket's first response came at `at` (`how`: reply | call); whether this call recorded it (an earlier
     response keeps its place: a conditional UPDATE, so two events racing record one)."""
     with store.session() as s:
-        done = s.execute(update(Ticket).where(Ticket.id == ticket_id, Ticket.first_response_at.is_(None))
-                         .values(first_response_at=at)).rowcount == 1
+        done = store.rowcount(s.execute(update(Ticket).where(
+            Ticket.id == ticket_id, Ticket.first_response_at.is_(None)).values(first_response_at=at))) == 1
         if done:
             due = s.scalar(select(Ticket.first_response_due_at).where(Ticket.id == ticket_id))
             audit.record(s, ACTOR, "sla.first_response", ticket_id=ticket_id, how=how,
@@ -52,23 +52,10 @@ def record(ticket_id: int, at: datetime, how: str) -> bool:
     return done
 
 
-def first_staff_reply(ticket: dict[str, Any]) -> datetime | None:
+def first_staff_reply(ticket: HappyFoxTicketFields) -> datetime | None:
     """The time of the first customer-visible staff reply on a HappyFox ticket, if any."""
-    from connectors.happyfox import parse_time
-    found = []
-    for item in ticket.get("updates") or []:
-        if not isinstance(item, dict):
-            continue
-        message, by = item.get("message"), item.get("by") or {}
-        if isinstance(message, dict) and message.get("message_type") != "p" and isinstance(by, dict) \
-                and by.get("type") == "staff":
-            try:
-                stamp = parse_time(item.get("timestamp"))
-            except ValueError:
-                stamp = None
-            if stamp is not None:
-                found.append(stamp)
-    return min(found, default=None)
+    return min((item.timestamp for item in ticket.updates if item.public_staff_reply and item.timestamp),
+               default=None)
 
 
 def on_happyfox_ticket(event: inbox.Event) -> bool:
@@ -79,7 +66,7 @@ def on_happyfox_ticket(event: inbox.Event) -> bool:
         ticket_id = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == change.ticket_id,
                                                      Ticket.first_response_at.is_(None)))
     # Only a hint that shows a staff reply costs a read (a bare hint of every ticket change would double the GETs).
-    if ticket_id is None or not (first_staff_reply(change.hint) or change.hint.get("last_staff_reply_at")):
+    if ticket_id is None or not (first_staff_reply(change.hint) or change.hint.last_staff_reply_at):
         return False
     at = first_staff_reply(vendors.get().happyfox.get_ticket(change.ticket_id))
     return at is not None and record(ticket_id, at, "reply")
@@ -121,20 +108,21 @@ def pending(now: datetime | None = None, since: datetime | None = None) -> list[
     if since is not None:
         query = query.where(Ticket.first_response_due_at >= since)
     with store.session() as s:
-        return [Waiting(t.id, t.happyfox_display_id or t.told_id, t.channel, t.opened_at, t.first_response_due_at,
-                        now > t.first_response_due_at, now >= workdays.warning_starts(t.first_response_due_at),
+        return [Waiting(t.id, t.happyfox_display_id or t.told_id, t.channel, t.opened_at, due,
+                        now > due, now >= workdays.warning_starts(due),
                         "overdue" if t.response_overdue_alerted_at else "due" if t.response_due_alerted_at
                         else None)
-                for t in s.scalars(query)]
+                for t in s.scalars(query) if (due := t.first_response_due_at) is not None]  # always, by the query
 
 
 def _send(item: Waiting, stage: str) -> None:
     config = settings.get().config
-    if not config.sla.alert_to:
+    to = config.sla.alert_to
+    if not to:
         return
     key = f"first-response-{stage}:{item.ticket_id}"
     effects.send_once(key, lambda: vendors.get().mail.send(
-        config.sla.alert_to, "first_response_alert", "hu", message_id="switchboard." + key.replace(":", "-"),
+        to, "first_response_alert", "hu", message_id="switchboard." + key.replace(":", "-"),
         ticket_id=item.display_id or f"#{item.ticket_id}", opened_at=item.opened_at, due_at=item.due_at,
         channel=item.channel, stage=stage, working_days=config.sla.first_response_within_working_days))
 
@@ -149,8 +137,8 @@ def alert(now: datetime | None = None) -> list[tuple[int, str]]:
             continue
         column = Ticket.response_overdue_alerted_at if item.overdue else Ticket.response_due_alerted_at
         with store.session() as s:  # claimed by one conditional UPDATE: two clocks alert once
-            claimed = s.execute(update(Ticket).where(Ticket.id == item.ticket_id, column.is_(None))
-                                .values({column.key: now})).rowcount == 1
+            claimed = store.rowcount(s.execute(update(Ticket).where(
+                Ticket.id == item.ticket_id, column.is_(None)).values({column.key: now}))) == 1
         if not claimed:
             continue
         try:

@@ -54,11 +54,11 @@ def _release_aircall(kept: dict[str, Any]) -> dict[str, Any]:
         except NotFound:
             done[call_id] = "gone"
             continue
-        if call.get("recording"):
+        if call.recording:
             aircall.delete_recording(call_id)
-        if call.get("voicemail"):
+        if call.voicemail:
             aircall.delete_voicemail(call_id)
-        done[call_id] = "already_archived" if call.get("archived") else aircall.archive_call(call_id)
+        done[call_id] = "already_archived" if call.archived else aircall.archive_call(call_id)
     return {"calls_archived": done}
 
 
@@ -98,9 +98,9 @@ def release_ended(today: date | None = None) -> list[tuple[int, str]]:
     """Erase what erasures kept for complaints whose hold has ended; (erasure id, processor) of each step
     released now. A failing release raises and is tried again on the next run (the receipt is unchanged)."""
     with store.session() as s:
-        steps = [(step.erasure_id, step.processor, step.receipt) for step in s.scalars(
+        steps = [(step.erasure_id, step.processor, receipt) for step in s.scalars(
             select(ErasureStep).join(Erasure).where(ErasureStep.status == "done").order_by(ErasureStep.id))
-            if (step.receipt or {}).get("kept") and not step.receipt["kept"].get("released_at")]
+            if (receipt := step.receipt or {}).get("kept") and not receipt["kept"].get("released_at")]
     released = []
     for erasure_id, processor, receipt in steps:
         kept = receipt["kept"]
@@ -111,7 +111,7 @@ def release_ended(today: date | None = None) -> list[tuple[int, str]]:
         with store.session() as s:
             step = s.scalars(select(ErasureStep).where(ErasureStep.erasure_id == erasure_id,
                                                        ErasureStep.processor == processor)).one()
-            step.receipt = {**step.receipt, "kept": {**kept, "released_at": datetime.now(timezone.utc).isoformat(),
+            step.receipt = {**(step.receipt or {}), "kept": {**kept, "released_at": datetime.now(timezone.utc).isoformat(),
                                                      "released": result}}
             tombstones.add_tombstones(s, erasure_id, **{k: kept[k] for k in TOMBSTONED if kept.get(k)})
             audit.record(s, ACTOR, "erasure.hold_released", erasure_id=erasure_id, processor=processor,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import select, update
@@ -135,12 +136,14 @@ def merge(s: Session, keep: Customer, drop: Customer, actor: str, reason: str) -
     s.flush()
     s.expire(keep, ["identities"])
     s.expire(drop, ["identities"])
-    both = None not in contacts
+    pair = [c for c in contacts if c is not None]
+    both = len(pair) == 2
     # With `hubspot_contacts` the row is also the lasting note that HubSpot must follow (contact_merge's sweep).
-    audit.record(s, actor, "customer.merged", customer_id=keep.id, merged_id=drop.id, reason=reason,
-                 **({"hubspot_contacts": contacts} if both else {}))
+    noted: dict[str, Any] = {"hubspot_contacts": pair} if both else {}
+    audit.record(s, actor, "customer.merged", customer_id=keep.id, merged_id=drop.id, reason=reason, **noted)
     if both:
-        store.after_commit(s, lambda keep_id=keep.id: _queue_hubspot_merge(keep_id, *contacts))
+        keep_id = keep.id
+        store.after_commit(s, lambda: _queue_hubspot_merge(keep_id, *pair))
     log.info("merged customer %s into %s (%s)", drop.id, keep.id, reason)
     return keep
 
@@ -266,8 +269,10 @@ def hubspot_contact(customer_id: int, person: Person, key: str, actor: str) -> s
         contact_id = effects.once(f"hubspot-contact:{key}", lambda: hubspot.upsert_contact(properties))
     else:
         with store.session() as s:
-            contact_id = value_of(s, current(s, customer_id).id, "hubspot")
-        if contact_id is None:
+            known = value_of(s, current(s, customer_id).id, "hubspot")
+        if known is not None:
+            contact_id = known
+        else:
             if not person.phone:
                 from .inbox import Permanent
                 raise Permanent("a HubSpot contact needs an email or a phone number")
@@ -275,8 +280,8 @@ def hubspot_contact(customer_id: int, person: Person, key: str, actor: str) -> s
             def find_or_create() -> str:
                 found = hubspot.search_contacts(phone=person.phone)
                 if found:
-                    return str(found[0]["id"])
-                return str(hubspot.create_contact(_contact_properties(person))["id"])
+                    return found[0].id
+                return hubspot.create_contact(_contact_properties(person)).id
 
             contact_id = effects.once(phone_contact_key(person.phone), find_or_create)
     with store.session() as s:

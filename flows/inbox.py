@@ -77,7 +77,9 @@ def is_permanent(exc: BaseException) -> bool:
 def reason(exc: BaseException) -> str:
     """Why an attempt failed, without personal data: the error's type, and for a vendor its name and HTTP
     status. Vendor messages and our own may quote an address or a phone number, so they are left out."""
-    from connectors.errors import VendorError
+    from connectors.errors import BadAnswer, VendorError
+    if isinstance(exc, BadAnswer):
+        return f"BadAnswer: {exc}"  # field paths and error types only (connectors/records.py)
     if isinstance(exc, VendorError):
         status = f" HTTP {exc.status}" if exc.status else ""
         return f"{type(exc).__name__}: {exc.vendor}{status}"
@@ -96,7 +98,7 @@ def claim(inbox_id: int) -> Event | None:
         claimed = s.execute(update(InboxEvent)
                             .where(InboxEvent.id == inbox_id, InboxEvent.status.in_(("pending", "failed")))
                             .values(status=RUNNING, attempts=InboxEvent.attempts + 1, updated_at=_now()))
-        if claimed.rowcount != 1:
+        if store.rowcount(claimed) != 1:
             return None
         row = s.get(InboxEvent, inbox_id)
         assert row is not None

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors.records import HappyFoxTicket, HappyFoxTicketFields
 from core import audit, settings, store, workdays
 from core.models import Ticket
 from core.reports import ManualReport
@@ -45,7 +46,7 @@ class Enquiry:
     service_area: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     attachments: list[dict[str, Any]] = field(default_factory=list)  # {filename, content_type, data: bytes}
-    happyfox: dict[str, Any] | None = None  # the HappyFox ticket when HappyFox made it (the mailbox channel)
+    happyfox: HappyFoxTicket | None = None  # the HappyFox ticket when HappyFox made it (the mailbox channel)
     customer_id: int | None = None    # when the caller resolved the customer already
 
     @property
@@ -91,8 +92,8 @@ def _open(enquiry: Enquiry) -> int:
                             first_response_due_at=workdays.due_after_working_days(
                                 enquiry.received_at, config.sla.first_response_within_working_days))
             if enquiry.happyfox is not None:
-                ticket.happyfox_id = int(enquiry.happyfox["id"])
-                ticket.happyfox_display_id = enquiry.happyfox.get("display_id")
+                ticket.happyfox_id = enquiry.happyfox.id
+                ticket.happyfox_display_id = enquiry.happyfox.display_id
             s.add(ticket)
             s.flush()
             audit.record(s, ACTOR, "ticket.registered", customer_id=customer.id, ticket_id=ticket.id,
@@ -102,8 +103,8 @@ def _open(enquiry: Enquiry) -> int:
 
 def _happyfox_ticket(enquiry: Enquiry, ticket_id: int) -> None:
     if enquiry.happyfox is not None:
-        user_id = (enquiry.happyfox.get("user") or {}).get("id")
-        _link(ticket_id, "happyfox", user_id)
+        user = enquiry.happyfox.user
+        _link(ticket_id, "happyfox", user.id if user else None)
         return
     config = settings.get().config
     happyfox = vendors.get().happyfox
@@ -117,9 +118,8 @@ def _happyfox_ticket(enquiry: Enquiry, ticket_id: int) -> None:
     category = config.categories.get(enquiry.category) or config.categories[DEFAULT_CATEGORY]
     person = enquiry.person
 
-    def created(ticket: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return str(ticket["id"]), {"display_id": ticket.get("display_id"),
-                                   "user_id": (ticket.get("user") or {}).get("id")}
+    def created(ticket: HappyFoxTicket) -> tuple[str, dict[str, Any]]:
+        return str(ticket.id), {"display_id": ticket.display_id, "user_id": ticket.user.id if ticket.user else None}
 
     def create() -> tuple[str, dict[str, Any]]:
         return created(happyfox.create_ticket(
@@ -146,7 +146,8 @@ def _happyfox_ticket(enquiry: Enquiry, ticket_id: int) -> None:
 
 def _hubspot_contact(enquiry: Enquiry, ticket_id: int) -> str:
     with store.session() as s:
-        customer_id = s.get(Ticket, ticket_id).customer_id  # type: ignore[union-attr]
+        row = s.get(Ticket, ticket_id)
+        customer_id = row.customer_id if row is not None else None
     assert customer_id is not None
     return identity.hubspot_contact(customer_id, enquiry.person, enquiry.key, ACTOR)
 
@@ -168,10 +169,10 @@ def _hubspot_ticket(enquiry: Enquiry, ticket_id: int, contact_id: str) -> None:
 
     def find() -> str | None:
         found = hubspot.find_ticket(prop, key)
-        return str(found["id"]) if found else None
+        return found.id if found else None
 
     def create() -> str:
-        return str(hubspot.create_ticket(properties, contact_id=contact_id)["id"])
+        return hubspot.create_ticket(properties, contact_id=contact_id).id
 
     remote_id = effects.once(key, create, find=find)
     with store.session() as s:
@@ -196,7 +197,8 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
         display_id = ticket.happyfox_display_id or str(ticket.happyfox_id)
         if ticket.confirmed_at is not None:
             return
-    if not person.email:
+    to = person.email
+    if not to:
         with store.session() as s:
             audit.record(s, ACTOR, "ticket.not_confirmed", ticket_id=ticket_id, reason="no email address")
         return
@@ -204,7 +206,7 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
     mail = vendors.get().mail
     language = person.language or "hu"
     effects.send_once(key, lambda: mail.send(
-        person.email, config.intake.confirmation_template, language, message_id=_message_id(key),
+        to, config.intake.confirmation_template, language, message_id=_message_id(key),
         ticket_id=display_id, subject=enquiry.subject, name=_greeting_name(person),
         working_days=config.sla.confirm_within_working_days))
     with store.session() as s:
@@ -327,14 +329,12 @@ def on_manual(event: inbox.Event) -> int:
 
 # ---------------------------------------------------------------- the support mailbox (HappyFox-made tickets)
 
-def stamped_key(ticket: dict[str, Any]) -> str | None:
+def stamped_key(ticket: HappyFoxTicketFields) -> str | None:
     """Our idempotency key on a HappyFox ticket, when Switchboard created it."""
     wanted = settings.get().config.intake.happyfox_key_field
-    for item in ticket.get("custom_fields") or []:
-        if not isinstance(item, dict):
-            continue
-        if (item.get("name") == wanted or str(item.get("id")) == str(wanted)) and item.get("value"):
-            return str(item["value"])
+    for item in ticket.custom_fields:
+        if (item.name == wanted or str(item.id) == str(wanted)) and item.value:
+            return str(item.value)
     return None
 
 
@@ -347,34 +347,26 @@ def _complete(ticket: Ticket) -> bool:
     return ticket.hubspot_ticket_id is not None and (ticket.confirmed_at is not None or ticket.told_id is not None)
 
 
-def _customer_replied(ticket: Ticket, hint: dict[str, Any]) -> None:
+def _customer_replied(ticket: Ticket, hint: HappyFoxTicketFields) -> None:
     """A reply by the customer on a known ticket is activity: retention counts from the last one."""
-    updates = [u for u in hint.get("updates") or [] if isinstance(u, dict)]
-    newest = max(updates, key=lambda u: u.get("update_id") or 0, default=None)
-    by = (newest or {}).get("by") or {}
-    if ticket.customer_id is None or not isinstance(by, dict) or by.get("type") != "user":
+    newest = max(hint.updates, key=lambda u: u.update_id or 0, default=None)
+    if ticket.customer_id is None or newest is None or newest.by is None or newest.by.type != "user":
         return
-    from connectors.happyfox import parse_time
-    try:
-        at = parse_time(newest.get("timestamp")) if newest else None
-    except ValueError:
-        at = None
+    at = newest.timestamp
     with store.session() as s:
         identity.touch(identity.current(s, ticket.customer_id), at)
 
 
-def enquiry_from_happyfox(ticket: dict[str, Any], received_at: datetime) -> Enquiry:
+def enquiry_from_happyfox(ticket: HappyFoxTicket, received_at: datetime) -> Enquiry:
     config = settings.get().config
-    user = ticket.get("user") or {}
-    category_id = (ticket.get("category") or {}).get("id") if isinstance(ticket.get("category"), dict) \
-        else ticket.get("category")
-    category = next((name for name, spec in config.categories.items() if spec.happyfox == category_id),
+    user = ticket.user
+    category = next((name for name, spec in config.categories.items() if spec.happyfox == ticket.category_id),
                     DEFAULT_CATEGORY)
-    phone = (user.get("primary_phone") or {}).get("number") if isinstance(user.get("primary_phone"), dict) else None
-    first, last = split_name(user.get("name"), "hu")
-    return Enquiry(channel="email", key=f"happyfox:{int(ticket['id'])}",
-                  person=Person(email=user.get("email"), phone=phone, first_name=first, last_name=last),
-                  subject=ticket.get("subject") or "(no subject)", details=ticket.get("first_message") or "",
+    phone = user.primary_phone.number if user and user.primary_phone else None
+    first, last = split_name(user.name if user else None, "hu")
+    return Enquiry(channel="email", key=f"happyfox:{ticket.id}",
+                  person=Person(email=user.email if user else None, phone=phone, first_name=first, last_name=last),
+                  subject=ticket.subject or "(no subject)", details=ticket.first_message or "",
                   category=category, received_at=received_at, happyfox=ticket)
 
 
@@ -401,9 +393,6 @@ def on_happyfox_ticket(event: inbox.Event) -> int | None:
     ticket = vendors.get().happyfox.get_ticket(happyfox_id)
     if stamped_key(ticket):
         return None
-    from connectors.happyfox import parse_time
-    try:  # the mail arrived when HappyFox made the ticket, not when its webhook reached us
-        received = parse_time(ticket.get("created_at")) or event.received_at
-    except ValueError:
-        received = event.received_at
+    # The mail arrived when HappyFox made the ticket, not when its webhook reached us.
+    received = ticket.created_at or event.received_at
     return register(enquiry_from_happyfox(ticket, received))

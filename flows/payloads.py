@@ -14,15 +14,15 @@ import base64
 import binascii
 from typing import Annotated, Any, TypeVar
 
-from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from connectors.records import HappyFoxTicketFields, Id, describe
 
 from . import inbox
 
 M = TypeVar("M", bound=BaseModel)
-MAX_PROBLEMS = 5  # enough to act on; the reason stays one short line
 
 
 def read(event: inbox.Event, model: type[M]) -> M:
@@ -33,7 +33,8 @@ def read(event: inbox.Event, model: type[M]) -> M:
         return model.model_validate(event.payload)
     except ValidationError as exc:
         # `from None`: the ValidationError's text quotes the input, which must not reach a log.
-        raise inbox.Permanent(_describe(event, exc.errors(include_url=False, include_input=False))) from None
+        raise inbox.Permanent(f"invalid {event.source} {event.kind} payload: "
+                              f"{describe(exc.errors(include_url=False, include_input=False))}") from None
 
 
 def invalid(event: inbox.Event, path: str, problem: str) -> inbox.Permanent:
@@ -42,32 +43,10 @@ def invalid(event: inbox.Event, path: str, problem: str) -> inbox.Permanent:
     return inbox.Permanent(f"invalid {event.source} {event.kind} payload: {f'{path} ' if path else ''}{problem}")
 
 
-def _describe(event: inbox.Event, errors: list[Any]) -> str:
-    problems = [f"{_path(e['loc'])} {e['type']}".strip() for e in errors[:MAX_PROBLEMS]]
-    more = f" (and {len(errors) - MAX_PROBLEMS} more)" if len(errors) > MAX_PROBLEMS else ""
-    return f"invalid {event.source} {event.kind} payload: {'; '.join(problems)}{more}"
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    """('data', 'contact', 'emails', 0, 'value') -> 'data.contact.emails[0].value'."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
 class Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-def _id(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
-        raise PydanticCustomError("id_type", "an integer or a string")
-    return str(value)
-
-
-# A vendor id, integer or text, as text: one error per field, where `int | str` would report each branch.
-Id = Annotated[str, PlainValidator(_id)]
 # A vendor's numeric id: 64-bit, as the database stores it. A larger one (10^30) can never be looked up, so it is
 # a field error (Permanent) here rather than an overflow deep in a flow.
 NumericId = Annotated[int, Field(ge=0, le=2**63 - 1)]
@@ -121,21 +100,15 @@ class AircallCallEvent(Payload):
 
 # ---------------------------------------------------------------- HappyFox (docs/vendors/happyfox.md#webhooks)
 
-class HappyFoxHint(BaseModel):
-    """The ticket a smart rule posted: only a hint (flows re-read the ticket), so only the lists flows walk are
-    checked; every other key is kept as it came."""
-    model_config = ConfigDict(extra="allow")
-    custom_fields: list[dict[str, Any]] | None = None
-    updates: list[dict[str, Any]] | None = None
-
-
 class HappyFoxTicketEvent(Payload):
+    """The ticket a smart rule posted is only a hint (flows re-read the ticket): read as the connector reads a
+    ticket (connectors/records.py), its id aside; every key is kept as it came in `hint.raw`."""
     ticket_id: NumericId
-    ticket: HappyFoxHint | None = None
+    ticket: HappyFoxTicketFields | None = None
 
     @property
-    def hint(self) -> dict[str, Any]:
-        return self.ticket.model_dump(exclude_unset=True) if self.ticket is not None else {}
+    def hint(self) -> HappyFoxTicketFields:
+        return self.ticket if self.ticket is not None else HappyFoxTicketFields()
 
 
 # ---------------------------------------------------------------- HubSpot (docs/vendors/hubspot.md#event-payload)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -30,7 +31,7 @@ def _person(email: str | None, phone: str | None) -> None:
             raise click.BadParameter(str(exc), param_hint="--email") from None
 
 
-def _print_status(data: dict) -> None:
+def _print_status(data: dict[str, Any]) -> None:
     console.print(f"erasure {data['id']}: [bold]{data['status']}[/bold] (customer {data['customer_id']}, "
                   f"reason {data['reason']}, requested {data['requested_at']}, completed {data['completed_at']})")
     table = Table("step", "status", "attempts", "last error", "receipt")

@@ -28,8 +28,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from connectors.errors import VendorError
+from connectors.records import HappyFoxTicket, HubSpotObject
 from core import audit, jobs, settings, store
 from core.models import Cursor, Customer, Erasure, Identity, Ticket
 from core.progress import Step, quiet
@@ -81,7 +83,8 @@ def _repairing(report: ReconcileResult, system: str, remote_id: Any) -> Iterator
     except (VendorError, vendors.MissingSetup) as exc:
         if getattr(exc, "transient", False):
             raise
-        reason = type(exc).__name__ + (f" (HTTP {exc.status})" if getattr(exc, "status", None) else "")
+        status = getattr(exc, "status", None)
+        reason = type(exc).__name__ + (f" (HTTP {status})" if status else "")
         log.warning("reconcile: %s ticket %s not repaired: %s", system, remote_id, reason)
         report.failed.append(f"{system} {remote_id}: {reason}")
 
@@ -96,7 +99,7 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _ensure(s: Any, name: str, value: str) -> Cursor:
+def _ensure(s: Session, name: str, value: str) -> Cursor:
     row = s.get(Cursor, name)
     if row is None:
         try:
@@ -105,6 +108,7 @@ def _ensure(s: Any, name: str, value: str) -> Cursor:
         except IntegrityError:
             pass
         row = s.get(Cursor, name)
+    assert row is not None  # added here, or by whoever won the race
     return row
 
 
@@ -134,7 +138,7 @@ def _take_lease() -> bool:
         _ensure(s, LEASE, "")
         taken = s.execute(update(Cursor).where(Cursor.name == LEASE, Cursor.value < now.isoformat())
                           .values(value=(now + LEASE_TTL).isoformat()))
-        return taken.rowcount == 1
+        return store.rowcount(taken) == 1
 
 
 def _release_lease() -> None:
@@ -195,10 +199,10 @@ def read_stages(hubspot_ids: list[str]) -> dict[str, str | None]:
     stages: dict[str, str | None] = {}
     for chunk in _chunks(hubspot_ids, BATCH):
         for found in hubspot.tickets_by_ids(chunk, [closure.STAGE_PROPERTY]):
-            stages[str(found["id"])] = (found.get("properties") or {}).get(closure.STAGE_PROPERTY)
+            stages[found.id] = found.prop(closure.STAGE_PROPERTY)
         for missing in [i for i in chunk if i not in stages]:
             try:
-                stages[missing] = (hubspot.get_ticket(missing).get("properties") or {}).get(closure.STAGE_PROPERTY)
+                stages[missing] = hubspot.get_ticket(missing).prop(closure.STAGE_PROPERTY)
             except NotFound:
                 pass
     return stages
@@ -223,9 +227,9 @@ def _create_mirror(row: Ticket, key: str, stage: str, searched: bool) -> str:
 
     def find() -> str | None:
         found = hubspot.find_ticket(prop, key)
-        return str(found["id"]) if found else None
+        return found.id if found else None
 
-    return effects.once(key, lambda: str(hubspot.create_ticket(properties, contact_id=contact_id)["id"]),
+    return effects.once(key, lambda: hubspot.create_ticket(properties, contact_id=contact_id).id,
                         find=find, retry=not searched)
 
 
@@ -247,8 +251,8 @@ def _link_mirror(row: Ticket, report: ReconcileResult) -> tuple[str, str | None]
     target = closure.stage_for(row.status) or config.hubspot.default_stage
     found = None if old else vendors.get().hubspot.find_ticket(config.intake.hubspot_key_property, key)
     if found is not None:
-        hubspot_id, kind = str(found["id"]), "missing_link"
-        stage = (found.get("properties") or {}).get(closure.STAGE_PROPERTY)
+        hubspot_id, kind = found.id, "missing_link"
+        stage = found.prop(closure.STAGE_PROPERTY)
     else:
         hubspot_id, kind, stage = _create_mirror(row, key, target, searched=not old), "missing_mirror", target
     with store.session() as s:
@@ -274,33 +278,31 @@ def _record(result: closure.Mirrored | None, report: ReconcileResult) -> None:
         report.fixes.append(Fix("survey", result.ticket_id, "survey sent"))
 
 
-def _unknown_happyfox(ticket: dict[str, Any], report: ReconcileResult) -> None:
+def _unknown_happyfox(ticket: HappyFoxTicket, report: ReconcileResult) -> None:
     """A HappyFox ticket Switchboard never registered (a mailbox ticket whose event was lost). One Switchboard
     created carries our key: its row went missing with a database restore, and nothing is guessed."""
-    from connectors.happyfox import parse_time
     if intake.stamped_key(ticket):
-        log.warning("HappyFox ticket %s carries our key but has no row here; left alone", ticket.get("id"))
+        log.warning("HappyFox ticket %s carries our key but has no row here; left alone", ticket.id)
         return
-    if intake.erased_ticket(int(ticket["id"])):  # an erased person's ticket that HappyFox still shows
+    if intake.erased_ticket(ticket.id):  # an erased person's ticket that HappyFox still shows
         return
-    received = parse_time(ticket.get("created_at")) or _now()
+    received = ticket.created_at or _now()
     ticket_id = intake.register(intake.enquiry_from_happyfox(ticket, received))
-    report.fixes.append(Fix("missing_mirror", ticket_id, f"registered HappyFox ticket {ticket.get('id')}"))
+    report.fixes.append(Fix("missing_mirror", ticket_id, f"registered HappyFox ticket {ticket.id}"))
     _record(closure.mirror_status(ticket_id, ticket), report)
 
 
-def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: ReconcileResult,
+def _happyfox_chunk(chunk: list[HappyFoxTicket], state: dict[str, Any], report: ReconcileResult,
                     tick: Callable[[], None]) -> None:
-    from connectors.happyfox import modified_at
-    ids = [int(t["id"]) for t in chunk]
+    ids = [t.id for t in chunk]
     with store.session() as s:
         rows = {r.happyfox_id: r for r in s.scalars(select(Ticket).where(Ticket.happyfox_id.in_(ids)))}
         s.expunge_all()
     stages = read_stages([r.hubspot_ticket_id for r in rows.values() if r.hubspot_ticket_id])
     young = _now() - GRACE
     for ticket in chunk:
-        row = rows.get(int(ticket["id"]))
-        with _repairing(report, "happyfox", ticket["id"]):
+        row = rows.get(ticket.id)
+        with _repairing(report, "happyfox", ticket.id):
             if row is None:
                 _unknown_happyfox(ticket, report)
             else:
@@ -313,13 +315,12 @@ def _happyfox_chunk(chunk: list[dict[str, Any]], state: dict[str, Any], report: 
                 if hubspot_id:
                     report.seen.add(hubspot_id)
         report.checked += 1
-        stamp = modified_at(ticket)
-        _checkpoint(state, stamp.isoformat() if stamp else None, str(ticket["id"]))
+        stamp = ticket.modified_at
+        _checkpoint(state, stamp.isoformat() if stamp else None, str(ticket.id))
         tick()
 
 
 def _happyfox_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step) -> None:
-    from connectors.happyfox import modified_at
     start = datetime.fromisoformat(state.get("position") or state["since"])
     tickets = vendors.get().happyfox.tickets(updated_since=start)
     first = report.checked
@@ -327,17 +328,17 @@ def _happyfox_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step
     def tick() -> None:  # paged: the total is known only at the end
         on_step("HappyFox tickets", report.checked - first, None)
 
-    def position(t: dict[str, Any]) -> str | None:
-        stamp = modified_at(t)
+    def position(t: HappyFoxTicket) -> str | None:
+        stamp = t.modified_at
         return stamp.isoformat() if stamp else None
 
     tick()
-    for chunk in _chunks(_pending(tickets, state, position, lambda t: str(t["id"])), BATCH):
+    for chunk in _chunks(_pending(tickets, state, position, lambda t: str(t.id)), BATCH):
         _happyfox_chunk(chunk, state, report, tick)
 
 
-def _hubspot_stamp(ticket: dict[str, Any]) -> str | None:
-    value = (ticket.get("properties") or {}).get("hs_lastmodifieddate")
+def _hubspot_stamp(ticket: HubSpotObject) -> str | None:
+    value = ticket.prop("hs_lastmodifieddate")
     return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat() if value else None
 
 
@@ -345,10 +346,10 @@ def _hubspot_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step)
     start = datetime.fromisoformat(state.get("position") or state["since"])
     # Listed in full before repairing: a repair bumps the mirror's modification time, which would shift the
     # offset-paged search under our feet and skip a ticket.
-    listed: list[dict[str, Any]] = []
+    listed: list[HubSpotObject] = []
     on_step("HubSpot mirrors listed", 0, None)
     for mirror in _pending(vendors.get().hubspot.tickets_modified_since(start), state, _hubspot_stamp,
-                           lambda t: str(t["id"])):
+                           lambda t: t.id):
         listed.append(mirror)
         on_step("HubSpot mirrors listed", len(listed), None)
     on_step("HubSpot mirrors", 0, len(listed))
@@ -356,21 +357,21 @@ def _hubspot_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step)
     for chunk in _chunks(listed, BATCH):
         with store.session() as s:
             rows = {r.hubspot_ticket_id: r for r in s.scalars(
-                select(Ticket).where(Ticket.hubspot_ticket_id.in_([str(t["id"]) for t in chunk])))}
+                select(Ticket).where(Ticket.hubspot_ticket_id.in_([t.id for t in chunk])))}
             s.expunge_all()
         for mirror in chunk:
-            row = rows.get(str(mirror["id"]))
-            stage = (mirror.get("properties") or {}).get(closure.STAGE_PROPERTY)
+            row = rows.get(mirror.id)
+            stage = mirror.prop(closure.STAGE_PROPERTY)
             target = closure.stage_for(row.status) if row is not None else None
-            if row is not None and str(mirror["id"]) not in report.seen and target is not None and stage != target:
-                with _repairing(report, "hubspot", mirror["id"]):
+            if row is not None and mirror.id not in report.seen and target is not None and stage != target:
+                with _repairing(report, "hubspot", mirror.id):
                     before = len(report.fixes)
                     if closure.on_mirror_changed(row.id, current=stage) == "unchanged":
                         _record(closure.mirror_status(row.id, hubspot_stage=stage), report)
                     if len(report.fixes) == before:
                         report.fixes.append(Fix("wrong_stage", row.id, f"HubSpot stage {stage} handled"))
             report.checked += 1
-            _checkpoint(state, _hubspot_stamp(mirror), str(mirror["id"]))
+            _checkpoint(state, _hubspot_stamp(mirror), mirror.id)
             on_step("HubSpot mirrors", report.checked - first, len(listed))
 
 

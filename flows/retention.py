@@ -33,7 +33,8 @@ def _now() -> datetime:
 
 def _plus_years(moment: date | datetime, years: int) -> date:
     day = moment.date() if isinstance(moment, datetime) else moment
-    return day + relativedelta(years=years)  # 29 February + n years lands on 28 February
+    later: date = day + relativedelta(years=years)  # 29 February + n years lands on 28 February
+    return later
 
 
 @dataclass
@@ -99,7 +100,7 @@ def _refresh_contract_end(customer_id: int) -> bool:
     with store.session() as s:
         customer = s.get(Customer, customer_id)
         assert customer is not None
-        customer.contract_end = parse_hubspot_date((contact.get("properties") or {}).get(prop))
+        customer.contract_end = parse_hubspot_date(contact.prop(prop))
     return True
 
 

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from core import audit, jobs, settings, store
 from core.metrics import SLA_BREACHES
@@ -38,7 +38,7 @@ class Breach:
     alerted_at: datetime | None
 
 
-def _missed(now: datetime):  # type: ignore[no-untyped-def]
+def _missed(now: datetime) -> ColumnElement[bool]:
     """Due before `now` and not confirmed by the due time."""
     return and_(Ticket.confirm_due_at.is_not(None), Ticket.confirm_due_at < now,
                 or_(Ticket.confirmed_at.is_(None), Ticket.confirmed_at > Ticket.confirm_due_at))
@@ -51,17 +51,19 @@ def breaches(since: datetime | None = None, now: datetime | None = None) -> list
     if since is not None:
         query = query.where(Ticket.confirm_due_at >= since)
     with store.session() as s:
-        return [Breach(t.id, t.happyfox_display_id or t.told_id, t.channel, t.opened_at, t.confirm_due_at,
-                       t.confirmed_at, t.sla_alerted_at) for t in s.scalars(query)]
+        return [Breach(t.id, t.happyfox_display_id or t.told_id, t.channel, t.opened_at, due,
+                       t.confirmed_at, t.sla_alerted_at) for t in s.scalars(query)
+                if (due := t.confirm_due_at) is not None]  # always, by the query
 
 
 def _alert(ticket: Ticket) -> None:
     config = settings.get().config
-    if not config.sla.alert_to:
+    to = config.sla.alert_to
+    if not to:
         return
     display_id = ticket.happyfox_display_id or ticket.told_id or str(ticket.id)
     effects.send_once(f"sla-alert:{ticket.id}", lambda: vendors.get().mail.send(
-        config.sla.alert_to, "sla_alert", "hu", message_id=f"sla-alert-{ticket.id}", ticket_id=display_id,
+        to, "sla_alert", "hu", message_id=f"sla-alert-{ticket.id}", ticket_id=display_id,
         subject=ticket.subject or "", opened_at=ticket.opened_at, due_at=ticket.confirm_due_at,
         channel=ticket.channel, working_days=config.sla.confirm_within_working_days))
 
@@ -78,8 +80,8 @@ def check(now: datetime | None = None) -> list[int]:
     for ticket in due:
         with store.session() as s:
             # Claimed by one conditional UPDATE: two checks running at once alert a ticket once.
-            claimed = s.execute(update(Ticket).where(Ticket.id == ticket.id, Ticket.sla_alerted_at.is_(None))
-                                .values(sla_alerted_at=now)).rowcount == 1
+            claimed = store.rowcount(s.execute(update(Ticket).where(
+                Ticket.id == ticket.id, Ticket.sla_alerted_at.is_(None)).values(sla_alerted_at=now))) == 1
         if not claimed:
             continue
         try:
@@ -90,7 +92,7 @@ def check(now: datetime | None = None) -> list[int]:
             raise
         SLA_BREACHES.labels(kind=KIND).inc()
         log.warning("ticket %s missed its confirmation deadline %s (channel %s)", ticket.id,
-                    ticket.confirm_due_at.isoformat(), ticket.channel)  # type: ignore[union-attr]
+                    ticket.confirm_due_at.isoformat() if ticket.confirm_due_at else None, ticket.channel)
         with store.session() as s:
             audit.record(s, ACTOR, "sla.breached", customer_id=ticket.customer_id, ticket_id=ticket.id, kind=KIND)
         alerted.append(ticket.id)

@@ -146,8 +146,9 @@ def _identity(s: Any, customer: Customer | None, system: str) -> str | None:
     if customer is None:
         return None
     ids = [customer.id] + ([root.id] if (root := _root(s, customer)) is not None else [])
-    return s.scalar(select(Identity.value).where(Identity.customer_id.in_(ids), Identity.system == system)
-                    .order_by(Identity.id))
+    value: str | None = s.scalar(select(Identity.value).where(Identity.customer_id.in_(ids),
+                                                             Identity.system == system).order_by(Identity.id))
+    return value
 
 
 def _erasure_requested(s: Any, customer: Customer) -> bool:
@@ -198,8 +199,9 @@ def send_survey(ticket_id: int) -> bool:
         context = {"ticket_id": ticket.told_id or ticket.happyfox_display_id or str(ticket.id),
                    "name": _greeting_name(customer, language)}
     with store.session() as s:
-        token = s.get(Ticket, ticket_id).survey_token
-    if _key_of(token) != key:
+        row = s.get(Ticket, ticket_id)
+        token = row.survey_token if row is not None else None
+    if token is None or _key_of(token) != key:
         return False  # a newer round took over meanwhile
     template = loaded.config.survey.template
     # Stable across retries (the token is stored before sending) yet unique per database: Gmail drops a message
@@ -262,7 +264,7 @@ def record_response(token: str, score: Any, comment: Any) -> bool:
         stored = s.execute(update(Ticket).where(Ticket.id == view.ticket_id, Ticket.survey_token == token,
                                                 Ticket.survey_answered_at.is_(None))
                            .values(survey_score=value, survey_comment=text, survey_answered_at=utcnow()))
-        if stored.rowcount != 1:
+        if store.rowcount(stored) != 1:
             return False
         audit.record(s, "customer", "survey.answered", ticket_id=view.ticket_id, round=key, score=value)
     _queue_write(view.ticket_id, key)
@@ -289,9 +291,8 @@ def _note(score: int, comment: str | None, key: str) -> str:
 
 def _note_exists(happyfox_id: int, key: str) -> str | None:
     ticket = vendors.get().happyfox.get_ticket(happyfox_id)
-    for entry in ticket.get("updates") or []:
-        message = (entry or {}).get("message") or {}
-        if any(f"[{key}]" in str(message.get(f) or "") for f in ("text", "html", "plaintext")):
+    for entry in ticket.updates:
+        if entry.message is not None and entry.message.contains(f"[{key}]"):
             return str(happyfox_id)
     return None
 
@@ -312,18 +313,18 @@ def write_survey_response(ticket_id: int, key: str) -> None:
         # Property updates are idempotent PATCHes: a repeat writes the same values
         # (docs/vendors/hubspot.md#tickets-and-pipelines).
         effects.once(f"{key}:hubspot-ticket", lambda: str(v.hubspot.update_ticket(hubspot_ticket, {
-            "switchboard_survey_score": str(score), "switchboard_survey_comment": comment or ""}).get("id")
+            "switchboard_survey_score": str(score), "switchboard_survey_comment": comment or ""}).id
             or hubspot_ticket))
     if contact_id:
         effects.once(f"{key}:hubspot-contact", lambda: str(v.hubspot.update_contact(contact_id, {
-            "switchboard_last_survey_score": str(score)}).get("id") or contact_id))
-    if happyfox_id:
+            "switchboard_last_survey_score": str(score)}).id or contact_id))
+    if happyfox_id and score is not None:
         staff_id = settings.get().config.intake.staff_id
         # staff_pvtnote/ (docs/vendors/happyfox.md#replies-notes-and-status-changes): visible to staff only. A note is
         # not idempotent, so its marker is looked for first (one GET per answer): a job that crashed after adding it
         # adds no second.
         effects.once(f"{key}:happyfox-note", lambda: str(v.happyfox.update_ticket(
-            happyfox_id, staff_id=staff_id, private_note=_note(score, comment, key)).get("id") or happyfox_id),
+            happyfox_id, staff_id=staff_id, private_note=_note(score, comment, key)).id or happyfox_id),
             find=lambda: _note_exists(happyfox_id, key), retry=True)
     with store.session() as s:
         store.record_effect(s, f"{key}:written", None, {"state": "written"})

@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core import settings as settings_module
 from core.settings import Settings
+
+if TYPE_CHECKING:  # each client's module is imported on first use only
+    from connectors.aircall import AircallClient
+    from connectors.gmail import GmailClient
+    from connectors.happyfox import HappyFoxClient
+    from connectors.hubspot import HubSpotClient
+    from connectors.mail import Mailer
 
 
 class Vendors:
@@ -15,27 +22,27 @@ class Vendors:
         self.settings = settings
 
     @functools.cached_property
-    def hubspot(self) -> Any:
+    def hubspot(self) -> HubSpotClient:
         from connectors.hubspot import HubSpotClient
         return HubSpotClient.from_settings(self.settings)
 
     @functools.cached_property
-    def happyfox(self) -> Any:
+    def happyfox(self) -> HappyFoxClient:
         from connectors.happyfox import HappyFoxClient
         return HappyFoxClient.from_settings(self.settings)
 
     @functools.cached_property
-    def aircall(self) -> Any:
+    def aircall(self) -> AircallClient:
         from connectors.aircall import AircallClient
         return AircallClient.from_settings(self.settings)
 
     @functools.cached_property
-    def gmail(self) -> Any:
+    def gmail(self) -> GmailClient:
         from connectors.gmail import GmailClient
         return GmailClient.from_settings(self.settings)
 
     @functools.cached_property
-    def mail(self) -> Any:
+    def mail(self) -> Mailer:
         from connectors.mail import Mailer
         return Mailer.from_settings(self.settings)
 
@@ -65,7 +72,7 @@ def happyfox_field_id(field: int | str) -> int:
     cache: dict[str, int] = current.__dict__.setdefault("_happyfox_fields", {})
     if field not in cache:
         for item in current.happyfox.ticket_custom_fields():
-            cache[str(item.get("name"))] = int(item["id"])
+            cache[str(item.name)] = item.id
         if field not in cache:
             raise MissingSetup(f"HappyFox has no ticket custom field named {field!r}: create it, or give its id "
                               "in config intake.happyfox_key_field / happyfox_fields")

@@ -161,14 +161,14 @@ def _call_view(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def _contact(contact_id: int) -> dict[str, Any]:
-    contact = _state()["contacts"].get(contact_id)
+    contact: dict[str, Any] | None = _state()["contacts"].get(contact_id)
     if contact is None:
         raise Refused(404, "Contact not found")
     return contact
 
 
 def _call(call_id: int) -> dict[str, Any]:
-    call = _state()["calls"].get(call_id)
+    call: dict[str, Any] | None = _state()["calls"].get(call_id)
     if call is None:
         raise Refused(404, "Call not found")
     return call
@@ -406,12 +406,12 @@ def simulate_call(sandbox: Sandbox, direction: str, raw_digits: str, duration: i
         if left_voicemail:
             events.append(("call.voicemail_left", dict(call)))
     if sandbox.webhook_url:
-        _send_in_order(sandbox, events)
+        _send_in_order(sandbox, sandbox.webhook_url, events)
     return call
 
 
-def _send_in_order(sandbox: Sandbox, events: list[tuple[str, dict[str, Any]]]) -> None:
-    url = f"{sandbox.webhook_url.rstrip('/')}/webhooks/aircall"
+def _send_in_order(sandbox: Sandbox, webhook_url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    url = f"{webhook_url.rstrip('/')}/webhooks/aircall"
 
     def send() -> None:
         for event, data in events:

@@ -6,6 +6,8 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import console as console_view
@@ -115,7 +117,7 @@ def reset() -> Response:
 
 
 @bp.post("/_sandbox/limits")
-def set_limits() -> Response:
+def set_limits() -> ResponseReturnValue:
     """`{"hubspot": {"requests": 10, "per_seconds": 1}, "happyfox": null}`; null lifts a limit."""
     sandbox, given = current(), _body()
     limits: dict[str, LimitIn | None] = {}
@@ -188,9 +190,9 @@ def console() -> str:
                            fields=list(FORM_LABELS.items()), demo=website.DEMO_FIELDS, purposes=website.purposes())
 
 
-def _back(notice: str, error: bool = False) -> Response:
+def _back(notice: str, error: bool = False) -> BaseResponse:
     """Back to the console (refreshing, to show what the action causes) with a notice; `error` shows it red."""
-    level = {"level": "error"} if error else {}
+    level: dict[str, Any] = {"level": "error"} if error else {}
     return redirect(url_for("sandbox_control.console", watch=1, notice=notice, **level), 303)
 
 
@@ -201,7 +203,7 @@ def _answered(status: int) -> str:
         return str(status)
 
 
-def _reason(answer: Response) -> str:
+def _reason(answer: BaseResponse) -> str:
     """What HappyFox's error body says (`{"error": "..."}`, or a list of field errors for a 400), shortened."""
     body = answer.get_json(silent=True)
     said = body.get("error") if isinstance(body, dict) else None
@@ -212,7 +214,7 @@ def _reason(answer: Response) -> str:
 
 
 @bp.post("/_sandbox/console/form")
-def console_form() -> Response:
+def console_form() -> BaseResponse:
     """The console's form: the website's submission, signed and posted as `POST /_sandbox/emit` posts it."""
     sandbox = current()
     if not sandbox.webhook_url:
@@ -229,7 +231,7 @@ def console_form() -> Response:
 
 
 @bp.post("/_sandbox/console/happyfox/<int:ticket_id>/close")
-def console_close(ticket_id: int) -> Response:
+def console_close(ticket_id: int) -> BaseResponse:
     """Close as a staff member does: through the HappyFox fake's own `staff_update/` (with its authentication,
     call log and the smart-rule webhook it sends), not by editing the state."""
     sandbox = current()
@@ -250,7 +252,7 @@ def console_close(ticket_id: int) -> Response:
 
 
 @bp.post("/_sandbox/console/aircall/call")
-def console_call() -> Response:
+def console_call() -> BaseResponse:
     from .aircall import simulate_call
     call = simulate_call(current(), "inbound", request.form.get("raw_digits") or "+36 1 234 5678", 60)
     return _back(f"Aircall call {call['id']} ended.")

@@ -74,7 +74,8 @@ def provider_for(env: Env) -> Provider:
 
 
 def _provider() -> Provider:
-    return current_app.extensions["oidc"]
+    provider: Provider = current_app.extensions["oidc"]
+    return provider
 
 
 def _issuer() -> str:

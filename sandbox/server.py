@@ -155,7 +155,8 @@ class Running:
 
     @property
     def sandbox(self) -> Sandbox:
-        return self.app.extensions["sandbox"]
+        sandbox: Sandbox = self.app.extensions["sandbox"]
+        return sandbox
 
     @property
     def credentials_note(self) -> str:

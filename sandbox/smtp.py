@@ -44,7 +44,8 @@ class Sink:
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def start_sink(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 8925) -> Sink:

@@ -64,7 +64,7 @@ class Sandbox:
     limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     _windows: dict[str, collections.deque[float]] = field(default_factory=dict)
     _locked_until: dict[str, float] = field(default_factory=dict)
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1001))
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
     # Work under way: vendor API requests being answered and webhooks being sent (`GET /_sandbox/idle`).
     _busy: int = 0
     _last_busy: float = field(default_factory=time.monotonic)
@@ -163,4 +163,5 @@ def _plain(value: Any) -> Any:
 
 
 def current() -> Sandbox:
-    return current_app.extensions["sandbox"]
+    sandbox: Sandbox = current_app.extensions["sandbox"]
+    return sandbox

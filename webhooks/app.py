@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, Request, jsonify
+from flask.typing import ResponseReturnValue
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -26,13 +27,16 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings_module.use(settings) if settings else settings_module.get()
+    if settings is not None:
+        settings_module.use(settings)
+    loaded = settings_module.get()
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = settings.env.secret("secret_key") or None
+    app.config["SECRET_KEY"] = loaded.env.secret("secret_key") or None
     app.session_interface = CookieSessions()
     # Largest body any source may send: attachments plus a margin for the form fields.
-    app.config["MAX_CONTENT_LENGTH"] = settings.config.attachments_max_bytes + 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = loaded.config.attachments_max_bytes + 1024 * 1024
     # Behind a PaaS router the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*.
+    # Flask's documented way to wrap its WSGI app, which its types declare as a method.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
     for blueprint in (home.bp, health.bp, receiver.bp, admin.bp):
         app.register_blueprint(blueprint)
@@ -42,14 +46,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)  # GET /openapi.json: this service described
 
     health.register_outages(app)  # a database or queue outage: 503 with Retry-After, not a 500
-    staff.init_app(app, settings)  # the staff console at /staff/ with its sign-in (docs/staff.md)
+    staff.init_app(app, loaded)  # the staff console at /staff/ with its sign-in (docs/staff.md)
 
     @app.errorhandler(HTTPException)
-    def _json_error(exc: HTTPException):  # clients of a webhook API expect JSON, not an HTML error page
-        return jsonify(error=exc.name, description=exc.description, fields={}), exc.code
+    def _json_error(exc: HTTPException) -> ResponseReturnValue:
+        # Clients of a webhook API expect JSON, not an HTML error page.
+        return jsonify(error=exc.name, description=exc.description, fields={}), exc.code or 500
 
     @app.errorhandler(Invalid)
-    def _invalid(exc: Invalid):  # a view's unusable input (the receivers answer theirs themselves)
+    def _invalid(exc: Invalid) -> ResponseReturnValue:
+        # A view's unusable input (the receivers answer theirs themselves).
         return jsonify(error=exc.error, fields=exc.fields), exc.status
 
     return app

@@ -19,7 +19,7 @@ bp = Blueprint("health", __name__)
 RETRY_AFTER_SECONDS = 5
 # What an outage of each dependency raises in a request: the server refuses or drops connections, or answers too
 # late. Anything else (an IntegrityError, a bug) stays a 500.
-OUTAGES: dict[str, tuple[type[BaseException], ...]] = {
+OUTAGES: dict[str, tuple[type[Exception], ...]] = {
     "database": (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
                  sqlite3.OperationalError, ingest.Overloaded),
     "queue": (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError),

@@ -15,7 +15,8 @@ DOCUMENT = Path(__file__).with_name("openapi.yaml")
 
 @functools.lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
-    return yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+    return loaded
 
 
 @bp.get("/openapi.json")

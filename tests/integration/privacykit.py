@@ -46,15 +46,15 @@ def present_everywhere(sandbox: Any, email: str = EMAIL, phone: str = WRITTEN_PH
     assert run(put_form(email, phone=phone)) == "done"
     mailbox_ticket = current.happyfox.create_ticket(subject="Számla kérdés", text=f"Írjon: {email}", category=4,
                                                     email=email, name="Szabó Erika")
-    assert deliver("happyfox", {"id": int(mailbox_ticket["id"])}).outcome == "done"
+    assert deliver("happyfox", {"id": int(mailbox_ticket.id)}).outcome == "done"
     calls = [simulate_call(running, "inbound", phone, 60 + i, answered=True, recording=True) for i in range(2)]
     for call in calls:
         payload = {"resource": "call", "event": "call.ended", "timestamp": call["ended_at"], "data": call}
         assert deliver("aircall", payload).outcome == "done"
     messages = [add_message(running, email, "support@example.com", "Kérdés", "Kérem hívjon: " + phone),
                 add_message(running, "support@example.com", email, "Re: Kérdés", "Visszahívjuk.")]
-    return {"aircall_contact": contact["id"], "calls": [c["id"] for c in calls], "messages": messages,
-            "happyfox_ticket": mailbox_ticket["id"]}
+    return {"aircall_contact": int(contact.id), "calls": [c["id"] for c in calls], "messages": messages,
+            "happyfox_ticket": mailbox_ticket.id}
 
 
 def leaks_in(text: str, email: str = EMAIL) -> bool:

@@ -44,19 +44,19 @@ def settled_calls(sandbox) -> list[dict]:
 def test_contacts_round_trip(sandbox):
     client = client_for(sandbox)
     contact = client.create_contact("Kata", "Kovacs", emails=["Kata@Example.com"], phones=["+36 30 123 4567"])
-    assert contact["first_name"] == "Kata" and contact["phone_numbers"][0]["value"] == "+36 30 123 4567"
+    assert contact.first_name == "Kata" and contact.phone_numbers[0].value == "+36 30 123 4567"
 
-    assert [c["id"] for c in client.search_contacts(email="kata@example.com")] == [contact["id"]]
-    assert [c["id"] for c in client.search_contacts(phone="+36301234567")] == [contact["id"]]
+    assert [c.id for c in client.search_contacts(email="kata@example.com")] == [contact.id]
+    assert [c.id for c in client.search_contacts(phone="+36301234567")] == [contact.id]
     assert client.search_contacts(email="nobody@example.com") == []
 
-    updated = client.update_contact(contact["id"], last_name="Kiss", information="VIP")
-    assert updated["last_name"] == "Kiss"
-    assert client.get_contact(contact["id"])["information"] == "VIP"
-    assert ("POST", f"/v1/contacts/{contact['id']}") in {(c["method"], c["path"]) for c in sandbox.calls("aircall")}
+    updated = client.update_contact(contact.id, last_name="Kiss", information="VIP")
+    assert updated.last_name == "Kiss"
+    assert client.get_contact(contact.id).raw["information"] == "VIP"
+    assert ("POST", f"/v1/contacts/{contact.id}") in {(c["method"], c["path"]) for c in sandbox.calls("aircall")}
 
-    assert client.delete_contact(contact["id"]) == "deleted"
-    assert client.delete_contact(contact["id"]) == "gone"
+    assert client.delete_contact(contact.id) == "deleted"
+    assert client.delete_contact(contact.id) == "gone"
     assert sandbox.state("aircall")["contacts"] == {}
 
 
@@ -70,17 +70,17 @@ def test_get_call_carries_user_number_and_matched_contact(sandbox):
     contact = client.create_contact("Kata", "Kovacs", phones=["+36 30 123 4567"])
     made = simulate(sandbox, duration=120)
     call = client.get_call(made["id"])
-    assert call["id"] == made["id"] and call["direction"] == "inbound" and call["status"] == "done"
-    assert call["contact"]["id"] == contact["id"]
-    assert call["user"]["name"] and call["number"]["digits"]
-    assert call["recording"] and call["voicemail"] is None
+    assert call.id == str(made["id"]) and call.raw["direction"] == "inbound" and call.raw["status"] == "done"
+    assert call.raw["contact"]["id"] == int(contact.id)
+    assert call.raw["user"]["name"] and call.raw["number"]["digits"]
+    assert call.recording and call.voicemail is None
 
 
 def test_calls_pages_through_everything_since(sandbox):
     running = sandbox.running.sandbox
     made = [simulate_call(running, "outbound", f"+3630000{i:04d}", 30) for i in range(53)]  # 2 pages of 50
     client = client_for(sandbox)
-    assert [c["id"] for c in client.calls()] == [c["id"] for c in made]
+    assert [int(c.id) for c in client.calls()] == [c["id"] for c in made]
     assert len([c for c in sandbox.calls("aircall") if c["path"] == "/v1/calls"]) == 2
     future = datetime.now(timezone.utc) + timedelta(hours=1)
     assert list(client.calls(since=future)) == []
@@ -94,7 +94,7 @@ def test_delete_recording_and_voicemail_then_gone(sandbox):
 
     assert requests.get(answered["recording"], timeout=5).headers["Content-Type"] == "audio/mpeg"
     assert client.delete_recording(answered["id"]) == "deleted"
-    assert client.get_call(answered["id"])["recording"] is None
+    assert client.get_call(answered["id"]).recording is None
     assert requests.get(answered["recording"], timeout=5).status_code == 404
     assert client.delete_recording(answered["id"]) == "gone"
     assert client.delete_voicemail(missed["id"]) == "deleted"
@@ -109,7 +109,7 @@ def test_search_calls_finds_only_that_number_on_every_page(sandbox):
     simulate_call(running, "outbound", "+36 70 999 8888", 30)
     simulate_call(running, "inbound", "anonymous", 30, answered=False)
     client = client_for(sandbox)
-    assert [c["id"] for c in client.search_calls("+36301234567")] == [c["id"] for c in mine]
+    assert [int(c.id) for c in client.search_calls("+36301234567")] == [c["id"] for c in mine]
     searches = [c for c in sandbox.calls("aircall") if c["path"] == "/v1/calls/search"]
     assert len(searches) == 2 and not any(c["path"] == "/v1/calls" for c in sandbox.calls("aircall"))
     assert list(client.search_calls("+36701234567")) == []
@@ -142,7 +142,7 @@ def test_archive_call_then_again_and_unknown_is_gone(sandbox):
     client = client_for(sandbox)
     made = simulate(sandbox)
     assert client.archive_call(made["id"]) == "archived"
-    assert client.get_call(made["id"])["archived"] is True
+    assert client.get_call(made["id"]).archived is True
     assert client.archive_call(made["id"]) == "archived"  # archiving twice is harmless
     assert client.archive_call(999_999) == "gone"
     assert ("PUT", f"/v1/calls/{made['id']}/archive") in {(c["method"], c["path"]) for c in sandbox.calls("aircall")}
@@ -152,9 +152,9 @@ def test_a_deleted_contact_leaves_its_calls(sandbox):
     client = client_for(sandbox)
     contact = client.create_contact("Kata", "Kovacs", emails=["kata@example.com"], phones=["+36 30 123 4567"])
     made = simulate(sandbox)
-    assert client.get_call(made["id"])["contact"]["id"] == contact["id"]
-    assert client.delete_contact(contact["id"]) == "deleted"
-    assert client.get_call(made["id"])["contact"] is None
+    assert client.get_call(made["id"]).raw["contact"]["id"] == int(contact.id)
+    assert client.delete_contact(contact.id) == "deleted"
+    assert client.get_call(made["id"]).raw["contact"] is None
     assert "kata@example.com" not in str(sandbox.state("aircall")["calls"])
 
 
@@ -205,7 +205,7 @@ def test_server_errors_are_retried(sandbox, status):
     contact = client_for(sandbox).create_contact("A", "B", phones=["+3611111111"])
     sandbox.clear_calls()
     sandbox.fault(service="aircall", method="GET", path="/v1/contacts/*", status=status, times=2)
-    assert client_for(sandbox).get_contact(contact["id"])["id"] == contact["id"]
+    assert client_for(sandbox).get_contact(contact.id).id == contact.id
     assert [c["status"] for c in sandbox.calls("aircall")] == [status, status, 200]
 
 
@@ -251,7 +251,7 @@ def test_delay_once_then_success(sandbox):
     made = simulate(sandbox)
     sandbox.clear_calls()
     sandbox.fault(service="aircall", path="/v1/calls/*", delay=0.6, times=1)
-    assert client_for(sandbox, fast_policy(timeout=0.2)).get_call(made["id"])["id"] == made["id"]
+    assert client_for(sandbox, fast_policy(timeout=0.2)).get_call(made["id"]).id == str(made["id"])
     assert sorted(c["status"] for c in settled_calls(sandbox)) == [200, 200]
 
 
@@ -275,7 +275,7 @@ def test_a_contact_create_that_fails_is_not_retried_inline(sandbox, fault):
 
 def test_a_contact_create_answered_429_is_retried_once_made(sandbox):
     sandbox.fault(service="aircall", method="POST", path="/v1/contacts", status=429, times=1, retry_after=0.1)
-    assert client_for(sandbox).create_contact("A", "B", phones=["+3611111111"])["id"]
+    assert client_for(sandbox).create_contact("A", "B", phones=["+3611111111"]).id
     assert [c["status"] for c in sandbox.calls("aircall")] == [429, 201]
     assert len(sandbox.state("aircall")["contacts"]) == 1
 
@@ -283,7 +283,7 @@ def test_a_contact_create_answered_429_is_retried_once_made(sandbox):
 def test_from_settings_talks_to_the_sandbox(settings, sandbox):
     made = simulate(sandbox)
     client = AircallClient.from_settings(settings)
-    assert client.get_call(made["id"])["id"] == made["id"]
+    assert client.get_call(made["id"]).id == str(made["id"])
     assert client.policy.timeout == settings.config.timeouts_seconds
 
 

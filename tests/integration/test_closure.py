@@ -49,7 +49,7 @@ def form_ticket(email: str = "zarolas@example.com") -> Ticket:
 
 def set_status(ticket: Ticket, name: str) -> dict[str, Any]:
     """A staff member changes the status in HappyFox; the ticket after the change."""
-    return fast_vendors().happyfox.update_ticket(ticket.happyfox_id, staff_id=1, status=STATUS[name])
+    return fast_vendors().happyfox.update_ticket(ticket.happyfox_id, staff_id=1, status=STATUS[name]).raw
 
 
 def deliver_ticket(happyfox_ticket: dict[str, Any], key: str | None = None) -> str:
@@ -162,7 +162,7 @@ def test_push_mode_carries_a_hubspot_stage_change_to_happyfox(flow):
     ticket = form_ticket()
     fast_vendors().hubspot.update_ticket(ticket.hubspot_ticket_id, {"hs_pipeline_stage": "4"})
     assert stage_change(ticket, "4") == "done"
-    happyfox = fast_vendors().happyfox.get_ticket(ticket.happyfox_id)
+    happyfox = fast_vendors().happyfox.get_ticket(ticket.happyfox_id).raw
     assert happyfox["status"]["name"] == "Closed" and mirror_stage(flow, ticket) == "4"
     assert fresh(ticket).is_closed and len(surveys(flow)) == 1
     flow.clear_calls()

@@ -65,10 +65,11 @@ def test_message_ids_pages_through_everything(sandbox):
 def test_get_message_has_headers_and_snippet(sandbox):
     ids = mailbox(sandbox)
     message = client_for(sandbox).get_message(ids["in"])
-    headers = {h["name"]: h["value"] for h in message["payload"]["headers"]}
+    headers = {h["name"]: h["value"] for h in message.raw["payload"]["headers"]}
     assert headers["From"] == f"Kata <{CUSTOMER}>" and headers["Subject"] == "Hiba"
-    assert message["snippet"] == "A termék nem indul."
-    assert "body" not in message["payload"]  # metadata only: an export lists mail, it does not copy it
+    assert message.raw["snippet"] == "A termék nem indul."
+    assert "body" not in message.raw["payload"]  # metadata only: an export lists mail, it does not copy it
+    assert message.id == ids["in"] and message.received is not None and message.received.tzinfo is not None
 
 
 def test_delete_messages_removes_them_and_ignores_unknown_ids(sandbox):

@@ -12,6 +12,7 @@ from connectors import pacing
 from connectors.errors import InvalidRequest, NotFound, RateLimited, Unauthorized, Unavailable
 from connectors.happyfox import HappyFoxClient, modified_at, parse_time
 from connectors.policy import Policy
+from connectors.records import HappyFoxTicket
 
 KEY_FIELD = 1  # the sandbox's "switchboard_key" ticket custom field
 
@@ -30,34 +31,36 @@ def happyfox(sandbox: Any) -> Any:
     client.close()
 
 
-def new_ticket(client: HappyFoxClient, key: str = "create-ticket:1", **extra: Any) -> dict[str, Any]:
+def new_ticket(client: HappyFoxClient, key: str = "create-ticket:1", **extra: Any) -> HappyFoxTicket:
     return client.create_ticket("Cannot log in", "The login page says error 500.", 3, "Anna.Kovacs@example.com",
                                 name="Kovács Anna", phone="+36301234567", custom_fields={KEY_FIELD: key}, **extra)
 
 
 def test_create_and_get_ticket(sandbox: Any, happyfox: HappyFoxClient) -> None:
     created = new_ticket(happyfox, priority=3)
-    assert created["display_id"] == f"#BR{created['id']:08d}"
-    assert created["status"]["name"] == "New" and created["priority"]["name"] == "High"
-    assert created["user"]["email"] == "anna.kovacs@example.com"
-    assert created["user"]["primary_phone"]["number"] == "+36301234567"
-    fetched = happyfox.get_ticket(created["id"])
-    assert {"id": 1, "value": "create-ticket:1"}.items() <= fetched["custom_fields"][0].items()
-    assert fetched["updates"][0]["message"]["text"] == "The login page says error 500."
-    assert modified_at(fetched) == parse_time(fetched["last_modified"])
+    assert created.display_id == f"#BR{created.id:08d}"
+    assert created.status_name == "New" and created.raw["priority"]["name"] == "High"
+    assert created.user is not None and created.user.email == "anna.kovacs@example.com"
+    assert created.user.primary_phone is not None and created.user.primary_phone.number == "+36301234567"
+    fetched = happyfox.get_ticket(created.id)
+    assert (fetched.custom_fields[0].id, fetched.custom_fields[0].value) == (1, "create-ticket:1")
+    assert fetched.updates[0].message is not None and fetched.updates[0].message.text == \
+        "The login page says error 500."
+    assert modified_at(fetched) == parse_time(fetched.raw["last_modified"])
     assert modified_at(fetched).tzinfo is timezone.utc
-    assert str(created["id"]) in sandbox.state("happyfox")["tickets"]
+    assert fetched.raw["id"] == created.id and fetched.raw["subject"] == "Cannot log in"  # the whole answer kept
+    assert str(created.id) in sandbox.state("happyfox")["tickets"]
 
 
 def test_attachments_reach_the_fake_as_multipart(sandbox: Any, happyfox: HappyFoxClient) -> None:
     files = [{"filename": "screen.png", "content_type": "image/png", "data": b"\x89PNG" + b"0" * 100},
              {"filename": "log.txt", "content_type": "text/plain", "data": b"trace"}]
     created = new_ticket(happyfox, attachments=files)
-    stored = happyfox.get_ticket(created["id"])
-    got = stored["updates"][0]["message"]["attachments"]
+    stored = happyfox.get_ticket(created.id)
+    got = stored.raw["updates"][0]["message"]["attachments"]
     assert [(a["filename"], a["size"]) for a in got] == [("screen.png", 104), ("log.txt", 5)]
-    assert stored["attachments_count"] == 2 and stored["category"]["id"] == 3
-    assert stored["custom_fields"][0]["value"] == "create-ticket:1"
+    assert stored.raw["attachments_count"] == 2 and stored.category_id == 3
+    assert stored.custom_fields[0].value == "create-ticket:1"
 
 
 def test_validation_error_is_invalid_request(happyfox: HappyFoxClient) -> None:
@@ -67,69 +70,70 @@ def test_validation_error_is_invalid_request(happyfox: HappyFoxClient) -> None:
 
 
 def test_tickets_pages_and_filters_by_modification(happyfox: HappyFoxClient) -> None:
-    ids = [new_ticket(happyfox, key=f"k{i}")["id"] for i in range(5)]
-    assert [t["id"] for t in happyfox.tickets(page_size=2)] == ids
+    ids = [new_ticket(happyfox, key=f"k{i}").id for i in range(5)]
+    assert [t.id for t in happyfox.tickets(page_size=2)] == ids
     since = datetime.now(timezone.utc) - timedelta(minutes=5)
-    assert sorted(t["id"] for t in happyfox.tickets(updated_since=since, page_size=2)) == ids
+    assert sorted(t.id for t in happyfox.tickets(updated_since=since, page_size=2)) == ids
     assert list(happyfox.tickets(updated_since=datetime.now(timezone.utc) + timedelta(days=2))) == []
 
 
 def test_find_ticket_by_idempotency_field(happyfox: HappyFoxClient) -> None:
     new_ticket(happyfox, key="create-ticket:7")
     wanted = new_ticket(happyfox, key="create-ticket:8")
-    assert happyfox.find_ticket(KEY_FIELD, "create-ticket:8")["id"] == wanted["id"]
+    assert getattr(happyfox.find_ticket(KEY_FIELD, "create-ticket:8"), "id", None) == wanted.id
     assert happyfox.find_ticket(KEY_FIELD, "create-ticket:9") is None
-    happyfox.update_ticket(wanted["id"], 1, status=7)  # a closed ticket is still found (status=_all)
-    assert happyfox.find_ticket(KEY_FIELD, "create-ticket:8")["id"] == wanted["id"]
+    happyfox.update_ticket(wanted.id, 1, status=7)  # a closed ticket is still found (status=_all)
+    assert getattr(happyfox.find_ticket(KEY_FIELD, "create-ticket:8"), "id", None) == wanted.id
 
 
 def test_update_ticket_reply_note_and_status(happyfox: HappyFoxClient) -> None:
     ticket = new_ticket(happyfox)
-    noted = happyfox.update_ticket(ticket["id"], 1, private_note="Checked the logs.")
-    assert noted["updates"][-1]["message"]["message_type"] == "p"
-    closed = happyfox.update_ticket(ticket["id"], 1, status=7, update="Fixed, please try again.")
-    last = closed["updates"][-1]
-    assert closed["status"]["name"] == "Closed" and closed["status"]["behavior"] == "completed"
-    assert last["status_change"] == {"old": 1, "new": 7, "old_name": "New", "new_name": "Closed"}
-    assert last["message"]["message_type"] is None and last["by"]["type"] == "staff"
-    both = happyfox.update_ticket(ticket["id"], 1, status=5, update="Reopening.", private_note="Customer called.")
-    assert both["status"]["name"] == "Reopened" and len(both["updates"]) == 5
-    assert [u["message"]["message_type"] for u in both["updates"][-2:]] == [None, "p"]
+    noted = happyfox.update_ticket(ticket.id, 1, private_note="Checked the logs.")
+    assert noted.updates[-1].message is not None and noted.updates[-1].message.message_type == "p"
+    closed = happyfox.update_ticket(ticket.id, 1, status=7, update="Fixed, please try again.")
+    last = closed.updates[-1]
+    assert closed.status_name == "Closed" and closed.status_behavior == "completed"
+    assert closed.raw["updates"][-1]["status_change"] == {"old": 1, "new": 7, "old_name": "New", "new_name": "Closed"}
+    assert last.status_change is not None and last.status_change.new_name == "Closed"
+    assert last.public_staff_reply and last.timestamp is not None and last.timestamp.tzinfo is timezone.utc
+    both = happyfox.update_ticket(ticket.id, 1, status=5, update="Reopening.", private_note="Customer called.")
+    assert both.status_name == "Reopened" and len(both.updates) == 5
+    assert [u.message.message_type for u in both.updates[-2:] if u.message] == [None, "p"]
     with pytest.raises(NotFound):
         happyfox.update_ticket(999_999, 1, private_note="nobody")
 
 
 def test_delete_ticket_then_gone(happyfox: HappyFoxClient) -> None:
     ticket = new_ticket(happyfox)
-    assert happyfox.delete_ticket(ticket["id"]) == "deleted"
-    assert happyfox.delete_ticket(ticket["id"]) == "gone"
+    assert happyfox.delete_ticket(ticket.id) == "deleted"
+    assert happyfox.delete_ticket(ticket.id) == "gone"
     with pytest.raises(NotFound):
-        happyfox.get_ticket(ticket["id"])
+        happyfox.get_ticket(ticket.id)
 
 
 def test_users_create_search_update_anonymise(happyfox: HappyFoxClient) -> None:
     user = happyfox.create_user("Nagy Péter", "peter@example.com", phone="+36 20 555 1234")
-    assert happyfox.get_user(user["id"])["email"] == "peter@example.com"
-    assert [u["id"] for u in happyfox.search_users("peter@example.com")] == [user["id"]]
-    assert [u["id"] for u in happyfox.search_users("+36205551234")] == [user["id"]]
+    assert happyfox.get_user(user.id).email == "peter@example.com"
+    assert [u.id for u in happyfox.search_users("peter@example.com")] == [user.id]
+    assert [u.id for u in happyfox.search_users("+36205551234")] == [user.id]
     assert happyfox.search_users("email:nobody@example.com") == []
-    updated = happyfox.update_user(user["id"], name="Nagy Péter Pál", **{"c-cf-1": "Acme Kft."})
-    assert updated["name"] == "Nagy Péter Pál" and updated["custom_fields"][0]["value"] == "Acme Kft."
-    blank = happyfox.anonymise_user(user["id"])
-    assert (blank["name"], blank["email"], blank["phones"]) == ("", None, [])
-    assert all(field["value"] is None for field in blank["custom_fields"])
+    updated = happyfox.update_user(user.id, name="Nagy Péter Pál", **{"c-cf-1": "Acme Kft."})
+    assert updated.name == "Nagy Péter Pál" and updated.raw["custom_fields"][0]["value"] == "Acme Kft."
+    blank = happyfox.anonymise_user(user.id)
+    assert (blank.name, blank.email, blank.raw["phones"]) == ("", None, [])
+    assert all(field["value"] is None for field in blank.raw["custom_fields"])
     assert happyfox.search_users("peter@example.com") == []
     with pytest.raises(NotFound):
         happyfox.get_user(987_654)
 
 
 def test_discovery(happyfox: HappyFoxClient) -> None:
-    assert {c["id"] for c in happyfox.categories()} == set(range(1, 10))  # 9: Information request (policy 000)
-    assert [s["name"] for s in happyfox.statuses() if s["behavior"] == "completed"] == ["Solved", "Closed"]
-    assert any(p["default"] for p in happyfox.priorities())
-    assert happyfox.staff()[0]["id"] == 1
-    assert happyfox.ticket_custom_fields()[0]["name"] == "switchboard_key"
-    assert {f["id"] for f in happyfox.user_custom_fields()} == {1, 2}
+    assert {c.id for c in happyfox.categories()} == set(range(1, 10))  # 9: Information request (policy 000)
+    assert [s.name for s in happyfox.statuses() if s.raw["behavior"] == "completed"] == ["Solved", "Closed"]
+    assert any(p.raw["default"] for p in happyfox.priorities())
+    assert happyfox.staff()[0].id == 1
+    assert happyfox.ticket_custom_fields()[0].name == "switchboard_key"
+    assert {f.id for f in happyfox.user_custom_fields()} == {1, 2}
 
 
 # ---------------------------------------------------------------- faults
@@ -166,7 +170,7 @@ def test_bad_credentials_raise_at_once(sandbox: Any) -> None:
 
 def test_timeout_is_retried_then_unavailable(sandbox: Any, happyfox: HappyFoxClient) -> None:
     sandbox.fault(service="happyfox", path="/api/1.1/json/staff/", delay=0.8, times=1)
-    assert happyfox.staff()[0]["id"] == 1  # first attempt timed out at 0.5 s, the retry answered
+    assert happyfox.staff()[0].id == 1  # first attempt timed out at 0.5 s, the retry answered
     sandbox.fault(service="happyfox", path="/api/1.1/json/staff/", delay=0.8, times=3)
     with pytest.raises(Unavailable):
         happyfox.staff()
@@ -216,7 +220,7 @@ def test_a_create_that_times_out_but_happens_makes_one_ticket(sandbox: Any, happ
 
 def test_a_create_answered_429_is_retried_and_makes_one_ticket(sandbox: Any, happyfox: HappyFoxClient) -> None:
     sandbox.fault(service="happyfox", method="POST", path=TICKETS, status=429, times=1, retry_after=1)
-    assert new_ticket(happyfox)["id"]
+    assert new_ticket(happyfox).id
     assert [c["status"] for c in ticket_posts(sandbox)] == [429, 200]
     assert len(sandbox.state("happyfox")["tickets"]) == 1
 
@@ -269,7 +273,7 @@ def test_fake_speaks_happyfox_shapes(sandbox: Any, happyfox: HappyFoxClient) -> 
     assert missing.status_code == 400
     assert missing.json() == {"error": [{"field": "subject", "errors": ["This field is required."]}]}
     assert raw.get("/tickets/", params={"size": 51}).status_code == 400
-    ids = [new_ticket(happyfox, key=f"s{i}")["id"] for i in range(3)]
+    ids = [new_ticket(happyfox, key=f"s{i}").id for i in range(3)]
     happyfox.update_ticket(ids[0], 1, status=7)
     second = raw.get("/tickets/", params={"size": 2, "page": 2, "status": "_all"}).json()
     assert second["page_info"] == {"count": 1, "start_index": 3, "end_index": 3, "last_index": 3, "page_count": 2}

@@ -65,9 +65,9 @@ def test_a_repeated_email_in_one_upsert_is_merged(sandbox: Any, hubspot: HubSpot
 def test_search_contacts_by_email_and_by_either_phone(hubspot: HubSpotClient) -> None:
     anna = contact(hubspot, phone="+36301234567")
     bela = contact(hubspot, "bela@example.com", mobilephone="+36307654321")
-    assert [c["id"] for c in hubspot.search_contacts(email="ANNA.KOVACS@example.com")] == [anna]
-    assert [c["id"] for c in hubspot.search_contacts(phone="+36301234567")] == [anna]
-    assert [c["id"] for c in hubspot.search_contacts(phone="+36307654321")] == [bela]
+    assert [c.id for c in hubspot.search_contacts(email="ANNA.KOVACS@example.com")] == [anna]
+    assert [c.id for c in hubspot.search_contacts(phone="+36301234567")] == [anna]
+    assert [c.id for c in hubspot.search_contacts(phone="+36307654321")] == [bela]
     assert hubspot.search_contacts(email="nobody@example.com") == []
     with pytest.raises(ValueError):
         hubspot.search_contacts()
@@ -76,10 +76,10 @@ def test_search_contacts_by_email_and_by_either_phone(hubspot: HubSpotClient) ->
 def test_get_and_update_contact(sandbox: Any, hubspot: HubSpotClient) -> None:
     contact_id = contact(hubspot)
     updated = hubspot.update_contact(contact_id, {"phone": "+3611234567"})
-    assert updated["properties"]["phone"] == "+3611234567"
+    assert updated.prop("phone") == "+3611234567"
     fetched = hubspot.get_contact(contact_id, ["phone", "email"])
-    assert fetched["properties"]["phone"] == "+3611234567"
-    assert fetched["properties"]["lastmodifieddate"] >= fetched["createdAt"]
+    assert fetched.prop("phone") == "+3611234567"
+    assert fetched.prop("lastmodifieddate") >= fetched.created_at
     with pytest.raises(NotFound):
         hubspot.get_contact("999999")
 
@@ -98,7 +98,7 @@ def test_gdpr_delete_removes_the_contact_and_its_links_not_its_tickets(sandbox: 
     assert hubspot.gdpr_delete_contact(contact_id) == "deleted"
     state = sandbox.state("hubspot")
     assert contact_id not in state["contacts"] and state["associations"] == []
-    assert ticket["id"] in state["tickets"]
+    assert ticket.id in state["tickets"]
     assert hubspot.gdpr_delete_contact(contact_id) == "gone"
     assert hubspot.archive_contact("424242") == "gone"
 
@@ -106,19 +106,19 @@ def test_gdpr_delete_removes_the_contact_and_its_links_not_its_tickets(sandbox: 
 def test_merge_contacts_keeps_the_primary_and_retires_the_other(sandbox: Any, hubspot: HubSpotClient) -> None:
     older = hubspot.upsert_contact({"email": "anna@example.com", "firstname": "Anna"})
     newer = hubspot.create_contact({"email": "anni@example.com", "firstname": "Anni", "lastname": "Kovács",
-                                    "phone": "+36301234567"})["id"]
+                                    "phone": "+36301234567"}).id
     ticket = hubspot.create_ticket({"subject": "Help", "hs_pipeline_stage": "1"}, newer)
     merged = hubspot.merge_contacts(older, newer)
-    assert merged is not None and merged["id"] == older
+    assert merged is not None and merged.id == older
     # The primary's values stay current; the other's fill what it lacked (HubSpot's documented merge).
-    assert merged["properties"]["firstname"] == "Anna" and merged["properties"]["lastname"] == "Kovács"
-    kept = hubspot.get_contact(older, ["phone", "hs_additional_emails", "hs_merged_object_ids"])["properties"]
+    assert merged.prop("firstname") == "Anna" and merged.prop("lastname") == "Kovács"
+    kept = hubspot.get_contact(older, ["phone", "hs_additional_emails", "hs_merged_object_ids"]).properties
     assert kept["phone"] == "+36301234567" and kept["hs_additional_emails"] == "anni@example.com"
     assert kept["hs_merged_object_ids"] == newer
     with pytest.raises(NotFound):
         hubspot.get_contact(newer)
-    assert [c["id"] for c in hubspot.search_contacts(phone="+36301234567")] == [older]
-    assert hubspot.associated_ids("tickets", ticket["id"], "contacts") == [older]
+    assert [c.id for c in hubspot.search_contacts(phone="+36301234567")] == [older]
+    assert hubspot.associated_ids("tickets", ticket.id, "contacts") == [older]
     assert newer not in sandbox.state("hubspot")["contacts"]
     assert hubspot.merge_contacts(older, newer) is None  # merged already: gone
     with pytest.raises(InvalidRequest):
@@ -139,24 +139,24 @@ def test_create_ticket_with_its_contact_and_read_it_back(sandbox: Any, hubspot: 
     contact_id = contact(hubspot)
     ticket = hubspot.create_ticket({"subject": "Cannot log in", "hs_pipeline_stage": "1",
                                     "hs_ticket_category": "PRODUCT_ISSUE", "switchboard_key": "t-1"}, contact_id)
-    assert ticket["properties"]["hs_pipeline"] == "0"
-    assert hubspot.associated_ids("tickets", ticket["id"], "contacts") == [contact_id]
-    assert hubspot.associated_ids("contacts", contact_id, "tickets") == [ticket["id"]]
+    assert ticket.prop("hs_pipeline") == "0"
+    assert hubspot.associated_ids("tickets", ticket.id, "contacts") == [contact_id]
+    assert hubspot.associated_ids("contacts", contact_id, "tickets") == [ticket.id]
     link = sandbox.state("hubspot")["associations"][0]
     assert link["typeId"] == 16 and link["to"] == ["contacts", contact_id]
-    fetched = hubspot.get_ticket(ticket["id"], ["subject", "switchboard_key"])
-    assert fetched["properties"]["switchboard_key"] == "t-1"
-    assert hubspot.find_ticket("switchboard_key", "t-1")["id"] == ticket["id"]
+    fetched = hubspot.get_ticket(ticket.id, ["subject", "switchboard_key"])
+    assert fetched.prop("switchboard_key") == "t-1"
+    assert hubspot.find_ticket("switchboard_key", "t-1").id == ticket.id
     assert hubspot.find_ticket("switchboard_key", "t-2") is None
 
 
 def test_update_ticket_moves_the_modified_date(hubspot: HubSpotClient) -> None:
     ticket = hubspot.create_ticket({"subject": "Printer", "hs_pipeline_stage": "1"})
     time.sleep(0.01)
-    updated = hubspot.update_ticket(ticket["id"], {"hs_pipeline_stage": "4"})
-    assert updated["properties"]["hs_pipeline_stage"] == "4"
-    assert updated["updatedAt"] > ticket["updatedAt"]
-    assert hubspot.get_ticket(ticket["id"])["properties"]["hs_lastmodifieddate"] == updated["updatedAt"]
+    updated = hubspot.update_ticket(ticket.id, {"hs_pipeline_stage": "4"})
+    assert updated.prop("hs_pipeline_stage") == "4"
+    assert updated.raw["updatedAt"] > ticket.raw["updatedAt"]
+    assert hubspot.get_ticket(ticket.id).prop("hs_lastmodifieddate") == updated.raw["updatedAt"]
 
 
 def test_a_ticket_without_a_stage_is_refused(hubspot: HubSpotClient) -> None:
@@ -171,9 +171,9 @@ def test_tickets_modified_since_pages_through_search(sandbox: Any, hubspot: HubS
     time.sleep(0.02)
     since = datetime.now(timezone.utc)
     time.sleep(0.01)
-    fresh = [hubspot.create_ticket({"subject": f"t{n}", "hs_pipeline_stage": "1"})["id"] for n in range(105)]
-    found = [t["id"] for t in hubspot.tickets_modified_since(since)]
-    assert sorted(found, key=int) == fresh and old["id"] not in found
+    fresh = [hubspot.create_ticket({"subject": f"t{n}", "hs_pipeline_stage": "1"}).id for n in range(105)]
+    found = [t.id for t in hubspot.tickets_modified_since(since)]
+    assert sorted(found, key=int) == fresh and old.id not in found
     assert len(calls(sandbox, "POST", "/crm/v3/objects/tickets/search")) == 2  # pages of 100
     assert list(hubspot.tickets_modified_since(datetime.now(timezone.utc) + timedelta(hours=1))) == []
     with pytest.raises(ValueError):
@@ -181,11 +181,11 @@ def test_tickets_modified_since_pages_through_search(sandbox: Any, hubspot: HubS
 
 
 def test_tickets_by_ids_reads_many_with_one_search_per_hundred(sandbox: Any, hubspot: HubSpotClient) -> None:
-    ids = [hubspot.create_ticket({"subject": f"t{n}", "hs_pipeline_stage": str(1 + n % 4)})["id"]
+    ids = [hubspot.create_ticket({"subject": f"t{n}", "hs_pipeline_stage": str(1 + n % 4)}).id
            for n in range(150)]
-    other = hubspot.create_ticket({"subject": "not asked for", "hs_pipeline_stage": "1"})["id"]
+    other = hubspot.create_ticket({"subject": "not asked for", "hs_pipeline_stage": "1"}).id
     sandbox.clear_calls()
-    found = {t["id"]: t["properties"]["hs_pipeline_stage"] for t in hubspot.tickets_by_ids(ids, ["hs_pipeline_stage"])}
+    found = {t.id: t.prop("hs_pipeline_stage") for t in hubspot.tickets_by_ids(ids, ["hs_pipeline_stage"])}
     assert set(found) == set(ids) and other not in found
     assert found[ids[6]] == "3"
     assert len(calls(sandbox, "POST", "/crm/v3/objects/tickets/search")) == 2  # 100 ids, then 50
@@ -196,20 +196,20 @@ def test_tickets_modified_since_queries_again_past_the_result_cap(sandbox: Any, 
     since = datetime.now(timezone.utc)
     made = []
     for n in range(5):
-        made.append(hubspot.create_ticket({"subject": f"t{n}", "hs_pipeline_stage": "1"})["id"])
+        made.append(hubspot.create_ticket({"subject": f"t{n}", "hs_pipeline_stage": "1"}).id)
         time.sleep(0.002)  # distinct modification times
     hubspot.search_cap = 2  # HubSpot's is 10,000 results a query
-    assert [t["id"] for t in hubspot.tickets_modified_since(since)] == made
+    assert [t.id for t in hubspot.tickets_modified_since(since)] == made
     searches = calls(sandbox, "POST", "/crm/v3/objects/tickets/search")
     assert len(searches) > 2
 
 
 def test_archive_ticket(sandbox: Any, hubspot: HubSpotClient) -> None:
     ticket = hubspot.create_ticket({"subject": "bye", "hs_pipeline_stage": "1"})
-    assert hubspot.archive_ticket(ticket["id"]) == "deleted"
-    assert sandbox.state("hubspot")["tickets"][ticket["id"]]["archived"] is True
+    assert hubspot.archive_ticket(ticket.id) == "deleted"
+    assert sandbox.state("hubspot")["tickets"][ticket.id]["archived"] is True
     with pytest.raises(NotFound):
-        hubspot.get_ticket(ticket["id"])
+        hubspot.get_ticket(ticket.id)
     assert hubspot.archive_ticket("31337") == "gone"
 
 
@@ -219,14 +219,14 @@ def test_create_call_linked_to_contact_and_ticket(sandbox: Any, hubspot: HubSpot
     contact_id = contact(hubspot)
     ticket = hubspot.create_ticket({"subject": "Call", "hs_pipeline_stage": "1"}, contact_id)
     call = hubspot.create_call({"hs_timestamp": "2026-11-24T09:00:00Z", "hs_call_direction": "INBOUND",
-                                "aircall_call_id": "777"}, contact_id, ticket["id"])
+                                "aircall_call_id": "777"}, contact_id, ticket.id)
     assert {a["typeId"] for a in sandbox.state("hubspot")["associations"]} == {16, 194, 220}
-    assert hubspot.associated_ids("calls", call["id"], "contacts") == [contact_id]
-    assert hubspot.associated_ids("tickets", ticket["id"], "calls") == [call["id"]]
-    assert hubspot.find_call("aircall_call_id", "777")["id"] == call["id"]
-    assert hubspot.archive_call(call["id"]) == "deleted"
+    assert hubspot.associated_ids("calls", call.id, "contacts") == [contact_id]
+    assert hubspot.associated_ids("tickets", ticket.id, "calls") == [call.id]
+    assert hubspot.find_call("aircall_call_id", "777").id == call.id
+    assert hubspot.archive_call(call.id) == "deleted"
     assert hubspot.find_call("aircall_call_id", "777") is None
-    assert hubspot.archive_call(call["id"]) == "deleted"  # archived already: HubSpot answers 204 again
+    assert hubspot.archive_call(call.id) == "deleted"  # archived already: HubSpot answers 204 again
     assert hubspot.archive_call("9999") == "gone"
 
 
@@ -283,9 +283,9 @@ def test_429s_past_the_attempts_raise_rate_limited(sandbox: Any, hubspot: HubSpo
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_server_errors_are_retried(sandbox: Any, hubspot: HubSpotClient, status: int) -> None:
-    ticket_id = hubspot.create_ticket({"subject": "retry", "hs_pipeline_stage": "1"})["id"]
+    ticket_id = hubspot.create_ticket({"subject": "retry", "hs_pipeline_stage": "1"}).id
     sandbox.fault(service="hubspot", method="PATCH", path="/crm/v3/objects/tickets/*", status=status, times=2)
-    assert hubspot.update_ticket(ticket_id, {"hs_pipeline_stage": "4"})["properties"]["hs_pipeline_stage"] == "4"
+    assert hubspot.update_ticket(ticket_id, {"hs_pipeline_stage": "4"}).prop("hs_pipeline_stage") == "4"
     path = f"/crm/v3/objects/tickets/{ticket_id}"
     assert [c["status"] for c in calls(sandbox, "PATCH", path)] == [status, status, 200]
 
@@ -324,7 +324,7 @@ def test_a_ticket_create_that_times_out_but_happens_makes_one_ticket(sandbox: An
 
 def test_a_ticket_create_answered_429_is_retried_and_makes_one_ticket(sandbox: Any, hubspot: HubSpotClient) -> None:
     sandbox.fault(service="hubspot", method="POST", path=TICKETS, status=429, times=1, retry_after=0.05)
-    assert hubspot.create_ticket({"subject": "once", "hs_pipeline_stage": "1"})["id"]
+    assert hubspot.create_ticket({"subject": "once", "hs_pipeline_stage": "1"}).id
     assert [c["status"] for c in calls(sandbox, "POST", TICKETS)] == [429, 201]
     assert len(sandbox.state("hubspot")["tickets"]) == 1
 
@@ -335,7 +335,7 @@ def test_contact_and_call_creates_are_not_retried_inline(sandbox: Any, hubspot: 
         hubspot.create_contact({"email": "once@example.com"})
     assert len(calls(sandbox, "POST", "/crm/v3/objects/contacts")) == 1
     assert sandbox.state("hubspot")["contacts"] == {}
-    contact_id = hubspot.create_contact({"email": "once@example.com"})["id"]
+    contact_id = hubspot.create_contact({"email": "once@example.com"}).id
     sandbox.fault(service="hubspot", method="POST", path="/crm/v3/objects/calls", status=500, times=1)
     with pytest.raises(Unavailable):
         hubspot.create_call({"hs_timestamp": "2026-11-24T09:00:00Z"}, contact_id)

@@ -83,14 +83,14 @@ def exercise(client: HubSpotClient) -> None:
     client.update_contact(contact_id, {"lastname": "Kovács"})
     client.get_contact(contact_id, ["email", "lastname"])
     ticket = client.create_ticket({"subject": "Help", "hs_pipeline_stage": "1", "sb_key": "k"}, contact_id)
-    client.update_ticket(ticket["id"], {"hs_pipeline_stage": "2"})
-    client.get_ticket(ticket["id"])
+    client.update_ticket(ticket.id, {"hs_pipeline_stage": "2"})
+    client.get_ticket(ticket.id)
     client.find_ticket("sb_key", "k")
     list(client.tickets_modified_since(datetime.now(timezone.utc) - timedelta(hours=1)))
-    call = client.create_call({"hs_timestamp": "2026-11-24T09:00:00Z"}, contact_id, ticket["id"])
+    call = client.create_call({"hs_timestamp": "2026-11-24T09:00:00Z"}, contact_id, ticket.id)
     client.find_call("hs_timestamp", "2026-11-24T09:00:00Z")
     client.associated_ids("contacts", contact_id, "tickets")
-    client.associated_ids("calls", call["id"], "tickets")
+    client.associated_ids("calls", call.id, "tickets")
     client.pipelines("tickets")
     client.properties("contacts")
     with pytest.raises(Conflict):
@@ -99,10 +99,10 @@ def exercise(client: HubSpotClient) -> None:
         client.create_ticket({"subject": "no stage"})
     with pytest.raises(NotFound):
         client.get_ticket("424242")
-    client.archive_call(call["id"])
-    client.archive_ticket(ticket["id"])
+    client.archive_call(call.id)
+    client.archive_ticket(ticket.id)
     client.archive_ticket("424242")
-    other_id = client.create_contact({"firstname": "Cecil", "phone": "+36307654321"})["id"]
+    other_id = client.create_contact({"firstname": "Cecil", "phone": "+36307654321"}).id
     client.merge_contacts(contact_id, other_id)
     client.merge_contacts(contact_id, other_id)  # 404: merged already
     client.gdpr_delete_contact(contact_id)

@@ -134,7 +134,7 @@ def test_the_hubspot_contact_is_upserted_by_email_or_found_by_phone(settings, sa
 
 def test_a_caller_already_in_hubspot_is_found_by_phone_not_duplicated(settings, sandbox):
     v = fast_vendors()
-    existing = v.hubspot.create_contact({"firstname": "Régi", "phone": "+36301234567"})["id"]
+    existing = v.hubspot.create_contact({"firstname": "Régi", "phone": "+36301234567"}).id
     with store.session() as s:
         caller = identity.resolve(s, Person(phone="06 30 123 4567"), "t").id
     assert identity.hubspot_contact(caller, Person(phone="+36301234567"), "k", "t") == existing

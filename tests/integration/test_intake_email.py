@@ -38,7 +38,7 @@ def mailbox_ticket(flow, email: str = "levelezo@example.com") -> dict:
     """A ticket as HappyFox makes it from an email: no Switchboard key on it."""
     v = fast_vendors()
     ticket = v.happyfox.create_ticket(subject="Nem tudok belépni", text="Levélben írom: hiba van.", category=6,
-                                      email=email, name="Levelező Lili")
+                                      email=email, name="Levelező Lili").raw
     flow.clear_calls()
     return ticket
 
@@ -72,7 +72,7 @@ def test_a_mailbox_ticket_is_linked_and_mirrored_once(flow, settings, app_client
     # The same change delivered again is not stored again; a later change of the ticket costs no call.
     flow.clear_calls()
     assert hook(app_client, settings, made) == inbox_id
-    later = fast_vendors().happyfox.update_ticket(made["id"], 1, private_note="megnéztük")
+    later = fast_vendors().happyfox.update_ticket(made["id"], 1, private_note="megnéztük").raw
     flow.clear_calls()
     update_id = hook(app_client, settings, later)
     assert update_id != inbox_id and run(update_id) == "done"
@@ -155,3 +155,16 @@ def test_a_customer_reply_on_a_known_ticket_counts_as_activity(flow, settings, a
 def ours_fields(ticket: dict) -> list[dict]:
     return [{"id": int(k), "name": "switchboard_key" if k == "1" else "Service area", "value": v}
             for k, v in ticket["custom_fields"].items()]
+
+
+def test_a_ticket_answer_of_the_wrong_shape_fails_the_event_at_once_naming_the_field(flow, settings, app_client):
+    """A vendor answer that does not parse (connectors/records.py) is permanent: retrying gets the same answer. The
+    reason names the field path and the error type, never the value."""
+    made = mailbox_ticket(flow)
+    running = flow.running.sandbox
+    with running.lock:
+        running.state["happyfox"]["tickets"][made["id"]]["subject"] = ["Titkos Tárgy"]  # a list where text belongs
+    inbox_id = hook(app_client, settings, {"id": made["id"]})
+    assert run(inbox_id) == "dead"
+    assert row(inbox_id).last_error == "BadAnswer: happyfox: unexpected HappyFoxTicket: subject string_type"
+    assert tickets() == [] and writes(flow) == [("happyfox", "GET", f"/api/1.1/json/ticket/{made['id']}/")]

@@ -70,7 +70,7 @@ def test_due_dates_follow_last_activity_contract_end_and_consent(flow):
 def test_the_sweep_opens_erasures_except_under_legal_hold_and_renewed_contracts(flow):
     hubspot = vendors.get().hubspot
     renewed_id = hubspot.create_contact({"email": "renewed@example.com",
-                                         "contract_end_date": (NOW + relativedelta(years=1)).date().isoformat()})["id"]
+                                         "contract_end_date": (NOW + relativedelta(years=1)).date().isoformat()}).id
     old = customer("old@example.com", NOW - relativedelta(years=6))
     held = customer("held@example.com", NOW - relativedelta(years=6), legal_hold=True)
     renewed = customer("renewed@example.com", NOW - relativedelta(years=6), hubspot=str(renewed_id))

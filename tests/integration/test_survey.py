@@ -326,10 +326,9 @@ def vendor_ticket(settings, sandbox) -> dict[str, Any]:
                                        "hs_pipeline_stage": "1"}, contact_id=contact_id)
     hf_ticket = happyfox.create_ticket("Nem működik a belépés", "Részletek", 3, "anna.kovacs@example.com",
                                        name="Kovács Anna")
-    ticket_id = make_ticket("hu", happyfox_id=int(hf_ticket["id"]), hubspot_ticket_id=str(hs_ticket["id"]),
+    ticket_id = make_ticket("hu", happyfox_id=hf_ticket.id, hubspot_ticket_id=hs_ticket.id,
                             hubspot_contact_id=str(contact_id))
-    return {"id": ticket_id, "contact": str(contact_id), "hubspot": str(hs_ticket["id"]),
-            "happyfox": str(hf_ticket["id"])}
+    return {"id": ticket_id, "contact": str(contact_id), "hubspot": hs_ticket.id, "happyfox": str(hf_ticket.id)}
 
 
 def private_notes(sandbox, happyfox_id: str) -> list[dict[str, Any]]:

@@ -133,7 +133,7 @@ def test_api_changes_send_smart_rule_webhooks(sandbox: Any, settings: Settings, 
     client = HappyFoxClient(sandbox.base_url, creds["happyfox_api_key"], creds["happyfox_auth_code"],
                             Policy("happyfox", timeout=2))
     ticket = client.create_ticket("Billing", "Invoice is wrong.", 4, "bela@example.com", name="Kiss Béla")
-    client.update_ticket(ticket["id"], 1, status=7, update="Corrected the invoice.")  # closing sends one too
+    client.update_ticket(ticket.id, 1, status=7, update="Corrected the invoice.")  # closing sends one too
     found = settled_rows(sandbox)
     assert sorted(r.payload["ticket"]["status"]["name"] for r in found) == ["Closed", "New"]
-    assert {r.payload["ticket_id"] for r in found} == {ticket["id"]}
+    assert {r.payload["ticket_id"] for r in found} == {ticket.id}

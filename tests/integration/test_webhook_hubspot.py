@@ -196,8 +196,8 @@ def test_api_changes_send_property_change_webhooks(sandbox: Any, served: str) ->
     client = HubSpotClient(sandbox.base_url, sandbox.credentials["hubspot_access_token"],
                            Policy("hubspot", timeout=2))
     ticket = client.create_ticket({"subject": "Webhook", "hs_pipeline_stage": "1"})
-    client.update_ticket(ticket["id"], {"hs_pipeline_stage": "4"})
+    client.update_ticket(ticket.id, {"hs_pipeline_stage": "4"})
     found = settled_rows(sandbox)
     assert [(r.kind, r.payload["objectId"], r.payload["propertyName"], r.payload["propertyValue"])
-            for r in found] == [("ticket.propertyChange", int(ticket["id"]), "hs_pipeline_stage", "4")]
+            for r in found] == [("ticket.propertyChange", int(ticket.id), "hs_pipeline_stage", "4")]
     assert found[0].payload["changeSource"] == "INTEGRATION"  # an echo of an API write, as HubSpot marks it

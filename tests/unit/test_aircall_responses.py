@@ -10,7 +10,7 @@ import responses
 from tenacity import wait_fixed
 
 from connectors.aircall import AircallClient
-from connectors.errors import InvalidRequest, RateLimited, Unauthorized
+from connectors.errors import BadAnswer, InvalidRequest, RateLimited, Unauthorized
 from connectors.policy import Policy
 
 BASE = "https://api.aircall.io"
@@ -41,7 +41,7 @@ def test_short_reset_is_waited_inline_and_retried():
     reset = str(int(time.time()))  # already due
     responses.get(f"{BASE}/v1/calls/1", status=429, json={"message": "Too Many Requests"}, headers=limited(reset))
     responses.get(f"{BASE}/v1/calls/1", json={"call": {"id": 1}})
-    assert client().get_call(1) == {"id": 1}
+    assert client().get_call(1).id == "1"
     assert len(responses.calls) == 2
 
 
@@ -60,7 +60,7 @@ def test_reset_header_on_a_server_error_does_not_stretch_the_backoff():
     far = str(int(time.time() + 3600))
     responses.get(f"{BASE}/v1/contacts/5", status=503, json={"message": "busy"}, headers=limited(far))
     responses.get(f"{BASE}/v1/contacts/5", json={"contact": {"id": 5}})
-    assert client().get_contact(5) == {"id": 5}
+    assert client().get_contact(5).id == "5"
 
 
 @responses.activate
@@ -72,3 +72,32 @@ def test_application_error_body_is_read():
     assert "phone_numbers is mandatory" in str(raised.value)
     sent = responses.calls[0].request
     assert sent.headers["Authorization"].startswith("Basic ")
+
+
+@responses.activate
+def test_an_answer_of_the_wrong_shape_is_a_permanent_error_naming_the_field_not_the_value():
+    secret = "https://secret.example.com/recording.mp3"
+    responses.get(f"{BASE}/v1/calls/1", json={"call": {"id": 1, "started_at": "yesterday", "recording": [secret]}})
+    with pytest.raises(BadAnswer) as raised:
+        client(attempts=3).get_call(1)
+    assert str(raised.value) == "aircall: unexpected AircallCallRecord: started_at int_parsing; recording string_type"
+    assert not raised.value.transient and secret not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert len(responses.calls) == 1  # asking again gets the same answer: not retried
+
+
+@responses.activate
+def test_a_record_keeps_the_whole_answer_for_an_access_export():
+    answer = {"id": 7, "started_at": 1764000000, "recording": None, "tags": [{"name": "vip"}], "archived": True}
+    responses.get(f"{BASE}/v1/calls/7", json={"call": answer})
+    call = client().get_call(7)
+    assert (call.id, call.archived, call.recording) == ("7", True, None)
+    assert call.started is not None and call.started.timestamp() == 1764000000
+    assert call.raw == answer
+
+
+@responses.activate
+def test_a_missing_wrapper_is_a_bad_answer():
+    responses.get(f"{BASE}/v1/contacts/5", json={"message": "ok"})
+    with pytest.raises(BadAnswer, match="unexpected AircallContactRecord: model_type$"):
+        client().get_contact(5)

@@ -34,7 +34,7 @@ def test_every_happyfox_fixture_reads_and_keeps_its_hint(path):
     body = json.loads(path.read_text())
     ticket = body.get("ticket", body)  # as webhooks/happyfox stores it
     change = payloads.read(event({"ticket_id": ticket["id"], "ticket": ticket}), payloads.HappyFoxTicketEvent)
-    assert change.ticket_id == int(ticket["id"]) and change.hint == ticket
+    assert change.ticket_id == int(ticket["id"]) and change.hint.raw == ticket
 
 
 @pytest.mark.parametrize("path", fixtures("hubspot"), ids=lambda p: p.name)
@@ -75,3 +75,22 @@ def test_ids_are_text_whatever_the_vendor_sent():
     for wrong in (True, "", 1.5, None):
         with pytest.raises(inbox.Permanent, match="data.id id_type"):
             payloads.read(event({"data": {"id": wrong}}), payloads.AircallCallEvent)
+
+
+def test_a_happyfox_hint_is_read_as_the_connector_reads_a_ticket():
+    body = {"ticket_id": 5, "ticket": {"status": {"name": "Closed", "behavior": "completed"}, "category": 3,
+                                       "updates": [{"update_id": 1, "timestamp": "2026-11-24 13:40:31",
+                                                    "by": {"type": "staff"}, "message": {"text": "Kész."}}]}}
+    hint = payloads.read(event(body, "happyfox", "ticket"), payloads.HappyFoxTicketEvent).hint
+    assert (hint.status_name, hint.status_behavior, hint.category_id) == ("Closed", "completed", 3)
+    assert hint.updates[0].public_staff_reply and hint.updates[0].timestamp == datetime(2026, 11, 24, 13, 40, 31,
+                                                                                       tzinfo=timezone.utc)
+    assert payloads.read(event({"ticket_id": 5}, "happyfox", "ticket"), payloads.HappyFoxTicketEvent).hint.raw == {}
+
+
+def test_a_happyfox_hint_of_the_wrong_shape_names_the_field():
+    body = {"ticket_id": 5, "ticket": {"updates": [{"timestamp": "tegnap", "by": {"type": "staff"}}]}}
+    with pytest.raises(inbox.Permanent) as caught:
+        payloads.read(event(body, "happyfox", "ticket"), payloads.HappyFoxTicketEvent)
+    assert str(caught.value) == "invalid happyfox ticket payload: ticket.updates[0].timestamp happyfox_time"
+    assert "tegnap" not in str(caught.value)

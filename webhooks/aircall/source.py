@@ -25,4 +25,4 @@ def parse(request: Request, config: Config) -> list[Event]:
     if not isinstance(event, str) or not (isinstance(call_id, str) and call_id or vendor_id(call_id) is not None):
         raise Invalid("expected {event, data: {id, ...}}", fields={"event": "required", "data.id": "required"})
     payload = {k: v for k, v in envelope.items() if k != "token"}  # the secret is not stored
-    return [Event(key=f"{event}:{data['id']}", kind=event, payload=payload)]
+    return [Event(key=f"{event}:{call_id}", kind=event, payload=payload)]

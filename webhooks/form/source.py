@@ -107,12 +107,13 @@ def _validate(spec: FormSpec, fields: dict[str, Any], config: Config) -> dict[st
     category_field = spec.fields.get(spec.category_field)
     if category_field and ours.get(spec.category_field) and ours[spec.category_field] not in config.categories:
         errors[category_field] = f"must be one of {', '.join(config.categories)}"
-    area_field = spec.fields.get(spec.service_area_field) if spec.service_area_field else None
-    if area_field and spec.service_areas and ours.get(spec.service_area_field) \
-            and ours[spec.service_area_field] not in spec.service_areas:  # policy 000/001: a fixed list
+    area_name, language_name = spec.service_area_field, spec.language_field
+    area_field = spec.fields.get(area_name) if area_name else None
+    if area_field and area_name and spec.service_areas and ours.get(area_name) \
+            and ours[area_name] not in spec.service_areas:  # policy 000/001: a fixed list
         errors[area_field] = f"must be one of {', '.join(spec.service_areas)}"
-    language_field = spec.fields.get(spec.language_field) if spec.language_field else None
-    if language_field and ours.get(spec.language_field) and ours[spec.language_field] not in ("hu", "en"):
+    language_field = spec.fields.get(language_name) if language_name else None
+    if language_field and language_name and ours.get(language_name) and ours[language_name] not in ("hu", "en"):
         errors[language_field] = "must be one of hu, en"
     if errors:
         raise Invalid("invalid form fields", fields=errors)

@@ -38,7 +38,8 @@ def ticket_version(ticket: dict[str, Any]) -> str:
     stamp = ticket.get("last_modified") or ticket.get("last_updated_at")
     if not stamp:
         return ""
-    updates = ticket.get("updates") if isinstance(ticket.get("updates"), list) else []
+    listed = ticket.get("updates")
+    updates = listed if isinstance(listed, list) else []
     newest = max((u["update_id"] for u in updates if isinstance(u, dict) and isinstance(u.get("update_id"), int)),
                  default=0)
     status = ticket.get("status")

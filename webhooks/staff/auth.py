@@ -90,7 +90,8 @@ def _client() -> Any:
 
 
 def current() -> Staff:
-    return g.staff
+    staff: Staff = g.staff
+    return staff
 
 
 def _signed_in() -> Staff | None:

@@ -279,7 +279,7 @@ MESSAGES = {
 
 def language() -> str:
     chosen = session.get("lang")
-    if chosen in LANGUAGES:
+    if isinstance(chosen, str) and chosen in LANGUAGES:
         return chosen
     return request.accept_languages.best_match(LANGUAGES) or "hu"
 

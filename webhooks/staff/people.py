@@ -19,7 +19,7 @@ LIMIT = 100
 
 
 def _customer_or_404(s: Any, customer_id: int) -> Customer:
-    customer = s.get(Customer, customer_id)
+    customer: Customer | None = s.get(Customer, customer_id)
     if customer is None:
         abort(404)
     return customer
