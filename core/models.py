@@ -225,3 +225,37 @@ class Cursor(Base):
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Alert(Base):
+    """A failure somebody must hear of (flows/alerts.py), once per `key`: raising it again only counts. `detail`
+    holds ids, counts and kinds, never personal data; `command` and `url` say where to act."""
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)   # "inbox.dead:17"
+    kind: Mapped[str] = mapped_column(String(60), index=True)     # inbox.dead | erasure.step_failed | ...
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    command: Mapped[str | None] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(String(500))
+    raised: Mapped[int] = mapped_column(default=1)                # how often the same failure was seen
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_raised_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    deliveries: Mapped[list[AlertDelivery]] = relationship(back_populates="alert", order_by="AlertDelivery.id")
+
+
+class AlertDelivery(Base):
+    """One alert to one target; retried until sent."""
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "target", name="uq_alert_delivery"),
+                      Index("ix_alert_deliveries_status", "status"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(Id, ForeignKey("alerts.id"))
+    target: Mapped[str] = mapped_column(String(200))   # AlertTargetSpec.key: mail:addr | webhook:hash | env:NAME
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    alert: Mapped[Alert] = relationship(back_populates="deliveries")

@@ -386,6 +386,61 @@ class InputSpec(Strict):
                 if isinstance(value, str) and len(value) > self.chars(name)}
 
 
+class AlertTargetSpec(Strict):
+    """Where alerts go: a mail address, or a generic JSON webhook (Slack, Teams, a pager). A webhook URL that is a
+    secret (Slack's and Teams' are) is named by an environment variable (`webhook_url_env`), never written here.
+    `kinds`: only alerts whose kind starts with one of these (e.g. `inbox.`); empty: every alert."""
+    email: str | None = None
+    webhook_url: str | None = None
+    webhook_url_env: str | None = None
+    kinds: list[str] = []
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> "AlertTargetSpec":
+        given = [name for name in ("email", "webhook_url", "webhook_url_env") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of email, webhook_url, webhook_url_env")
+        return self
+
+    @property
+    def key(self) -> str:
+        """The target's name in `alert_deliveries`: the address, or the variable's name; a URL only by its hash
+        (it may carry a token)."""
+        if self.email:
+            return f"mail:{self.email.strip().lower()}"
+        if self.webhook_url_env:
+            return f"env:{self.webhook_url_env}"
+        import hashlib
+        return "webhook:" + hashlib.sha256((self.webhook_url or "").encode()).hexdigest()[:16]
+
+    def url(self) -> str | None:
+        """The webhook's URL (read from the environment for `webhook_url_env`), or None for a mail target."""
+        if self.webhook_url_env:
+            return os.environ.get(self.webhook_url_env) or None
+        return self.webhook_url
+
+    def wants(self, kind: str) -> bool:
+        return not self.kinds or any(kind.startswith(prefix) for prefix in self.kinds)
+
+
+class AlertsSpec(Strict):
+    """Failures somebody must hear of (flows/alerts.py): a dead inbox event, a failed erasure step, a reconcile
+    that cannot mend something, SLA and complaint deadlines. Each is deduplicated and sent to every target once."""
+    targets: list[AlertTargetSpec] = []
+    language: Literal["hu", "en"] = "hu"
+    template: str = "alert"
+
+
+class HostedFormSpec(Strict):
+    """A form Switchboard serves itself at `/forms/<name>` (webhooks/forms.py), for sites that cannot sign a
+    webhook: which origins may embed it in an iframe, and how many submissions one client address may make."""
+    frame_ancestors: list[str] = ["'self'"]       # Content-Security-Policy frame-ancestors sources
+    rate_limit: int = Field(default=5, ge=1)      # submissions per client address ...
+    rate_window_minutes: int = Field(default=10, ge=1)   # ... in this many minutes
+    consent_required: bool = True                  # the privacy notice's checkbox must be ticked
+    privacy_url: str | None = None                 # the privacy notice the consent checkbox links to
+
+
 StaffRole = Literal["ops", "complaints", "privacy", "viewer"]
 STAFF_ROLES: tuple[StaffRole, ...] = ("ops", "complaints", "privacy", "viewer")
 
@@ -417,6 +472,8 @@ class Config(Strict):
     complaints: ComplaintsSpec = ComplaintsSpec()
     input: InputSpec = InputSpec()
     staff: StaffSpec = StaffSpec()
+    alerts: AlertsSpec = AlertsSpec()
+    hosted_forms: HostedFormSpec = HostedFormSpec()
     limits: dict[str, LimitSpec] = {
         "hubspot": LimitSpec(requests=100, per_seconds=10),
         "hubspot_search": LimitSpec(requests=4, per_seconds=1),

@@ -25,7 +25,7 @@ from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Complaint, Ticket
 
-from . import effects, vendors
+from . import alerts, effects, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "complaints"
@@ -90,6 +90,10 @@ def _send(item: DueItem, stage: str) -> None:
     person = responsible_address(item.responsible) if item.kind == "measure" else None
     if person and person not in to:
         to.append(person)  # the person who must act hears of it, not only a shared list
+    alerts.raise_alert("complaint.deadline", f"complaint.deadline:{item.complaint_id}:{item.kind}:{stage}:"
+                       f"{item.due_at.isoformat()}", command="switchboard complaints due",
+                       page=f"/staff/tickets/{item.ticket_id}", mailed=to, complaint_id=item.complaint_id,
+                       ticket_id=item.ticket_id, deadline=item.kind, stage=stage, due_at=item.due_at.isoformat())
     if not to:
         return
     key = f"complaint-{stage}:{item.complaint_id}:{item.kind}:{item.due_at.isoformat()}"

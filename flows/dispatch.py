@@ -20,7 +20,7 @@ from core import jobs, store
 from core.jobs import crontab
 from core.models import InboxEvent
 
-from . import effects, inbox, leases, routes
+from . import alerts, effects, inbox, leases, routes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ def _run_claimed(event: inbox.Event, retries_left: int | None) -> str:
             inbox.finish(inbox_id, "dead", why)
             log.error("inbox %s (%s %s) is dead after %s attempts: %s", inbox_id, event.source, event.kind,
                       attempts, why)
+            alerts.raise_alert("inbox.dead", f"inbox.dead:{inbox_id}",
+                               command=f"switchboard inbox replay {inbox_id}", page=f"/staff/inbox/{inbox_id}",
+                               inbox_id=inbox_id, source=event.source, event_kind=event.kind, attempts=attempts,
+                               reason=why)
             if inbox.is_permanent(exc):
                 return "dead"  # no retry can help: huey is not asked for one
         else:

@@ -20,7 +20,7 @@ from core.jobs import crontab
 from core.models import Erasure, ErasureStep
 from core.progress import Step, quiet
 
-from . import erasure_steps, identity, tombstones
+from . import alerts, erasure_steps, identity, tombstones
 from .identity import Person
 from .inbox import is_permanent, reason
 
@@ -153,10 +153,18 @@ def run(erasure_id: int, on_step: Step = quiet) -> str:
         on_step(f"erase {processor}", 0, 1)
         try:
             result = run_step(erasure_id, processor)
-        except Exception:  # recorded on the step; the others still run
+        except Exception as exc:  # recorded on the step; the others still run
             result = "failed"
+            _alert_failed(erasure_id, processor, exc)
         on_step(f"erase {processor}", int(result == "done" or processor in done_before), 1)
     return str(status(erasure_id)["status"])
+
+
+def _alert_failed(erasure_id: int, processor: str, exc: BaseException) -> None:
+    """A step no retry of this run can mend: the privacy team hears of it once per request and processor."""
+    alerts.raise_alert("erasure.step_failed", f"erasure.step_failed:{erasure_id}:{processor}",
+                       command=f"switchboard erasure status {erasure_id}", page=f"/staff/erasures/{erasure_id}",
+                       erasure_id=erasure_id, processor=processor, reason=reason(exc))
 
 
 def start(erasure_id: int) -> None:
@@ -171,6 +179,7 @@ def erasure_step(erasure_id: int, processor: str, task: Any = None) -> str:
         result = run_step(int(erasure_id), processor)
     except Exception as exc:
         if is_permanent(exc) or (task is not None and task.retries == 0):
+            _alert_failed(int(erasure_id), processor, exc)
             return "failed"  # stays visible; the sweep and `switchboard erasure retry` try again later
         raise  # huey retries with back-off
     if result == "done" and processor != erasure_steps.LAST and _ready_for_last(int(erasure_id)):

@@ -26,7 +26,7 @@ from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Ticket
 
-from . import calls, effects, identity, inbox, payloads, vendors
+from . import alerts, calls, effects, identity, inbox, payloads, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "sla"
@@ -118,6 +118,10 @@ def pending(now: datetime | None = None, since: datetime | None = None) -> list[
 def _send(item: Waiting, stage: str) -> None:
     config = settings.get().config
     to = config.sla.alert_to
+    alerts.raise_alert("sla.first_response", f"sla.first_response:{item.ticket_id}:{stage}",
+                       command="switchboard sla report", page=f"/staff/tickets/{item.ticket_id}",
+                       mailed=[to or ""], ticket_id=item.ticket_id, stage=stage,
+                       channel=item.channel, due_at=item.due_at.isoformat())
     if not to:
         return
     key = f"first-response-{stage}:{item.ticket_id}"

@@ -36,7 +36,7 @@ from core import audit, jobs, settings, store
 from core.models import Cursor, Customer, Erasure, Identity, Ticket
 from core.progress import Step, quiet
 
-from . import closure, effects, intake, vendors
+from . import alerts, closure, effects, intake, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "reconcile"
@@ -87,6 +87,9 @@ def _repairing(report: ReconcileResult, system: str, remote_id: Any) -> Iterator
         reason = type(exc).__name__ + (f" (HTTP {status})" if status else "")
         log.warning("reconcile: %s ticket %s not repaired: %s", system, remote_id, reason)
         report.failed.append(f"{system} {remote_id}: {reason}")
+        alerts.raise_alert("reconcile.unmended", f"reconcile.unmended:{system}:{remote_id}:{reason}",
+                           command="switchboard sync", page="/staff/tickets", system=system,
+                           remote_id=str(remote_id), reason=reason)
 
 
 class Busy(Exception):
@@ -283,6 +286,9 @@ def _unknown_happyfox(ticket: HappyFoxTicket, report: ReconcileResult) -> None:
     created carries our key: its row went missing with a database restore, and nothing is guessed."""
     if intake.stamped_key(ticket):
         log.warning("HappyFox ticket %s carries our key but has no row here; left alone", ticket.id)
+        alerts.raise_alert("reconcile.unmended", f"reconcile.unmended:happyfox:{ticket.id}:no_row",
+                           command="switchboard sync", page="/staff/tickets", system="happyfox",
+                           remote_id=str(ticket.id), reason="carries our key but has no row here")
         return
     if intake.erased_ticket(ticket.id):  # an erased person's ticket that HappyFox still shows
         return

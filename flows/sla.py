@@ -16,7 +16,7 @@ from core import audit, jobs, settings, store
 from core.metrics import SLA_BREACHES
 from core.models import Ticket
 
-from . import effects, vendors
+from . import alerts, effects, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "sla"
@@ -59,6 +59,11 @@ def breaches(since: datetime | None = None, now: datetime | None = None) -> list
 def _alert(ticket: Ticket) -> None:
     config = settings.get().config
     to = config.sla.alert_to
+    # Also to the `alerts:` targets (a webhook, say), but not as a second mail to whom the SLA mail went.
+    alerts.raise_alert("sla.confirmation", f"sla.confirmation:{ticket.id}", command="switchboard sla report",
+                       page=f"/staff/tickets/{ticket.id}", mailed=[to or ""], ticket_id=ticket.id,
+                       channel=ticket.channel, due_at=ticket.confirm_due_at.isoformat() if ticket.confirm_due_at
+                       else None)
     if not to:
         return
     display_id = ticket.happyfox_display_id or ticket.told_id or str(ticket.id)

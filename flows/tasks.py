@@ -5,3 +5,4 @@ from flows import closure, first_response, reconcile, sla  # noqa: F401  - statu
 from flows import complaint_deadlines, complaint_report, complaint_sync  # noqa: F401  - complaint register, alerts, report
 from flows import erasure, hold_release, retention  # noqa: F401  - erasure steps and their sweep, the retention sweep, complaint holds released
 from flows import contact_merge  # noqa: F401  - HubSpot follows our customer merges, and its sweep
+from flows import alerts  # noqa: F401  - alert delivery and its sweep
