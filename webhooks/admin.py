@@ -10,7 +10,7 @@ from flask import Blueprint, g, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from core import settings, store
+from core import audit, settings, store
 from core.models import InboxEvent
 from core.reports import ManualReport, attachment_problems
 
@@ -19,6 +19,7 @@ from .receiver import accept
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 STATUSES = ("pending", "running", "done", "failed", "dead")
+MAX_ID = 2**63 - 1
 
 
 def script_named(token: str) -> str | None:
@@ -82,3 +83,27 @@ def inbox() -> Any:
         return jsonify([{"id": r.id, "source": r.source, "kind": r.kind, "status": r.status,
                          "attempts": r.attempts, "last_error": r.last_error,
                          "received_at": r.received_at.isoformat()} for r in rows])
+
+
+@bp.post("/inbox/<int:inbox_id>/replay")
+@staff_only
+def replay(inbox_id: int) -> Any:
+    """As `switchboard inbox replay ID` and the staff console's button: a dead, failed or pending row made pending
+    again with a fresh attempt count and queued for a worker. 409 for a row that is running or done (a second
+    replay of a processed event does nothing), 404 for an unknown id."""
+    from flows import dispatch
+    from flows import inbox as inbox_flow
+    if inbox_id > MAX_ID:  # larger than any BIGINT id: the database would refuse even to look
+        return jsonify(error="not found", fields={"id": "no such inbox event"}), 404
+    with store.session() as s:
+        status = s.scalar(select(InboxEvent.status).where(InboxEvent.id == inbox_id))
+    if status is None:
+        return jsonify(error="not found", fields={"id": "no such inbox event"}), 404
+    ids = inbox_flow.replay([inbox_id])
+    for replayed in ids:
+        dispatch.process_inbox(replayed)
+    with store.session() as s:
+        audit.record(s, actor(), "inbox.replayed", inbox_id=inbox_id, queued=bool(ids))
+    if not ids:
+        return jsonify(error="not replayable", fields={"status": f"{status}: only dead, failed or pending events"}), 409
+    return jsonify(id=inbox_id, status="pending", queued=True), 202
