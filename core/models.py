@@ -259,3 +259,13 @@ class AlertDelivery(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     alert: Mapped[Alert] = relationship(back_populates="deliveries")
+
+
+class FormRate(Base):
+    """One hosted-form submission (webhooks/forms.py) by a client address, kept for the per-address rate limit:
+    the address only as a salted hash, and only for the day."""
+    __tablename__ = "form_rate"
+    __table_args__ = (Index("ix_form_rate_address_at", "address_hash", "at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

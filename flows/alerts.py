@@ -21,11 +21,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+from huey import crontab
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import jobs, settings, store
-from core.jobs import crontab
 from core.models import Alert, AlertDelivery
 from core.settings import AlertTargetSpec
 

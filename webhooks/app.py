@@ -11,7 +11,7 @@ import flows.tasks  # noqa: F401 - every job registered: the receiver queues the
 from core import settings as settings_module
 from core.settings import Settings
 
-from . import admin, health, home, openapi, privacy, receiver, staff, survey
+from . import admin, forms, health, home, openapi, privacy, receiver, staff, survey
 from . import complaints as complaints_admin
 from .events import Invalid
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (home.bp, health.bp, receiver.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)
+    app.register_blueprint(forms.bp)  # the hosted forms at /forms/<name> (HTML, embeddable)
     app.register_blueprint(complaints_admin.bp)  # the complaint register page (HTML, staff only)
     app.register_blueprint(privacy.bp)  # consent withdrawal (staff only)
     app.register_blueprint(openapi.bp)  # GET /openapi.json: this service described

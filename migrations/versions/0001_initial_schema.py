@@ -75,6 +75,16 @@ def upgrade() -> None:
     sa.Column('created_at', core.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('key')
     )
+    op.create_table('form_rate',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('address_hash', sa.String(length=64), nullable=False),
+    sa.Column('at', core.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('form_rate', schema=None) as batch_op:
+        batch_op.create_index('ix_form_rate_address_at', ['address_hash', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_form_rate_at'), ['at'], unique=False)
+
     op.create_table('inbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('source', sa.String(length=20), nullable=False),
@@ -282,6 +292,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_inbox_status')
 
     op.drop_table('inbox')
+    with op.batch_alter_table('form_rate', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_form_rate_at'))
+        batch_op.drop_index('ix_form_rate_address_at')
+
+    op.drop_table('form_rate')
     op.drop_table('effects')
     op.drop_table('customers')
     op.drop_table('cursors')

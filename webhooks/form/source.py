@@ -63,7 +63,7 @@ def _posted(request: Request) -> tuple[str | None, dict[str, Any], list[Any]]:
     raise Invalid("expected application/json or multipart/form-data", status=415)
 
 
-def _attachments(files: list[Any], config: Config, field_name: str) -> list[dict[str, Any]]:
+def read_attachments(files: list[Any], config: Config, field_name: str) -> list[dict[str, Any]]:
     stored = []
     if len(files) > config.input.attachments_max_count:
         raise Invalid("too many attachments", 413,
@@ -82,11 +82,11 @@ def _attachments(files: list[Any], config: Config, field_name: str) -> list[dict
     return stored
 
 
-def _validate(spec: FormSpec, fields: dict[str, Any], config: Config) -> dict[str, str]:
+def validate_fields(spec: FormSpec, fields: dict[str, Any], config: Config) -> dict[str, str]:
     ours: dict[str, str] = {}
     errors: dict[str, str] = {}
     for name, posted_name in spec.fields.items():
-        if name == "attachment":  # files, not text: see _attachments
+        if name == "attachment":  # files, not text: see read_attachments
             continue
         value = fields.get(posted_name)
         if value is not None and not isinstance(value, str):
@@ -126,7 +126,7 @@ def parse(request: Request, config: Config) -> list[Event]:
     spec = config.forms.get(form_name) if isinstance(form_name, str) else None
     if spec is None:
         raise Invalid("unknown form", fields={"form": f"must be one of {', '.join(config.forms)}"})
-    ours = _validate(spec, fields, config)
-    attachments = _attachments(files, config, spec.fields.get("attachment", "attachment"))
+    ours = validate_fields(spec, fields, config)
+    attachments = read_attachments(files, config, spec.fields.get("attachment", "attachment"))
     payload = {"form": form_name, "fields": ours, "attachments": attachments}
     return [Event(key=request.headers["webhook-id"], kind="form", payload=payload)]
