@@ -326,7 +326,10 @@ def thanks(name: str, token: str) -> Response:
     with store.session() as s:
         ticket = s.execute(select(Ticket.told_id, Ticket.happyfox_display_id)
                            .where(Ticket.source_key == f"inbox:{inbox_id}")).first()
+        status = s.scalar(select(InboxEvent.status).where(InboxEvent.id == inbox_id))
     shown = (ticket.told_id or ticket.happyfox_display_id) if ticket is not None else None
     mailed = ticket is not None and ticket.told_id is not None
-    return _page("thanks", language, 200, name=name, ticket=shown, pending=shown is None, mailed=mailed,
+    # A dead event waits for staff (its alert went out): the page stops refreshing and promises the mail instead.
+    pending = shown is None and status != "dead"
+    return _page("thanks", language, 200, name=name, ticket=shown, pending=pending, mailed=mailed,
                  refresh=REFRESH_SECONDS)

@@ -225,6 +225,23 @@ def test_alert_details_never_keep_an_address_or_a_phone_number(settings):
         "a": "[removed]", "b": "[removed]", "c": 7, "d": "HTTP 503"}
 
 
+def test_a_webhook_url_from_the_environment(hook, sandbox, queue, monkeypatch):
+    """Slack's and Teams' URLs are secrets: the YAML names the variable, the URL is read at delivery."""
+    current = settings_module.get()
+    target = AlertTargetSpec(webhook_url_env="ALERTS_TEST_WEBHOOK_URL")
+    config = current.config.model_copy(update={"alerts": AlertsSpec(targets=[target])})
+    settings_module.use(current.model_copy(update={"config": config}))
+    dead_form(sandbox)
+    [alert] = the_alerts()
+    with pytest.raises(alerts.DeliveryFailed):
+        alerts.deliver(alert.id)  # not set yet: failed, with the variable's name as the reason
+    with store.session() as s:
+        assert s.scalars(select(AlertDelivery)).one().last_error == "ALERTS_TEST_WEBHOOK_URL is not set"
+    monkeypatch.setenv("ALERTS_TEST_WEBHOOK_URL", hook.url)
+    assert alerts.deliver(alert.id) == {"env:ALERTS_TEST_WEBHOOK_URL": "sent"}
+    assert len(hook.received) == 1 and sandbox.mail() == []
+
+
 def test_a_target_needs_exactly_one_destination() -> None:
     with pytest.raises(ValueError):
         AlertTargetSpec(email="a@example.com", webhook_url="http://127.0.0.1/x")

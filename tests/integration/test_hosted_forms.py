@@ -141,6 +141,20 @@ def test_a_double_click_or_a_resubmit_is_one_event_and_one_ticket(client, sandbo
     assert len(inbox()) == 1 and len(tickets()) == 1 and len(objects(sandbox, "happyfox", "tickets")) == 1
 
 
+def test_the_thanks_page_stops_refreshing_when_the_event_is_dead(client, sandbox):
+    sandbox.fault(service="happyfox", method="POST", path="/api/1.1/json/tickets/", status=400, times=1)
+    token, _ = opened(client)
+    answer = post(client, website(token))
+    [event] = inbox()
+    assert run(event.id) == "dead"
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in page and "e-mailben küldjük el" in page
+
+
+def test_a_forged_thanks_link_is_404(client):
+    assert client.get("/forms/website/thanks/MQ.forged.signature").status_code == 404
+
+
 def test_two_forms_are_two_tickets(client, sandbox):
     for _ in range(2):
         token, _ = opened(client)
