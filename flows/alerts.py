@@ -220,6 +220,22 @@ def sweep_alerts() -> int:
     return len(ids)
 
 
+def send_pending() -> tuple[int, int]:
+    """Every undelivered alert, delivered here and now (`switchboard alerts send`); (sent, still failing)."""
+    with store.session() as s:
+        ids = sorted(set(s.scalars(select(AlertDelivery.alert_id).where(
+            AlertDelivery.status.in_(("pending", "failed"))))))
+    sent = failed = 0
+    for alert_id in ids:
+        try:
+            outcome = deliver(alert_id)
+        except DeliveryFailed:
+            failed += 1
+            continue
+        sent += bool(outcome)
+    return sent, failed
+
+
 def listing(limit: int = 50) -> list[dict[str, Any]]:
     """The newest alerts with their deliveries' states (ids and kinds only)."""
     with store.session() as s:

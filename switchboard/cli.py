@@ -81,6 +81,7 @@ LAZY_COMMANDS = {
     "complaints": "flows.complaints_cli:complaints",
     "report": "flows.complaints_cli:report",  # a group: other reports add subcommands there
     "audit": "core.audit_cli:audit",
+    "alerts": "flows.alerts_cli:alerts",
 }
 
 

@@ -19,6 +19,7 @@ from core.settings import AlertsSpec, AlertTargetSpec
 from flows import alerts, dispatch, erasure
 
 from .flowkit import fast_vendors, put_form, queue, row  # noqa: F401 - queue is a fixture
+from .test_inbox_cli import cli  # noqa: F401 - a fixture: `switchboard ...` on this test's database
 
 LEAD = "ugyfelszolgalat-vezeto@example.com"
 CUSTOMER_EMAIL, CUSTOMER_PHONE = "kata.kovacs@example.com", "+36301234567"
@@ -247,3 +248,17 @@ def test_a_target_needs_exactly_one_destination() -> None:
         AlertTargetSpec(email="a@example.com", webhook_url="http://127.0.0.1/x")
     with pytest.raises(ValueError):
         AlertTargetSpec()
+
+
+def test_the_cli_lists_alerts_and_sends_the_undelivered(cli, sandbox, queue):
+    run_cli = cli
+    inbox_id = dead_form(sandbox)
+    listed = run_cli("alerts", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "inbox.dead" in listed.stdout and f"switchboard inbox replay {inbox_id}" in listed.stdout
+    assert "pending" in listed.stdout and CUSTOMER_EMAIL not in listed.stdout
+    sent = run_cli("alerts", "send")
+    assert sent.returncode == 0 and "1 delivered, 0 still failing" in sent.stdout
+    assert len(lead_mail(sandbox)) == 1
+    assert "sent" in run_cli("alerts", "list").stdout
+    assert "0 delivered" in run_cli("alerts", "send").stdout and len(lead_mail(sandbox)) == 1
