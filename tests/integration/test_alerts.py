@@ -262,3 +262,17 @@ def test_the_cli_lists_alerts_and_sends_the_undelivered(cli, sandbox, queue):
     assert len(lead_mail(sandbox)) == 1
     assert "sent" in run_cli("alerts", "list").stdout
     assert "0 delivered" in run_cli("alerts", "send").stdout and len(lead_mail(sandbox)) == 1
+
+
+def test_raised_twice_is_one_alert_on_each_database(any_database):
+    """The unique key is the dedup, on SQLite and on PostgreSQL (whose failed INSERT ends its transaction)."""
+    first = alerts.raise_alert("inbox.dead", "inbox.dead:7", command="switchboard inbox replay 7", inbox_id=7)
+    again = alerts.raise_alert("inbox.dead", "inbox.dead:7", command="switchboard inbox replay 7", inbox_id=7)
+    assert first is not None and again is None
+    with store.session() as s:
+        assert s.scalars(select(Alert)).one().raised == 2
+        assert s.scalars(select(AlertDelivery)).one().target == f"mail:{LEAD}"
+    from sqlalchemy.exc import IntegrityError
+    with pytest.raises(IntegrityError):  # the database itself refuses a second row of the key
+        with store.session() as s:
+            s.add(Alert(key="inbox.dead:7", kind="inbox.dead", detail={}))

@@ -260,3 +260,11 @@ def test_one_address_may_send_only_so_many_forms(client, settings):
     with store.session() as s:  # the address is kept only as a salted hash
         assert all("203.0.113.7" not in r.address_hash and len(r.address_hash) == 64
                    for r in s.scalars(select(FormRate)))
+
+
+def test_a_double_submit_is_one_event_on_each_database(any_database):
+    client = create_app(any_database).test_client()
+    token, _ = opened(client)
+    first, second = post(client, website(token)), post(client, website(token))
+    assert first.status_code == second.status_code == 303 and thanked(first) == thanked(second)
+    assert len(inbox()) == 1
