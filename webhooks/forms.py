@@ -127,7 +127,12 @@ def _spec(name: str) -> FormSpec:
 
 
 def _language(spec: FormSpec) -> str:
-    asked = request.args.get("lang") or request.form.get("lang") or ""
+    asked = request.args.get("lang") or ""
+    if not asked and request.method == "POST":
+        try:
+            asked = request.form.get("lang") or ""
+        except RequestEntityTooLarge:  # named at the attachment field by the view
+            asked = ""
     if asked in LANGUAGES:
         return asked
     return request.accept_languages.best_match(LANGUAGES) or spec.language
@@ -147,7 +152,7 @@ def _headers(language: str, nonce: str) -> dict[str, str]:
                                        f"'nonce-{nonce}'; form-action 'self'; base-uri 'none'; "
                                        f"frame-ancestors {ancestors}",
             "Cache-Control": "no-store", "Referrer-Policy": "same-origin", "Content-Language": language,
-            "X-Content-Type-Options": "nosniff"}
+            "X-Content-Type-Options": "nosniff", "Vary": "Accept-Language"}
 
 
 def _page(template: str, language: str, status: int = 200, **context: Any) -> Response:

@@ -95,6 +95,7 @@ def test_it_may_be_framed_only_by_the_origins_the_yaml_names(client, settings):
     policy = page.headers["Content-Security-Policy"]
     assert "frame-ancestors 'self' https://www.example.com" in policy
     assert "X-Frame-Options" not in page.headers and page.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in page.headers  # nothing for a third-party iframe to keep
     config = settings.config.model_copy(update={"hosted_forms": HostedFormSpec(frame_ancestors=[])})
     settings_module.use(settings.model_copy(update={"config": config}))
     assert "frame-ancestors 'none'" in client.get("/forms/website").headers["Content-Security-Policy"]
@@ -268,3 +269,13 @@ def test_a_double_submit_is_one_event_on_each_database(any_database):
     first, second = post(client, website(token)), post(client, website(token))
     assert first.status_code == second.status_code == 303 and thanked(first) == thanked(second)
     assert len(inbox()) == 1
+
+
+def test_a_body_over_the_limit_is_named_at_the_attachment_field(settings):
+    config = settings.config.model_copy(update={"attachments_max_bytes": 1024})
+    client = create_app(settings_module.use(settings.model_copy(update={"config": config}))).test_client()
+    token, _ = opened(client)
+    huge = io.BytesIO(b"x" * (1024 * 1024 + 4096))  # more than the app's whole-body limit (files + 1 MB)
+    answer = post(client, {**website(token), "fajl": [(huge, "nagy.pdf", "application/pdf")]})
+    assert answer.status_code == 413 and errors(answer) == {"fajl": "a csatolmányok együtt túl nagyok"}
+    assert inbox() == []
