@@ -154,7 +154,7 @@ def _claim(delivery_id: int) -> bool:
         claimed = s.execute(update(AlertDelivery).where(AlertDelivery.id == delivery_id,
                                                         AlertDelivery.status.in_(("pending", "failed")))
                             .values(status="sending", attempts=AlertDelivery.attempts + 1, updated_at=_now()))
-        return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+        return store.rowcount(claimed) == 1
 
 
 def _finish(delivery_id: int, error: str | None) -> None:

@@ -193,7 +193,7 @@ def test_a_failed_erasure_step_raises_one_alert(hook, sandbox, queue):
 def test_a_reconcile_that_cannot_mend_raises_an_alert(hook, sandbox, queue):
     from connectors.errors import NotFound
     from flows import reconcile
-    report = reconcile.Report(since=reconcile._now())
+    report = reconcile.ReconcileResult(since=reconcile._now())
     for _ in range(2):  # the next run meets the same ticket: still one alert
         with reconcile._repairing(report, "happyfox", 42):
             raise NotFound("happyfox", "no such ticket", status=404)
