@@ -93,7 +93,7 @@ class Ticket(Base):
     survey_answered_at: Mapped[datetime | None]
     sla_alerted_at: Mapped[datetime | None]
     # The first response by staff (policy 001 step 3: a public HappyFox reply or an outbound call), its deadline
-    # and the alerts sent for it (flows/first_response.py).
+    # and the alerts sent for it (flows/intake/first_response.py).
     first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
     first_response_at: Mapped[datetime | None]
     response_due_alerted_at: Mapped[datetime | None]
@@ -207,7 +207,7 @@ class Complaint(Base):
     overdue_alerted_at: Mapped[datetime | None]
     id_removed_at: Mapped[datetime | None]
     keep_until: Mapped[date | None]
-    # The complaint officer's workflow (policy 004 §11-§19, flows/complaint_officer.py).
+    # The complaint officer's workflow (policy 004 §11-§19, flows/complaints/complaint_officer.py).
     reasons: Mapped[str | None] = mapped_column(Text)                        # unfounded: the written reasons
     referral: Mapped[str | None] = mapped_column(String(20))     # policy 004 §19: damages | authority | labour | criminal
     measure_checked_at: Mapped[datetime | None]                              # policy 004 §18: the fulfilment checked

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -287,7 +287,7 @@ class HubSpotSpec(Strict):
     default_stage: str = "1"
     source_id: str = "switchboard"
     # A stage change made on the HubSpot mirror: HappyFox owns status, so by default the mirror is put back
-    # ("revert"); "push" carries the change to HappyFox instead (flows/closure.py).
+    # ("revert"); "push" carries the change to HappyFox instead (flows/closure/status_mirror.py).
     on_mirror_change: Literal["revert", "push"] = "revert"
 
 

@@ -22,7 +22,7 @@ import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Union
 
 from sqlalchemy import delete, update

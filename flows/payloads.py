@@ -28,7 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 def read(event: inbox.Event, model: type[M]) -> M:
     """`event.payload` as `model`, or inbox.Permanent naming what is wrong."""
     if set(event.payload) == {"erased"}:
-        raise invalid(event, "", "erased")  # redacted by an erasure (flows/erasure_steps.py, retention.py)
+        raise invalid(event, "", "erased")  # redacted by an erasure (flows/privacy/erasure_steps.py, retention.py)
     try:
         return model.model_validate(event.payload)
     except ValidationError as exc:

@@ -10,24 +10,28 @@ subscriptions), and two of our own: `manual` (`switchboard ticket create`, `POST
 """
 from __future__ import annotations
 
-from . import calls, closure, complaint_sync, first_response, intake, retention
+from flows.closure import status_mirror
+from flows.complaints import complaint_sync
+from flows.intake import calls, enquiry, first_response
+from flows.privacy import retention
+
 from .inbox import Handler
 
 ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     # A customer's report: a customer and a ticket in our store, HappyFox and HubSpot, and the confirmation mail;
     # then, for a complaint category, its register entry (which needs intake's ticket).
-    ("form", "form"): (intake.on_form, complaint_sync.on_intake),
-    ("manual", "manual"): (intake.on_manual, complaint_sync.on_intake),
+    ("form", "form"): (enquiry.on_form, complaint_sync.on_intake),
+    ("manual", "manual"): (enquiry.on_manual, complaint_sync.on_intake),
     # A HappyFox ticket created or changed. Intake first links a ticket HappyFox made from the support mailbox;
     # then closure mirrors its status (a closure sends the survey), first response stops its confirmation clock,
     # and the complaint register reads its complaint fields.
-    ("happyfox", "ticket"): (intake.on_happyfox_ticket, closure.on_happyfox_ticket,
+    ("happyfox", "ticket"): (enquiry.on_happyfox_ticket, status_mirror.on_happyfox_ticket,
                              first_response.on_happyfox_ticket, complaint_sync.on_happyfox_ticket),
     # A call: logged on HubSpot (a missed one opens a ticket); a call back counts as the first response.
     ("aircall", "call.ended"): (calls.on_call_ended, first_response.on_call_ended),
     ("aircall", "call.voicemail_left"): (calls.on_voicemail_left,),
     # A HubSpot ticket's stage changed by staff there: mirrored to HappyFox; complaint fields to the register.
-    ("hubspot", "ticket.propertyChange"): (closure.on_hubspot_ticket_change, complaint_sync.on_hubspot_property),
+    ("hubspot", "ticket.propertyChange"): (status_mirror.on_hubspot_ticket_change, complaint_sync.on_hubspot_property),
     # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure.
     ("hubspot", "contact.propertyChange"): (retention.on_contact_property,),
     ("admin", "consent.withdrawn"): (retention.on_admin_withdrawal,),

@@ -70,16 +70,16 @@ def _database_problem(exc: Exception) -> str:
 # Ops commands that live beside the code they run. Each entry is one line; README.md#what-runs-where lists them.
 LAZY_COMMANDS = {
     "sandbox": "sandbox.cli:sandbox",
-    "inbox": "flows.cli:inbox",
-    "ticket": "flows.cli:ticket",
-    "erase": "flows.privacy_cli:erase",
-    "erasure": "flows.privacy_cli:erasure",
-    "export": "flows.privacy_cli:export",
-    "retention": "flows.privacy_cli:retention",
-    "sync": "flows.sync_cli:sync",
-    "sla": "flows.sync_cli:sla",
-    "complaints": "flows.complaints_cli:complaints",
-    "report": "flows.complaints_cli:report",  # a group: other reports add subcommands there
+    "inbox": "flows.inbox_cli:inbox",
+    "ticket": "flows.intake.cli:ticket",
+    "erase": "flows.privacy.cli:erase",
+    "erasure": "flows.privacy.cli:erasure",
+    "export": "flows.privacy.cli:export",
+    "retention": "flows.privacy.cli:retention",
+    "sync": "flows.closure.cli:sync",
+    "sla": "flows.intake.cli:sla",
+    "complaints": "flows.complaints.cli:complaints",
+    "report": "flows.complaints.cli:report",  # a group: other reports add subcommands there
     "audit": "core.audit_cli:audit",
     "alerts": "flows.alerts_cli:alerts",
 }

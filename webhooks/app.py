@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask import Flask, Request, jsonify
-from flask.typing import ResponseReturnValue
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -25,7 +25,7 @@ LIMIT = 500
 
 
 def _quarter_bounds(quarter: str) -> tuple[datetime, datetime] | None:
-    """[start, end) of "2026Q3" in UTC from Budapest midnights (as flows/complaint_report.py; webhooks may not
+    """[start, end) of "2026Q3" in UTC from Budapest midnights (as flows/complaints/complaint_report.py; webhooks may not
     import flows)."""
     match = re.match(r"^(\d{4})Q([1-4])$", quarter)
     if not match:

@@ -1,6 +1,6 @@
 """`POST /admin/customers/consent-withdrawal` `{"email": ...}` or `{"phone": ...}`: staff record that a person withdrew
 consent (policy 002: withdrawal by email to the data-protection address, docs/policy.md#retention). Like every inbound
-request it is stored in the inbox and applied by a job (`flows/retention.py`); the answer is 202 with the inbox id."""
+request it is stored in the inbox and applied by a job (`flows/privacy/retention.py`); the answer is 202 with the inbox id."""
 from __future__ import annotations
 
 import uuid

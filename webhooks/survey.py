@@ -4,7 +4,7 @@ The signed, expiring token is the only authentication (no session, no CSRF token
 its URL carries a valid token). Answers: 200 form or thanks, 200 "already answered" on a GET and 409 on a second
 POST, 400 form with the errors, 410 expired (or replaced by a newer survey), 404 not a link we signed.
 
-The page is part of the survey flow, so this view calls `flows.survey` directly: the answer must be stored
+The page is part of the survey flow, so this view calls `flows.closure.survey` directly: the answer must be stored
 before the customer is thanked; the vendor writes run later in a job (see docs/decisions.md).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from flows import survey
+from flows.closure import survey
 
 bp = Blueprint("survey", __name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows import erasure
+from flows.privacy import erasure
 from tests.integration.privacykit import (
     EMAIL,
     database_traces,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows import reconcile
+from flows.closure import reconcile
 
 from ..integration.flowkit import fast_vendors
 from ..integration.test_closure import form_ticket, fresh, mirror_stage, set_status, surveys

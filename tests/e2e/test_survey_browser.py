@@ -16,7 +16,7 @@ from core import settings as settings_module
 from core import store
 from core.models import Ticket
 from core.settings import Settings
-from flows import survey
+from flows.closure import survey
 from tests.integration.test_survey import make_ticket, ticket_row
 from webhooks.app import create_app
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from flows import access, erasure
+from flows.privacy import access, erasure
 
 from .flowkit import put_form, run
 from .privacykit import EMAIL, OTHER_EMAIL, PHONE, present_everywhere, quick

@@ -79,7 +79,7 @@ def test_phone_only_report_with_defaults(client, auth):
     assert client.post("/admin/tickets", json=report, headers=auth).status_code == 202
     [row] = inbox_rows()
     assert row.payload["subject"] == "Személyes bejelentés"  # whitespace stripped
-    # No language given: the customer's earlier tickets decide, else hu (flows/intake.py).
+    # No language given: the customer's earlier tickets decide, else hu (flows/intake/enquiry.py).
     assert (row.payload["category"], row.payload["language"]) == ("egyeb", None)
 
 

@@ -16,7 +16,10 @@ from core import settings as settings_module
 from core import store
 from core.models import Alert, AlertDelivery
 from core.settings import AlertsSpec, AlertTargetSpec
-from flows import alerts, dispatch, erasure
+from flows import alerts, dispatch
+from flows.closure import reconcile
+from flows.intake import sla
+from flows.privacy import erasure
 
 from .flowkit import fast_vendors, put_form, queue, row  # noqa: F401 - queue is a fixture
 from .test_inbox_cli import cli  # noqa: F401 - a fixture: `switchboard ...` on this test's database
@@ -171,8 +174,7 @@ def test_an_unreachable_webhook_fails_with_a_reason_and_the_sweep_queues_it_agai
 
 
 def test_a_failed_erasure_step_raises_one_alert(hook, sandbox, queue):
-    from flows import intake  # noqa: F401 - the customer comes from a processed form
-    from .flowkit import run
+    from .flowkit import run  # the customer comes from a processed form
     inbox_id = put_form(CUSTOMER_EMAIL)
     assert run(inbox_id) == "done"
     fast_vendors()
@@ -192,7 +194,6 @@ def test_a_failed_erasure_step_raises_one_alert(hook, sandbox, queue):
 
 def test_a_reconcile_that_cannot_mend_raises_an_alert(hook, sandbox, queue):
     from connectors.errors import NotFound
-    from flows import reconcile
     report = reconcile.ReconcileResult(since=reconcile._now())
     for _ in range(2):  # the next run meets the same ticket: still one alert
         with reconcile._repairing(report, "happyfox", 42):
@@ -204,7 +205,7 @@ def test_a_reconcile_that_cannot_mend_raises_an_alert(hook, sandbox, queue):
 
 def test_an_sla_alert_reaches_the_webhook_without_a_second_mail_to_the_lead(hook, sandbox, queue):
     from datetime import datetime, timedelta, timezone
-    from flows import sla
+
     from .flowkit import run
     inbox_id = put_form(CUSTOMER_EMAIL)
     assert run(inbox_id) == "done"

@@ -16,7 +16,7 @@ from core import settings as settings_module
 from core import store
 from core.models import InboxEvent, Ticket
 from core.settings import Settings
-from flows import closure, reconcile
+from flows.closure import reconcile, status_mirror
 from webhooks.app import create_app
 
 from .delivery import deliver
@@ -232,4 +232,4 @@ def test_a_status_missing_from_the_map_leaves_the_mirror_alone(flow, settings):
 
 def test_a_stage_event_about_a_ticket_we_do_not_know_is_ignored(flow):
     assert stage_change(Ticket(hubspot_ticket_id="999999"), "4") == "done"
-    assert writes(flow) == [] and closure.last_mirrored(1) is None
+    assert writes(flow) == [] and status_mirror.last_mirrored(1) is None

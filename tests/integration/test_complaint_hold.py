@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from core import store
 from core.models import Complaint, Tombstone
-from flows import complaint_hold, erasure, hold_release, retention, tombstones
+from flows.complaints import complaint_hold
+from flows.privacy import erasure, hold_release, retention, tombstones
 
 from .flowkit import audit_actions, objects, put_form, run, tickets
 from .privacykit import EMAIL, WRITTEN_PHONE, database_traces, present_everywhere, quick, unexplained_traces

@@ -14,7 +14,7 @@ from core import store
 from core.models import Complaint, Customer
 from core.settings import Settings
 from core.workdays import BUDAPEST
-from flows import complaint_deadlines
+from flows.complaints import complaint_deadlines
 
 from .flowkit import audit_actions, fast_vendors, put_form, run, tickets
 from .test_complaints import MD, Staff, complaint, escalations

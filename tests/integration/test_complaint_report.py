@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from PIL import ImageStat
 from sqlalchemy import select, update
 
-from core import settings as settings_module
 from core import jobs, store
-from switchboard.cli import main
+from core import settings as settings_module
 from core.models import Complaint, Ticket
-from flows import complaint_report
+from flows.complaints import complaint_report
+from switchboard.cli import main
 from webhooks.app import create_app
 
 from .flowkit import fast_vendors
@@ -119,7 +119,7 @@ def test_a_bad_quarter_is_refused(seeded, tmp_path):
 
 def test_the_clock_mails_the_quarter_just_ended_once(seeded, sandbox, tmp_path):
     def fires(at: datetime) -> bool:
-        return "flows.complaint_report.send_quarterly_report" in {jobs.job_name(t) for t in jobs.huey.read_periodic(at)}
+        return "flows.complaints.complaint_report.send_quarterly_report" in {jobs.job_name(t) for t in jobs.huey.read_periodic(at)}
     assert fires(datetime(2026, 10, 1, 5, 0)) and not fires(datetime(2026, 11, 1, 5, 0))
     assert complaint_report.previous_quarter(utc(2026, 10, 1, 5)) == "2026Q3"
     assert complaint_report.previous_quarter(utc(2027, 1, 1, 5)) == "2026Q4"

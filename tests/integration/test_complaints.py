@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from core import settings as settings_module
 from core import store
-from switchboard.cli import main
 from core.models import Complaint
 from core.workdays import BUDAPEST
-from flows import complaint_deadlines, complaints
+from flows.complaints import complaint_deadlines, complaint_register
+from switchboard.cli import main
 
 from .delivery import deliver
 from .flowkit import audit_actions, audit_rows, fast_vendors, objects, put_form, row, run, tickets
@@ -211,7 +211,7 @@ def test_a_failed_read_is_retried_and_a_failed_escalation_mail_is_sent_once_late
     assert row(inbox_id).status == "failed" and complaint().loss_amount_huf is None
     flow.http.delete("/_sandbox/faults").raise_for_status()
 
-    mail = complaints.vendors.get().mail
+    mail = complaint_register.vendors.get().mail
     port, mail.port = mail.port, _closed_port()  # the SMTP server is down
     with pytest.raises(Exception):
         run(inbox_id)
@@ -219,7 +219,7 @@ def test_a_failed_read_is_retried_and_a_failed_escalation_mail_is_sent_once_late
     mail.port = port
     assert run(inbox_id) == "done"
     assert len(escalations(flow)) == 1 and complaint().escalated_at is not None
-    assert complaints.escalate(complaint().id) is False and len(escalations(flow)) == 1
+    assert complaint_register.escalate(complaint().id) is False and len(escalations(flow)) == 1
 
 
 def _closed_port() -> int:

@@ -12,8 +12,9 @@ from sqlalchemy import select, update
 
 from core import jobs, store
 from core.models import Audit, utcnow
-from flows import contact_merge, erasure, identity, vendors
+from flows import contact_merge, identity, vendors
 from flows.identity import Person
+from flows.privacy import erasure
 
 from .delivery import deliver
 from .flowkit import audit_rows, customers, fast_vendors, fixture, identities, objects, put_form, run

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from core import store
 from core.models import Audit, Customer, InboxEvent, Tombstone
-from flows import erasure, tombstones
+from flows.privacy import erasure, tombstones
 
 from .delivery import deliver
 from .flowkit import customers, objects, put_form, run, tickets

@@ -13,10 +13,10 @@ from sqlalchemy import update
 
 from core import settings as settings_module
 from core import store
-from switchboard.cli import main
 from core.models import InboxEvent
-from flows import first_response
+from flows.intake import first_response
 from sandbox.aircall import simulate_call
+from switchboard.cli import main
 
 from .delivery import deliver
 from .flowkit import audit_actions, fast_vendors, put_form, run, tickets

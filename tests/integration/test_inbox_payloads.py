@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.exc import DataError, OperationalError
 
 from core import jobs
-from flows import calls, dispatch
+from flows import dispatch
+from flows.intake import calls
 
 from .flowkit import fixture, put, queue, row, website_form  # noqa: F401 - queue is a fixture
 

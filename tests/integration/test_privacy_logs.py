@@ -18,11 +18,13 @@ from sqlalchemy import MetaData, Table, inspect, select
 
 from core import jobs, logs, store
 from core.models import Ticket
-from flows import access, dispatch, erasure, inbox, reconcile, routes, vendors
+from flows import dispatch, routes, vendors
+from flows.closure import reconcile
+from flows.privacy import access, erasure
 from sandbox.aircall import simulate_call
 
 from .delivery import deliver
-from .flowkit import put_form, run
+from .flowkit import put_form
 from .privacykit import PHONE, WRITTEN_PHONE, leaks_in, quick
 
 EMAIL = "xenia.naplotlan@example.com"

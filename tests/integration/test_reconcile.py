@@ -13,7 +13,7 @@ from sqlalchemy import update
 from core import store
 from core.models import Erasure, Ticket
 from core.settings import SANDBOX_DEFAULTS
-from flows import reconcile
+from flows.closure import reconcile
 from tests.conftest import SWITCHBOARD
 
 from .flowkit import fast_vendors, objects, tickets, writes

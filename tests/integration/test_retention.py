@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from core import jobs, store
 from core.models import Customer, Erasure, Identity, Tombstone
-from flows import retention, tombstones, vendors
+from flows import vendors
+from flows.privacy import retention, tombstones
 
 from .delivery import deliver
 from .flowkit import run
@@ -95,8 +96,8 @@ def test_the_sweep_skips_a_customer_whose_contract_cannot_be_read(flow):
 
 def test_the_sweep_is_a_daily_periodic_job(flow):
     fired = jobs.tick(datetime(2026, 11, 25, 1, 30, tzinfo=timezone.utc))
-    assert "flows.retention.retention_sweep" in fired
-    assert "flows.retention.retention_sweep" not in jobs.tick(datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc))
+    assert "flows.privacy.retention.retention_sweep" in fired
+    assert "flows.privacy.retention.retention_sweep" not in jobs.tick(datetime(2026, 11, 25, 2, 30, tzinfo=timezone.utc))
 
 
 def test_consent_withdrawal_through_the_admin_api(flow, settings):

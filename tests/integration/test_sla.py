@@ -17,7 +17,7 @@ from core import store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Audit, Customer, Ticket
 from core.settings import SANDBOX_DEFAULTS, Settings
-from flows import sla
+from flows.intake import sla
 from tests.conftest import SWITCHBOARD
 
 from .flowkit import fast_vendors, put_form, run, tickets
@@ -71,7 +71,7 @@ def test_an_unconfirmed_ticket_past_its_deadline_alerts_once(alerting, sandbox, 
     on_time = ticket(confirmed_at=RECEIVED + timedelta(hours=1))
     not_yet = ticket(received=DUE)  # due later than the check
     before = breaches_counted()
-    with caplog.at_level(logging.WARNING, logger="flows.sla"):
+    with caplog.at_level(logging.WARNING, logger="flows.intake.sla"):
         assert sla.check(now=DUE + timedelta(minutes=1)) == [late]
     assert breaches_counted() == before + 1
     assert any(f"ticket {late} missed" in r.getMessage() for r in caplog.records)

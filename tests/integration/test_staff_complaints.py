@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from core import jobs, store
 from core.models import Audit, Complaint, Customer
-from flows import retention
+from flows.complaints import complaint_fields, complaint_report, complaint_sync
+from flows.privacy import retention
 
 from .flowkit import fast_vendors, objects, put_form, run, tickets
 from .staffkit import COMPLAINTS, OPS, PRIVACY, VIEWER, csrf, sign_in
@@ -53,7 +54,6 @@ def register(complaint_id: int) -> Complaint:
 
 def form_of(client: Any, complaint_id: int, **changes: str) -> dict[str, str]:
     """The edit form as the page shows it (every field with its `was_` twin), with `changes` typed in."""
-    from flows import complaint_fields
     c = register(complaint_id)
     shown = {name: complaint_fields.render(name, getattr(c, name)) for name in complaint_fields.FIELDS}
     return {"csrf": csrf(client), **shown, **{f"was_{k}": v for k, v in shown.items()}, **changes}
@@ -207,7 +207,6 @@ def test_an_edit_needs_the_csrf_token(client, flow, complaint_id):
 
 
 def test_the_quarterly_report_downloads_as_the_cli_makes_it(client, flow, complaint_id):
-    from flows import complaint_report
     sign_in(client, VIEWER)
     quarter = complaint_report.previous_quarter(datetime.now(timezone.utc) + timedelta(days=92))  # this one
     page = client.get("/staff/complaints").get_data(as_text=True)
@@ -322,7 +321,6 @@ def test_two_submits_at_once_write_the_vendors_once(any_database, sandbox, monke
     a value is slowed, so that the second save reaches the register while the first is still inside it."""
     import threading
     import time
-    from flows import complaint_fields, complaint_sync
     fast_vendors()
     parse = complaint_fields.parse
 

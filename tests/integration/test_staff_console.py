@@ -13,8 +13,19 @@ from sqlalchemy import select
 
 from core import store
 from core.models import Audit, Erasure, InboxEvent
-from tests.integration.staffkit import (COMPLAINTS, NO_ROLE, OPS, OUTSIDER, PRIVACY, VIEWER, authorize_url, csrf,
-                                        pick, sign_in)
+from flows.closure import reconcile
+from tests.integration.staffkit import (
+    COMPLAINTS,
+    NO_ROLE,
+    OPS,
+    OUTSIDER,
+    PRIVACY,
+    VIEWER,
+    authorize_url,
+    csrf,
+    pick,
+    sign_in,
+)
 
 
 def audits(action: str) -> list[Audit]:
@@ -273,7 +284,6 @@ def test_the_overview_counts_open_tickets_past_their_deadline_and_reconciliation
     from datetime import datetime, timedelta, timezone
 
     from core.models import Cursor, Ticket
-    from flows import reconcile
     past = datetime.now(timezone.utc) - timedelta(days=3)
     with store.session() as s:
         s.add_all([Ticket(source_key="t:late", channel="email", happyfox_display_id="#LATE1", confirm_due_at=past),

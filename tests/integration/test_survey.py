@@ -18,7 +18,9 @@ from core import jobs, store
 from core import settings as settings_module
 from core.models import Audit, Customer, Effect, Identity, Ticket
 from core.settings import Settings, SurveySpec
-from flows import survey, vendors
+from flows import vendors
+from flows.closure import survey
+from flows.privacy import erasure
 from webhooks.app import create_app
 
 CLOSED_AT = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -159,7 +161,6 @@ def test_no_mail_address_sends_nothing(settings, sandbox):
 def test_a_customer_whose_erasure_is_under_way_gets_no_survey(settings, sandbox):
     """Erasure requested, its steps not all done yet (erased_at is only set by the last one): the person asked to
     be forgotten, so a closure meanwhile mails them nothing."""
-    from flows import erasure
     ticket_id = make_ticket()
     erasure.request(customer_id=ticket_row(ticket_id).customer_id, reason="request", actor="test")
     assert survey.on_ticket_closed(ticket_id) is False

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from core.settings import DEFAULT_CONFIG, load_config
-from flows.complaint_fields import BadValue, parse, render
+from flows.complaints.complaint_fields import BadValue, parse, render
 
 SPEC = load_config(DEFAULT_CONFIG).complaints
 

@@ -98,11 +98,11 @@ def test_library_chatter_is_quiet_but_its_warnings_and_our_info_show(captured):
     for name in ("huey", "weasyprint.progress", "fontTools.subset", "matplotlib.category"):
         logging.getLogger(name).info("chatter from %s", name)
     logging.getLogger("weasyprint").warning("a stylesheet could not be read")
-    logging.getLogger("flows.retention").info("retention sweep opened 2 erasure request(s)")
+    logging.getLogger("flows.privacy.retention").info("retention sweep opened 2 erasure request(s)")
     logging.getLogger("huey.consumer").info("Periodic tasks are disabled.")  # once, when a worker starts
     assert [(r["name"], r["message"]) for r in lines(captured)] == [
         ("weasyprint", "a stylesheet could not be read"),
-        ("flows.retention", "retention sweep opened 2 erasure request(s)"),
+        ("flows.privacy.retention", "retention sweep opened 2 erasure request(s)"),
         ("huey.consumer", "Periodic tasks are disabled.")]
 
 

@@ -17,7 +17,6 @@ from core.settings import Config, Env, FormSpec
 
 from ..events import Event, Invalid, Rejected, json_body, require_object
 
-
 # (header, its WSGI environ key): read straight from the environ, the cheapest way in.
 SIGNATURE_HEADERS = tuple((name, "HTTP_" + name.upper().replace("-", "_"))
                           for name in ("webhook-id", "webhook-timestamp", "webhook-signature"))

@@ -1,7 +1,7 @@
 """The console's complaint pages: the register (policy 004) with its twelve staff-filled fields, edited by the
-`complaints` role as a staff edit in HappyFox would be (flows/complaint_sync.py `staff_edit`: the register, then
-HappyFox and HubSpot, then the officer's steps); the quarterly report as a download (flows/complaint_report.py,
-as `switchboard report complaints`); and the legal holds (flows/complaint_hold.py, and the holds set by
+`complaints` role as a staff edit in HappyFox would be (flows/complaints/complaint_sync.py `staff_edit`: the register, then
+HappyFox and HubSpot, then the officer's steps); the quarterly report as a download (flows/complaints/complaint_report.py,
+as `switchboard report complaints`); and the legal holds (flows/complaints/complaint_hold.py, and the holds set by
 `switchboard retention hold`). Every view of a complaint's identification data and every change is audited under
 the staff member's address, with ids and field names only."""
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import or_, select
 from core import audit, settings, store
 from core.models import Audit, Complaint, Customer, Ticket
 from core.workdays import BUDAPEST
+from flows.complaints import complaint_deadlines, complaint_fields, complaint_hold, complaint_report, complaint_sync
 
 from .auth import bp, current, needs
 from .i18n import language
@@ -29,13 +30,11 @@ LONG_TEXT = ("measure", "reasons", "proposal")
 
 
 def _field_names() -> tuple[str, ...]:
-    from flows import complaint_fields
     return complaint_fields.FIELDS
 
 
 def _form_values(c: Complaint) -> dict[str, str]:
     """Each field as the form shows it: what staff would type in HappyFox (dates as the Budapest day)."""
-    from flows import complaint_fields
     return {name: complaint_fields.render(name, getattr(c, name)) for name in complaint_fields.FIELDS}
 
 
@@ -53,7 +52,6 @@ def _quarters(now: datetime) -> list[str]:
 @bp.get("/complaints")
 def complaints() -> Any:
     """The register, newest first; no identification data on the list."""
-    from flows import complaint_report
     args = {k: (request.args.get(k) or "").strip() for k in ("status", "outcome", "event_type")}
     query = (select(Complaint, Ticket.happyfox_display_id).join(Ticket, Ticket.id == Complaint.ticket_id)
              .order_by(Complaint.received_at.desc(), Complaint.id.desc()).limit(LIMIT))
@@ -80,7 +78,6 @@ def complaints() -> Any:
 def _complaint_page(complaint_id: int, values: dict[str, str] | None = None, problems: list[str] | None = None,
                     status: int = 200) -> Any:
     """The complaint's page; `values` and `problems`: a refused form shown again as it was typed."""
-    from flows import complaint_deadlines
     shows_identity = current().may("complaint_identity")
     with store.session() as s:
         c = s.get(Complaint, complaint_id)
@@ -115,7 +112,6 @@ def complaint(complaint_id: int) -> Any:
 def complaint_edit(complaint_id: int) -> Any:
     """Only the fields this form changed (typed value differs from what the form was shown with) are applied, so
     a stale form does not undo another person's edit and a second submit of the same form writes nothing."""
-    from flows import complaint_fields, complaint_sync
     spec = settings.get().config.complaints
     with store.session() as s:
         if s.get(Complaint, complaint_id) is None:
@@ -151,7 +147,6 @@ def complaint_edit(complaint_id: int) -> Any:
 def complaint_report_download() -> Any:
     """As `switchboard report complaints --quarter Q`: the quarter's HTML, PDF or CSV, in the page's language.
     A POST (with the CSRF token) because it is an audited export; the server keeps no copy."""
-    from flows import complaint_report
     quarter = (request.form.get("quarter") or "").strip()
     kind = request.form.get("format") or "pdf"
     if kind not in REPORT_FORMATS or not complaint_report.QUARTER.match(quarter):
@@ -170,8 +165,7 @@ def complaint_report_download() -> Any:
 @needs("holds")
 def holds() -> Any:
     """Who is held, until when and why: every customer with an open complaint or a closed one still kept
-    (flows/complaint_hold.py), and every hold set by hand (`switchboard retention hold`). Ids only."""
-    from flows import complaint_hold
+    (flows/complaints/complaint_hold.py), and every hold set by hand (`switchboard retention hold`). Ids only."""
     today = datetime.now(timezone.utc).astimezone(BUDAPEST).date()
     rows = []
     with store.session() as s:

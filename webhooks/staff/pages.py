@@ -12,6 +12,9 @@ from sqlalchemy import func, or_, select
 from core import audit, settings, store
 from core.models import Audit, Cursor, Erasure, InboxEvent, Ticket
 from core.settings import VENDOR_BASE_URLS, ConfigError, load_config
+from flows.closure import reconcile
+from flows.complaints import complaint_deadlines
+from flows.intake import sla
 
 from .auth import bp, current, needs
 
@@ -25,7 +28,6 @@ def _args(*names: str) -> dict[str, str]:
 
 @bp.get("/")
 def overview() -> Any:
-    from flows import complaint_deadlines, reconcile, sla
     now = datetime.now(timezone.utc)
     breached = [b.ticket_id for b in sla.breaches(now=now)]  # its own session: first
     complaints_due = complaint_deadlines.items(now)  # due from the working day before the deadline, or overdue

@@ -1,6 +1,6 @@
 """The console's privacy pages: customers (the identity graph and its merges), the access export, erasure behind a
 confirmation page, and the erasure receipts. They reuse the entry points of `switchboard export|erase|erasure`
-(`flows/access.py`, `flows/erasure.py`). Every view of a customer's data and every action is audited under the
+(`flows/privacy/access.py`, `flows/privacy/erasure.py`). Every view of a customer's data and every action is audited under the
 staff member's address, with ids and salted hashes only."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from core import audit, store
 from core.models import Customer, Erasure, Identity, Ticket
+from flows.privacy import access, erasure, erasure_steps
 
 from .auth import bp, current, needs
 
@@ -78,7 +79,6 @@ def _lookup_identifier(customer_id: int) -> tuple[str | None, str | None]:
 def export(customer_id: int) -> Any:
     """As `switchboard export`: everything every processor and Switchboard hold, as the JSON file (audited by the
     flow under the staff member's address). The server keeps no copy."""
-    from flows import access
     email, phone = _lookup_identifier(customer_id)
     if not email and not phone:
         flash("export_no_identifier", "error")
@@ -95,7 +95,6 @@ def export(customer_id: int) -> Any:
 @bp.get("/customers/<int:customer_id>/erase")
 @needs("erase")
 def erase_confirm(customer_id: int) -> Any:
-    from flows import erasure_steps
     with store.session() as s:
         row = _customer_or_404(s, customer_id)
         identities = dict(s.execute(select(Identity.system, func.count()).where(Identity.customer_id == customer_id)
@@ -111,7 +110,6 @@ def erase_confirm(customer_id: int) -> Any:
 def erase(customer_id: int) -> Any:
     """As `switchboard erase --queue`: open the request (audited by the flow under the staff member's address) and
     queue its steps; the receipt page follows them."""
-    from flows import erasure
     with store.session() as s:
         row = _customer_or_404(s, customer_id)
         if row.legal_hold:
@@ -128,7 +126,6 @@ def erase(customer_id: int) -> Any:
 @bp.get("/erasures")
 @needs("erasures")
 def erasures() -> Any:
-    from flows import erasure
     status = (request.args.get("status") or "").strip()
     rows = erasure.listing(status if status in ("pending", "failed", "done") else None, limit=LIMIT)
     return render_template("staff/erasures.html", rows=rows, status=status, limit=LIMIT)
@@ -137,7 +134,6 @@ def erasures() -> Any:
 @bp.get("/erasures/<int:erasure_id>")
 @needs("erasures")
 def erasure_receipt(erasure_id: int) -> Any:
-    from flows import erasure
     try:
         data = erasure.status(erasure_id)
     except LookupError:

@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import delete, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from connectors.errors import NotFound
 from connectors.records import AircallCallRecord, AircallContactRecord, HubSpotObject
 from core import models, settings
 from core.models import Audit, Customer, Effect, Identity, InboxEvent, Ticket
-
-from . import identity, vendors
-from .complaint_hold import Hold, aircall_moment, gmail_moment, hold_of
-from .traces import Traces
+from flows import identity, vendors
+from flows.complaints.complaint_hold import Hold, aircall_moment, gmail_moment, hold_of
+from flows.privacy.traces import Traces
 
 C = TypeVar("C", HubSpotObject, AircallContactRecord)
 
@@ -50,7 +49,7 @@ class Subject:
     happyfox_tickets: list[str] = field(default_factory=list)
     hubspot_tickets: list[str] = field(default_factory=list)
     hubspot_calls: list[str] = field(default_factory=list)
-    hold: Hold = field(default_factory=Hold)  # what a complaint keeps (flows/complaint_hold.py)
+    hold: Hold = field(default_factory=Hold)  # what a complaint keeps (flows/complaints/complaint_hold.py)
 
     @property
     def emails(self) -> list[str]:
@@ -288,7 +287,7 @@ def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str
     for ticket in tickets:
         source_keys.add(ticket.source_key)
         if ticket.id in held:
-            continue  # its vendor ids find it when the hold ends (flows/complaint_hold.py)
+            continue  # its vendor ids find it when the hold ends (flows/complaints/complaint_hold.py)
         if keep or ticket.id in complained:
             ticket.subject = ticket.survey_comment = ticket.survey_token = None
             # The vendors' objects are gone: a stale copy of one must look unknown (and meet its tombstone).

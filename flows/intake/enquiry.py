@@ -4,7 +4,7 @@ docs/policy.md#channels, docs/policy.md#confirmation).
 
 `register(enquiry)` is the one flow; each channel only turns its event into an `Enquiry`:
 form (`form`), manual entry (`manual`: post, fax, social media, in person), the support mailbox (a HappyFox
-ticket Switchboard did not create) and a missed call or voicemail (`flows/calls.py`).
+ticket Switchboard did not create) and a missed call or voicemail (`flows/intake/calls.py`).
 
 Each step is an outbound write through `effects.once` with a key stamped on the remote object
 (`happyfox-ticket:<enquiry key>` in the HappyFox custom field, `hubspot-ticket:<enquiry key>` in a HubSpot ticket
@@ -26,9 +26,9 @@ from connectors.records import HappyFoxTicket, HappyFoxTicketFields
 from core import audit, settings, store, workdays
 from core.models import Ticket
 from core.reports import ManualReport
-
-from . import effects, identity, inbox, payloads, tombstones, vendors
-from .identity import Person
+from flows import effects, identity, inbox, payloads, vendors
+from flows.identity import Person
+from flows.privacy import tombstones
 
 log = logging.getLogger(__name__)
 ACTOR = "intake"
@@ -371,7 +371,7 @@ def enquiry_from_happyfox(ticket: HappyFoxTicket, received_at: datetime) -> Enqu
 
 
 def erased_ticket(happyfox_id: int, inbox_id: int | None = None) -> bool:
-    """A ticket of an erased person that a stale HappyFox still shows: not copied back (flows/tombstones.py)."""
+    """A ticket of an erased person that a stale HappyFox still shows: not copied back (flows/privacy/tombstones.py)."""
     return tombstones.blocked(ACTOR, inbox_id=inbox_id, happyfox_ticket=happyfox_id)
 
 

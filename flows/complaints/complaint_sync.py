@@ -1,8 +1,8 @@
 """The complaint register kept in step with HappyFox and HubSpot, from the same ticket events as the status
-mirror (flows/closure.py): the fields staff fill in either system go into the register (flows/complaints.py
+mirror (flows/closure/status_mirror.py): the fields staff fill in either system go into the register (flows/complaints/complaint_register.py
 `apply`) and across to the other system; a closed HappyFox status closes the complaint, a reopened one reopens
 it; a customer-visible staff reply after the investigation is the written answer; the officer's steps follow
-(flows/complaint_officer.py).
+(flows/complaints/complaint_officer.py).
 
 A register edit in the staff console (`staff_edit`) goes the same way as a staff edit in HappyFox: into the
 register, then onto both vendors' tickets (`push`, retried as a job when a vendor fails), then the officer's steps.
@@ -22,10 +22,19 @@ from sqlalchemy import select
 from connectors.records import HappyFoxStatus, HappyFoxTicket
 from core import audit, jobs, settings, store
 from core.models import Complaint, Ticket
-
-from . import complaint_fields as fields
-from . import complaint_officer, inbox, payloads, vendors
-from .complaints import ACTOR, apply, close, complaint_category, escalate, find, register, reopen
+from flows import inbox, payloads, vendors
+from flows.complaints import complaint_fields as fields
+from flows.complaints import complaint_officer
+from flows.complaints.complaint_register import (
+    ACTOR,
+    apply,
+    close,
+    complaint_category,
+    escalate,
+    find,
+    register,
+    reopen,
+)
 
 log = logging.getLogger(__name__)
 

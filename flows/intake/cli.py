@@ -1,4 +1,5 @@
-"""Ops commands for the inbox and manual reports: `switchboard inbox list|replay`, `switchboard ticket create`.
+"""Ops commands of intake: `switchboard ticket create` (a report staff enter by hand) and `switchboard sla report`
+(the tickets that missed their confirmation or first-response deadline).
 
 `ticket create` is the staff path for channels Switchboard does not receive itself (post, fax, social media, in
 person): the report is validated by the same model as the admin API (`core.reports.ManualReport`), stored in the
@@ -19,70 +20,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from core.commands import load_settings, require_vendors
+from core.commands import load_settings, local_time, moment_option, require_vendors
 from core.reports import ManualReport
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: one line per row, never wrapped
 errors = Console(stderr=True)
-STATUSES = ("pending", "running", "failed", "dead", "done")
-
-
-@click.group()
-def inbox() -> None:
-    """Inbound events: list them by status, replay dead ones."""
-
-
-@inbox.command("list")
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only rows in this state.")
-@click.option("--limit", type=int, default=50, show_default=True)
-def inbox_list(status: str | None, limit: int) -> None:
-    """The newest inbox rows (no payloads: they hold personal data)."""
-    from core import store
-    from core.models import InboxEvent
-    load_settings()
-    with store.session() as s:
-        query = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit)
-        if status:
-            query = query.where(InboxEvent.status == status)
-        rows = s.scalars(query).all()
-        table = Table("id", "source", "kind", "status", "attempts", "received (UTC)", "last error")
-        for r in rows:
-            table.add_row(str(r.id), r.source, r.kind, r.status, str(r.attempts),
-                          r.received_at.strftime("%Y-%m-%d %H:%M:%S"), r.last_error or "")
-    console.print(table)
-    console.print(f"{len(rows)} row(s)" + (f" with status {status}" if status else ""))
-
-
-@inbox.command("replay")
-@click.argument("inbox_ids", nargs=-1, type=int)
-@click.option("--all-dead", is_flag=True, help="Every dead row.")
-@click.option("--now", "run_now", is_flag=True, help="Run here instead of queueing for a worker.")
-def inbox_replay(inbox_ids: tuple[int, ...], all_dead: bool, run_now: bool) -> None:
-    """Make dead (or failed) rows pending again and queue them."""
-    from flows import dispatch
-    from flows import inbox as inbox_flow
-    load_settings()
-    if not inbox_ids and not all_dead:
-        raise click.UsageError("give inbox ids or --all-dead")
-    ids = inbox_flow.replay(list(inbox_ids), all_dead=all_dead)
-    missing = sorted(set(inbox_ids) - set(ids))
-    if missing:
-        errors.print(f"[yellow]not replayable (unknown, running or done):[/yellow] {', '.join(map(str, missing))}")
-    failed = 0
-    with click.progressbar(ids, label="replaying", file=sys.stderr) as bar:
-        for inbox_id in bar:
-            if not run_now:
-                dispatch.process_inbox(inbox_id)
-                continue
-            try:
-                dispatch.run(inbox_id)
-            except Exception as exc:  # the row holds the reason; carry on with the others
-                failed += 1
-                errors.print(f"inbox {inbox_id}: {inbox_flow.reason(exc)}")
-    verb = "ran" if run_now else "queued"
-    console.print(f"{verb} {len(ids)} row(s)" + (f", {failed} failed again" if failed else ""))
-    if missing or failed:
-        sys.exit(1)
 
 
 @click.group()
@@ -170,3 +112,34 @@ def ticket_create(channel: str, email: str | None, phone: str | None, first_name
             sys.exit(1)
         console.print(f"ticket {made.happyfox_display_id or made.id} (inbox {inbox_id}, HubSpot ticket "
                       f"{made.hubspot_ticket_id})")
+
+
+@click.group()
+def sla() -> None:
+    """The confirmation and first-response SLAs (2 working days each)."""
+
+
+@sla.command("report")
+@click.option("--since", default=None, metavar="WHEN", help="Only deadlines at or after this UTC date.")
+def sla_report(since: str | None) -> None:
+    """Every ticket whose customer was not confirmed within the deadline (times in Budapest)."""
+    from flows.intake import sla as sla_flow
+    start = moment_option(since)
+    load_settings()
+    found = sla_flow.breaches(since=start)
+    table = Table("ticket", "HappyFox", "channel", "received", "due", "confirmed", "alerted")
+    for b in found:
+        table.add_row(str(b.ticket_id), b.display_id or "", b.channel, local_time(b.opened_at), local_time(b.due_at),
+                      local_time(b.confirmed_at) or "not yet", local_time(b.alerted_at))
+    console.print(table)
+    console.print(f"{len(found)} breach(es)")
+    from flows.intake import first_response
+    waiting = first_response.pending(since=start)
+    table = Table("ticket", "HappyFox", "channel", "received", "first response due", "state", "alerted",
+                  title="Without a first staff response (reply in HappyFox or outbound call)")
+    for w in waiting:
+        state = "overdue" if w.overdue else "due" if w.due_now else "waiting"
+        table.add_row(str(w.ticket_id), w.display_id or "", w.channel, local_time(w.opened_at), local_time(w.due_at), state,
+                      w.alerted or "")
+    console.print(table)
+    console.print(f"{len(waiting)} ticket(s) without a first response, {sum(w.overdue for w in waiting)} overdue")

@@ -15,8 +15,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from core import audit, jobs, settings, store
 from core.metrics import SLA_BREACHES
 from core.models import Ticket
-
-from . import alerts, effects, vendors
+from flows import alerts, effects, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "sla"

@@ -1,10 +1,10 @@
-"""Complaint deadlines (docs/policy.md#complaint-register), alerted like the confirmation SLA (flows/sla.py):
+"""Complaint deadlines (docs/policy.md#complaint-register), alerted like the confirmation SLA (flows/intake/sla.py):
 
 - unfounded: the written answer with reasons is due `sla.unfounded_complaint_notice_working_days` working days
-  after the investigation ended (`Complaint.notice_due_at`, set by flows/complaints.py) until it is sent;
+  after the investigation ended (`Complaint.notice_due_at`, set by flows/complaints/complaint_register.py) until it is sent;
 - founded: the measure's deadline (`measure_due_at`) and its responsible person, until the officer records the
   fulfilment check (`measure_checked_at`, policy 004 §18) or the complaint closes; its alerts also reach the
-  responsible person (flows/complaint_officer.py `responsible_address`), and the overdue one asks for the check;
+  responsible person (flows/complaints/complaint_officer.py `responsible_address`), and the overdue one asks for the check;
 - every complaint: the answer to the complainant (`answer_due_at`, `complaints.answer_within_days` after receipt)
   until the written answer is sent (`notice_sent_at`); its alerts have their own columns (`answer_*_alerted_at`).
 
@@ -24,8 +24,7 @@ from sqlalchemy import select, update
 from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Complaint, Ticket
-
-from . import alerts, effects, vendors
+from flows import alerts, effects, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "complaints"

@@ -24,8 +24,7 @@ from sqlalchemy import or_, select, update
 
 from core import audit, jobs, settings, store
 from core.models import Customer, Effect, Erasure, Identity, Ticket, utcnow
-
-from . import effects, vendors
+from flows import effects, vendors
 
 log = logging.getLogger(__name__)
 

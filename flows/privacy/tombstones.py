@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, store
 from core.models import InboxEvent, Tombstone
-
-from . import identity
+from flows import identity
 
 log = logging.getLogger(__name__)
 PERSON_SYSTEMS = ("email", "phone")  # what a new, explicit contact may legitimately bring again

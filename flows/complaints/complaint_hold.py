@@ -5,7 +5,7 @@ A complaint holds while it is open and, once closed, until its `keep_until` (clo
 Held are: its tickets (HappyFox and HubSpot, and the vendor contact the ticket names), and the person's mailbox
 messages and Aircall calls (with their recordings) from the day before the complaint was received until it closed.
 An erasure (on request, on consent withdrawal, or by retention) leaves these alone and says so in each step's
-receipt under `kept`; flows/hold_release.py erases them by id (daily) once every hold on them has ended.
+receipt under `kept`; flows/privacy/hold_release.py erases them by id (daily) once every hold on them has ended.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from connectors.records import AircallCallRecord, GmailMessage
 from core import workdays
 from core.models import Complaint, Ticket
-
 
 ACTOR = "erasure"
 LEAD = timedelta(days=1)  # what the customer sent or said the day before the complaint belongs to its evidence

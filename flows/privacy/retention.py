@@ -1,6 +1,6 @@
 """Retention (policy 002, docs/policy.md#retention): personal data is kept until consent is withdrawn, and at most
 `retention.years` after the customer's last activity, or for a contracted customer `retention.contract_years` after the
-contract ends, whichever is later. A daily sweep opens an erasure request (`flows/erasure.py`) for every customer that
+contract ends, whichever is later. A daily sweep opens an erasure request (`flows/privacy/erasure.py`) for every customer that
 is due and not under legal hold.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from core import audit, jobs, settings, store
 from core.jobs import crontab
 from core.models import Customer, Erasure
 from core.progress import Step, quiet
-
-from . import erasure, identity, inbox, payloads
+from flows import identity, inbox, payloads
+from flows.privacy import erasure
 
 log = logging.getLogger(__name__)
 ACTOR = "retention"
@@ -84,7 +84,7 @@ def due_within(days: int = 0, today: date | None = None) -> list[Due]:
 def _refresh_contract_end(customer_id: int) -> bool:
     """Read the contract end from the customer's HubSpot contact (HubSpot owns contact properties); whether it
     was read. A customer without a HubSpot contact has no contract there."""
-    from . import vendors
+    from flows import vendors
     prop = settings.get().config.retention.contract_end_property
     with store.session() as s:
         contact_id = identity.value_of(s, customer_id, "hubspot")

@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from core import audit, settings, store
 from core.models import Ticket
-
-from . import effects, identity, inbox, intake, payloads, tombstones, vendors
-from .identity import Person
-from .payloads import AircallCall, AircallCallEvent, AircallContact, AircallNumber, AircallUser
+from flows import effects, identity, inbox, payloads, vendors
+from flows.identity import Person
+from flows.intake import enquiry
+from flows.payloads import AircallCall, AircallCallEvent, AircallContact, AircallNumber, AircallUser
+from flows.privacy import tombstones
 
 log = logging.getLogger(__name__)
 ACTOR = "calls"
@@ -108,9 +109,9 @@ def _open_ticket(call: Call, customer_id: int, received_at: datetime) -> int:
         lines.append(f"{words['reason']}: {call.missed_reason}")
     if call.asset or call.voicemail:
         lines.append(f"{words['recording']}: {call.asset or call.voicemail}")
-    enquiry = intake.Enquiry(channel="phone", key=call.key, person=call.person(), subject=subject,
-                            details="\n".join(lines), received_at=received_at, customer_id=customer_id)
-    return intake.register(enquiry)
+    report = enquiry.Enquiry(channel="phone", key=call.key, person=call.person(), subject=subject,
+                             details="\n".join(lines), received_at=received_at, customer_id=customer_id)
+    return enquiry.register(report)
 
 
 def _log_call(call: Call, customer_id: int) -> str:
@@ -170,7 +171,7 @@ def _erased(call: Call, event: inbox.Event) -> bool:
 
 def on_call_ended(event: inbox.Event) -> str | None:
     call = Call.of(event)
-    if _erased(call, event):  # a late event of an erased person's call: not copied back (flows/retention.py)
+    if _erased(call, event):  # a late event of an erased person's call: not copied back (flows/privacy/retention.py)
         return None
     customer_id = _caller(call, event.received_at)
     if customer_id is None:

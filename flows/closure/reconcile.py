@@ -7,9 +7,9 @@ Two passes over what changed since the cursor, each oldest first:
    4/s budget is paced by the connector). Drift found: a HappyFox ticket Switchboard does not know (intake
    registers it), a row without its HubSpot mirror (`missing_link` when the mirror stamped with our key exists,
    `missing_mirror` when none does, or it was deleted), a stale status, a wrong stage, a closed ticket without
-   its survey: `closure.mirror_status` repairs the last three.
+   its survey: `status_mirror.mirror_status` repairs the last three.
 2. HubSpot tickets modified since the cursor whose stage differs from what their status maps to: a stage change
-   whose event was lost, handled as `hubspot.on_mirror_change` says (`closure.on_mirror_changed`).
+   whose event was lost, handled as `hubspot.on_mirror_change` says (`status_mirror.on_mirror_changed`).
 
 The cursor (`cursors` row "reconcile", JSON) holds the run's window, its phase and the last ticket position done,
 updated after every ticket, so a run that crashed resumes where it stopped. The next run starts from the last
@@ -35,8 +35,9 @@ from connectors.records import HappyFoxTicket, HubSpotObject
 from core import audit, jobs, settings, store
 from core.models import Cursor, Customer, Erasure, Identity, Ticket
 from core.progress import Step, quiet
-
-from . import alerts, closure, effects, intake, vendors
+from flows import alerts, effects, vendors
+from flows.closure import status_mirror
+from flows.intake import enquiry
 
 log = logging.getLogger(__name__)
 ACTOR = "reconcile"
@@ -201,11 +202,11 @@ def read_stages(hubspot_ids: list[str]) -> dict[str, str | None]:
     hubspot = vendors.get().hubspot
     stages: dict[str, str | None] = {}
     for chunk in _chunks(hubspot_ids, BATCH):
-        for found in hubspot.tickets_by_ids(chunk, [closure.STAGE_PROPERTY]):
-            stages[found.id] = found.prop(closure.STAGE_PROPERTY)
+        for found in hubspot.tickets_by_ids(chunk, [status_mirror.STAGE_PROPERTY]):
+            stages[found.id] = found.prop(status_mirror.STAGE_PROPERTY)
         for missing in [i for i in chunk if i not in stages]:
             try:
-                stages[missing] = hubspot.get_ticket(missing).prop(closure.STAGE_PROPERTY)
+                stages[missing] = hubspot.get_ticket(missing).prop(status_mirror.STAGE_PROPERTY)
             except NotFound:
                 pass
     return stages
@@ -218,7 +219,7 @@ def _create_mirror(row: Ticket, key: str, stage: str, searched: bool) -> str:
     config = settings.get().config
     hubspot = vendors.get().hubspot
     prop = config.intake.hubspot_key_property
-    category = config.categories.get(row.category or "") or config.categories.get(intake.DEFAULT_CATEGORY)
+    category = config.categories.get(row.category or "") or config.categories.get(enquiry.DEFAULT_CATEGORY)
     properties = {"subject": " ".join(p for p in (row.happyfox_display_id, row.subject) if p) or "(no subject)",
                   "content": row.subject or "", "hs_pipeline": config.hubspot.pipeline,
                   "hs_pipeline_stage": stage, prop: key}
@@ -251,11 +252,11 @@ def _link_mirror(row: Ticket, report: ReconcileResult) -> tuple[str, str | None]
     config = settings.get().config
     old = row.hubspot_ticket_id
     key = f"hubspot-ticket:{row.source_key}" + (f":after:{old}" if old else "")
-    target = closure.stage_for(row.status) or config.hubspot.default_stage
+    target = status_mirror.stage_for(row.status) or config.hubspot.default_stage
     found = None if old else vendors.get().hubspot.find_ticket(config.intake.hubspot_key_property, key)
     if found is not None:
         hubspot_id, kind = found.id, "missing_link"
-        stage = found.prop(closure.STAGE_PROPERTY)
+        stage = found.prop(status_mirror.STAGE_PROPERTY)
     else:
         hubspot_id, kind, stage = _create_mirror(row, key, target, searched=not old), "missing_mirror", target
     with store.session() as s:
@@ -265,12 +266,12 @@ def _link_mirror(row: Ticket, report: ReconcileResult) -> tuple[str, str | None]
         audit.record(s, ACTOR, f"reconcile.{kind}", customer_id=current.customer_id, ticket_id=row.id,
                      hubspot_ticket_id=hubspot_id, replaced=old)
     if stage is not None:
-        closure.remember_stage(row.id, hubspot_id, stage)
+        status_mirror.remember_stage(row.id, hubspot_id, stage)
     report.fixes.append(Fix(kind, row.id, f"HubSpot ticket {hubspot_id}"))
     return hubspot_id, stage
 
 
-def _record(result: closure.Mirrored | None, report: ReconcileResult) -> None:
+def _record(result: status_mirror.Mirrored | None, report: ReconcileResult) -> None:
     if result is None:
         return
     if result.closed_now or result.reopened:
@@ -284,18 +285,18 @@ def _record(result: closure.Mirrored | None, report: ReconcileResult) -> None:
 def _unknown_happyfox(ticket: HappyFoxTicket, report: ReconcileResult) -> None:
     """A HappyFox ticket Switchboard never registered (a mailbox ticket whose event was lost). One Switchboard
     created carries our key: its row went missing with a database restore, and nothing is guessed."""
-    if intake.stamped_key(ticket):
+    if enquiry.stamped_key(ticket):
         log.warning("HappyFox ticket %s carries our key but has no row here; left alone", ticket.id)
         alerts.raise_alert("reconcile.unmended", f"reconcile.unmended:happyfox:{ticket.id}:no_row",
                            command="switchboard sync", page="/staff/tickets", system="happyfox",
                            remote_id=str(ticket.id), reason="carries our key but has no row here")
         return
-    if intake.erased_ticket(ticket.id):  # an erased person's ticket that HappyFox still shows
+    if enquiry.erased_ticket(ticket.id):  # an erased person's ticket that HappyFox still shows
         return
     received = ticket.created_at or _now()
-    ticket_id = intake.register(intake.enquiry_from_happyfox(ticket, received))
+    ticket_id = enquiry.register(enquiry.enquiry_from_happyfox(ticket, received))
     report.fixes.append(Fix("missing_mirror", ticket_id, f"registered HappyFox ticket {ticket.id}"))
-    _record(closure.mirror_status(ticket_id, ticket), report)
+    _record(status_mirror.mirror_status(ticket_id, ticket), report)
 
 
 def _happyfox_chunk(chunk: list[HappyFoxTicket], state: dict[str, Any], report: ReconcileResult,
@@ -317,7 +318,7 @@ def _happyfox_chunk(chunk: list[HappyFoxTicket], state: dict[str, Any], report: 
                 if (hubspot_id is None or hubspot_id not in stages) and row.opened_at < young \
                         and not _erased(row):
                     hubspot_id, stage = _link_mirror(row, report)
-                _record(closure.mirror_status(row.id, ticket, hubspot_stage=stage), report)
+                _record(status_mirror.mirror_status(row.id, ticket, hubspot_stage=stage), report)
                 if hubspot_id:
                     report.seen.add(hubspot_id)
         report.checked += 1
@@ -367,13 +368,13 @@ def _hubspot_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step)
             s.expunge_all()
         for mirror in chunk:
             row = rows.get(mirror.id)
-            stage = mirror.prop(closure.STAGE_PROPERTY)
-            target = closure.stage_for(row.status) if row is not None else None
+            stage = mirror.prop(status_mirror.STAGE_PROPERTY)
+            target = status_mirror.stage_for(row.status) if row is not None else None
             if row is not None and mirror.id not in report.seen and target is not None and stage != target:
                 with _repairing(report, "hubspot", mirror.id):
                     before = len(report.fixes)
-                    if closure.on_mirror_changed(row.id, current=stage) == "unchanged":
-                        _record(closure.mirror_status(row.id, hubspot_stage=stage), report)
+                    if status_mirror.on_mirror_changed(row.id, current=stage) == "unchanged":
+                        _record(status_mirror.mirror_status(row.id, hubspot_stage=stage), report)
                     if len(report.fixes) == before:
                         report.fixes.append(Fix("wrong_stage", row.id, f"HubSpot stage {stage} handled"))
             report.checked += 1

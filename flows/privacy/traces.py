@@ -11,7 +11,7 @@ from typing import Any
 
 import phonenumbers
 
-from .identity import normalise_email, normalise_phone
+from flows.identity import normalise_email, normalise_phone
 
 # A run of digits with the separators people write numbers with; the digits are compared, not the spelling.
 NUMBER = re.compile(r"(?:\+|\b)\d[\d \-./()]{5,24}\d")

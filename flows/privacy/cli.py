@@ -16,6 +16,9 @@ from rich.table import Table
 from core import progress
 from core.addresses import InvalidAddress, mailbox
 from core.commands import load_settings
+from flows.privacy import access
+from flows.privacy import erasure as erasure_flow
+from flows.privacy import retention as retention_flow
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
@@ -48,20 +51,19 @@ def _print_status(data: dict[str, Any]) -> None:
 @click.option("--queue", is_flag=True, help="Queue the steps for a worker instead of running them here.")
 def erase(email: str | None, phone: str | None, queue: bool) -> None:
     """Erase everything every processor and Switchboard hold about a person."""
-    from flows import erasure
     _person(email, phone)
     load_settings(vendors=not queue)
     try:
-        erasure_id = erasure.request(email=email, phone=phone, actor="cli")
+        erasure_id = erasure_flow.request(email=email, phone=phone, actor="cli")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if queue:
-        erasure.start(erasure_id)
+        erasure_flow.start(erasure_id)
         console.print(f"erasure {erasure_id} queued; `switchboard erasure status {erasure_id}` follows it")
         return
     with progress.bars() as on_step:
-        result = erasure.run(erasure_id, on_step)
-    _print_status(erasure.status(erasure_id))
+        result = erasure_flow.run(erasure_id, on_step)
+    _print_status(erasure_flow.status(erasure_id))
     if result != "done":
         errors.print(f"[yellow]erasure {erasure_id} is not complete[/yellow]: a worker retries the failed steps")
         sys.exit(1)
@@ -76,10 +78,9 @@ def erasure() -> None:
 @click.argument("erasure_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="The full receipts as JSON.")
 def erasure_status(erasure_id: int, as_json: bool) -> None:
-    from flows import erasure as flow
     load_settings()
     try:
-        data = flow.status(erasure_id)
+        data = erasure_flow.status(erasure_id)
     except LookupError as exc:
         errors.print(str(exc))
         sys.exit(1)
@@ -94,9 +95,8 @@ def erasure_status(erasure_id: int, as_json: bool) -> None:
 @erasure.command("list")
 @click.option("--status", type=click.Choice(["pending", "failed", "done"]), default=None)
 def erasure_list(status: str | None) -> None:
-    from flows import erasure as flow
     load_settings()
-    rows = flow.listing(status)
+    rows = erasure_flow.listing(status)
     table = Table("id", "customer", "reason", "status", "requested (UTC)", "steps")
     for row in rows:
         steps = " ".join(f"{name}:{state}" for name, state in row["steps"].items())
@@ -111,14 +111,13 @@ def erasure_list(status: str | None) -> None:
 @click.option("--now", "run_now", is_flag=True, help="Run here instead of queueing for a worker.")
 def erasure_retry(erasure_id: int, run_now: bool) -> None:
     """Try the steps that are not done again."""
-    from flows import erasure as flow
     load_settings(vendors=True)
     if run_now:
         with progress.bars() as on_step:
-            flow.run(erasure_id, on_step)
-        _print_status(flow.status(erasure_id))
+            erasure_flow.run(erasure_id, on_step)
+        _print_status(erasure_flow.status(erasure_id))
     else:
-        console.print(f"queued: {', '.join(flow.retry(erasure_id)) or 'nothing (all done)'}")
+        console.print(f"queued: {', '.join(erasure_flow.retry(erasure_id)) or 'nothing (all done)'}")
 
 
 @click.command()
@@ -128,7 +127,6 @@ def erasure_retry(erasure_id: int, run_now: bool) -> None:
               help="Directory for the JSON and HTML files (default: the data directory's exports/).")
 def export(email: str | None, phone: str | None, out_dir: str | None) -> None:
     """Export everything every processor and Switchboard hold about a person (JSON + HTML)."""
-    from flows import access
     _person(email, phone)
     load_settings(vendors=True)
     try:
@@ -150,9 +148,8 @@ def retention() -> None:
 @retention.command("preview")
 @click.option("--days", type=int, default=30, show_default=True, help="Due within this many days.")
 def retention_preview(days: int) -> None:
-    from flows import retention as flow
     load_settings()
-    rows = flow.due_within(days)
+    rows = retention_flow.due_within(days)
     table = Table("customer", "due on", "reason", "legal hold")
     for due in rows:
         table.add_row(str(due.customer_id), due.due_on.isoformat(), due.reason, "yes" if due.legal_hold else "")
@@ -163,10 +160,9 @@ def retention_preview(days: int) -> None:
 @retention.command("sweep")
 def retention_sweep() -> None:
     """Open an erasure request for every due customer not under legal hold (the clock does this daily)."""
-    from flows import retention as flow
     load_settings(vendors=True)
     with progress.bars() as on_step:
-        opened = flow.sweep(on_step=on_step)
+        opened = retention_flow.sweep(on_step=on_step)
     console.print(f"opened {len(opened)} erasure request(s)" + (f": {', '.join(map(str, opened))}" if opened else ""))
 
 
@@ -175,10 +171,9 @@ def retention_sweep() -> None:
 @click.option("--phone", default=None)
 def retention_withdraw(email: str | None, phone: str | None) -> None:
     """Record a withdrawal of consent: the person's data is due now."""
-    from flows import retention as flow
     _person(email, phone)
     load_settings()
-    customer_id = flow.withdraw_consent(email=email, phone=phone, actor="cli")
+    customer_id = retention_flow.withdraw_consent(email=email, phone=phone, actor="cli")
     if customer_id is None:
         errors.print("no customer matches")
         sys.exit(1)
@@ -191,10 +186,9 @@ def retention_withdraw(email: str | None, phone: str | None) -> None:
 @click.option("--release", is_flag=True, help="Release the hold.")
 def retention_hold(email: str | None, phone: str | None, release: bool) -> None:
     """Put a customer under legal hold (the sweep passes them by), or release it."""
-    from flows import retention as flow
     _person(email, phone)
     load_settings()
-    customer_id = flow.set_legal_hold(not release, email=email, phone=phone)
+    customer_id = retention_flow.set_legal_hold(not release, email=email, phone=phone)
     if customer_id is None:
         errors.print("no customer matches")
         sys.exit(1)

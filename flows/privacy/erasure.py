@@ -1,9 +1,9 @@
 """Erasure (policy 002: erasure on request and on withdrawal of consent; docs/policy.md#rights-of-the-data-subject): one
-request per person, one step per processor (`flows/erasure_steps.py`), each step a job retried until it is done, each
+request per person, one step per processor (`flows/privacy/erasure_steps.py`), each step a job retried until it is done, each
 with a receipt. A request is complete only when every step is; a failing step stays visible (`switchboard erasure status
 ID`) until it passes.
 
-At the request the person's identifiers are tombstoned (salted hashes, `flows/tombstones.py`), so that no sync flow
+At the request the person's identifiers are tombstoned (salted hashes, `flows/privacy/tombstones.py`), so that no sync flow
 copies them back while the steps run or afterwards; the remote ids each step reports are tombstoned as it completes.
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ from core.addresses import mailbox
 from core.jobs import crontab
 from core.models import Erasure, ErasureStep
 from core.progress import Step, quiet
-
-from . import alerts, erasure_steps, identity, tombstones
-from .identity import Person
-from .inbox import is_permanent, reason
+from flows import alerts, identity
+from flows.identity import Person
+from flows.inbox import is_permanent, reason
+from flows.privacy import erasure_steps, tombstones
 
 log = logging.getLogger(__name__)
 ACTOR = "erasure"

@@ -1,4 +1,4 @@
-"""What an erasure kept for a complaint's legal hold (flows/complaint_hold.py), erased by id once every hold on it
+"""What an erasure kept for a complaint's legal hold (flows/complaints/complaint_hold.py), erased by id once every hold on it
 has ended: daily, after the retention sweep. Each release completes the erasure step's receipt (`kept.released`)
 and tombstones what it erased.
 """
@@ -13,8 +13,9 @@ from sqlalchemy import select
 from core import audit, jobs, store
 from core.jobs import crontab
 from core.models import Erasure, ErasureStep, InboxEvent, Ticket
-
-from . import complaint_hold, erasure_steps, tombstones, vendors
+from flows import vendors
+from flows.complaints import complaint_hold
+from flows.privacy import erasure_steps, tombstones
 
 log = logging.getLogger(__name__)
 ACTOR = complaint_hold.ACTOR
@@ -90,7 +91,7 @@ def _release_switchboard(kept: dict[str, Any]) -> dict[str, Any]:
 
 RELEASE = {"happyfox": _release_happyfox, "hubspot": _release_hubspot, "aircall": _release_aircall,
            "gmail": _release_gmail, "switchboard": _release_switchboard}
-# What each released object is tombstoned as (the systems of flows/tombstones.py).
+# What each released object is tombstoned as (the systems of flows/privacy/tombstones.py).
 TOMBSTONED = ("happyfox", "happyfox_ticket", "hubspot", "hubspot_ticket", "aircall_call")
 
 

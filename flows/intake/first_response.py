@@ -25,8 +25,8 @@ from connectors.records import HappyFoxTicketFields
 from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
 from core.models import Ticket
-
-from . import alerts, calls, effects, identity, inbox, payloads, vendors
+from flows import alerts, effects, identity, inbox, payloads, vendors
+from flows.intake import calls
 
 log = logging.getLogger(__name__)
 ACTOR = "sla"

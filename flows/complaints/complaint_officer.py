@@ -4,16 +4,16 @@
   `complaints.officer.happyfox_assignee` and/or the staff group `happyfox_subscribers` is subscribed to it, and
   `officer.email` gets a mail (template `complaint_routed`). The answer to the complainant is due
   `complaints.answer_within_days` calendar days after receipt (`Complaint.answer_due_at`, to the day's end in
-  Budapest), alerted by flows/complaint_deadlines.py.
+  Budapest), alerted by flows/complaints/complaint_deadlines.py.
 - `answer_unfounded`: an unfounded complaint whose reasons staff recorded gets its written answer (policy 004 §16) as a
   customer-visible HappyFox reply from the template `complaint_unfounded_answer` in the customer's language (HU/EN),
-  with the reasons; the 3-working-day deadline runs from the end of the investigation (flows/complaints.py).
+  with the reasons; the 3-working-day deadline runs from the end of the investigation (flows/complaints/complaint_register.py).
 - `request_measure`: a founded complaint's measure, deadline and responsible person recorded (policy 004 §17): the responsible
   person is mailed (template `complaint_measure`) at their address (`complaints.responsible`, or the field itself
   when it is an address); the deadline alerts reach them too, and the overdue one asks the officer to check the
   measure was carried out (policy 004 §18) until `measure_checked_at` is filled.
 - policy 004 §19 (damages, authority, labour or criminal consequences) escalates to the managing director like a loss at the
-  threshold: see `flows/complaints.py` `escalate`.
+  threshold: see `flows/complaints/complaint_register.py` `escalate`.
 """
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ from datetime import datetime, time, timedelta, timezone
 
 from core import audit, settings, store, workdays
 from core.models import Complaint, Customer, Ticket
-
-from . import effects, vendors
+from flows import effects, vendors
 
 log = logging.getLogger(__name__)
 ACTOR = "complaints"

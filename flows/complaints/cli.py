@@ -15,6 +15,7 @@ from rich.table import Table
 
 from core import progress
 from core.commands import load_settings
+from flows.complaints import complaint_deadlines, complaint_report
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True)
@@ -31,7 +32,6 @@ def complaints() -> None:
 def complaints_due(show_all: bool, alert: bool) -> None:
     """Deadlines of open complaints that are due (from the working day before) or overdue."""
     from core.workdays import BUDAPEST
-    from flows import complaint_deadlines
     load_settings()
     if alert:
         sent = complaint_deadlines.alert()
@@ -66,7 +66,6 @@ def report() -> None:
 def report_complaints(quarter: str | None, whole_register: bool, out_dir: Path, language: str | None,
                       send: bool) -> None:
     """The quarterly complaint report (HTML, PDF and CSV), or with --register the whole register as CSV."""
-    from flows import complaint_report
     load_settings()
     if whole_register:
         path, count = complaint_report.write_register(out_dir, language)

@@ -3,12 +3,12 @@
 - `register(ticket_id)`: a ticket whose category has `complaint: true` gets one register record (the intake of
   a form, a manual report or a mailbox ticket; a ticket moved to a complaint category in HappyFox too).
 - `apply(complaint_id, values, source)`: the fields staff fill (YAML-mapped HappyFox custom fields, HubSpot ticket
-  properties) into the register; `flows/complaint_sync.py` brings them from ticket events and keeps the two
+  properties) into the register; `flows/complaints/complaint_sync.py` brings them from ticket events and keeps the two
   vendors in step, and closes the complaint with its HappyFox ticket.
 - `escalate`: a potential loss at or above the threshold, or a policy 004 §19 matter (`referral`: damages, authority, labour
   or criminal consequences), is mailed to the managing director once per complaint, also when raised later (the send is keyed `complaint-escalation:<id>` in `effects`).
 - Deadlines: unfounded → the written answer with reasons is due 3 working days after the investigation ended;
-  founded → the measure's deadline. `flows/complaint_deadlines.py` lists and alerts them.
+  founded → the measure's deadline. `flows/complaints/complaint_deadlines.py` lists and alerts them.
 - `close`: status, closing time, keep-until (closure + 5 years) and the removal of the identification data
   collected for the complaint (our `customer_*` columns; the customer record itself is retention's business).
 """
@@ -23,9 +23,8 @@ from sqlalchemy.exc import IntegrityError
 
 from core import audit, settings, store, workdays
 from core.models import Complaint, Customer, Ticket
-
-from . import complaint_fields as fields
-from . import effects, identity, inbox, vendors
+from flows import effects, identity, inbox, vendors
+from flows.complaints import complaint_fields as fields
 
 log = logging.getLogger(__name__)
 ACTOR = "complaints"
@@ -139,7 +138,7 @@ def _derive(c: Complaint, changed: dict[str, Any]) -> None:
     elif "measure_due_at" in changed or "outcome" in changed:
         c.due_alerted_at = c.overdue_alerted_at = None  # a new deadline deserves its own alerts
     if "received_at" in changed or c.answer_due_at is None:
-        from .complaint_officer import answer_due
+        from flows.complaints.complaint_officer import answer_due
         c.answer_due_at = answer_due(c.received_at)
 
 

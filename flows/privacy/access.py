@@ -2,7 +2,7 @@
 docs/policy.md#rights-of-the-data-subject): everything each processor and Switchboard hold about a person, as one JSON
 file and one readable HTML page.
 
-Each processor is read the way erasure finds the person (`flows/erasure_steps.py`), so what an export shows is
+Each processor is read the way erasure finds the person (`flows/privacy/erasure_steps.py`), so what an export shows is
 what an erasure removes. A processor that cannot be read is named in `errors` and the export is marked incomplete.
 """
 from __future__ import annotations
@@ -24,10 +24,10 @@ from core import audit, settings, store
 from core.addresses import mailbox
 from core.models import Audit, Customer, InboxEvent, Ticket
 from core.progress import Step, quiet
-
-from . import erasure_steps, identity, vendors
-from .erasure_steps import Subject
-from .inbox import reason
+from flows import identity, vendors
+from flows.inbox import reason
+from flows.privacy import erasure_steps
+from flows.privacy.erasure_steps import Subject
 
 TEMPLATES = Path(__file__).parent / "templates"
 ACTOR = "access"

@@ -28,10 +28,9 @@ from core import jobs, settings, store
 from core.models import Complaint, Ticket
 from core.progress import Step, quiet
 from core.workdays import BUDAPEST
+from flows import effects, vendors
 
-from . import effects, vendors
-
-TEMPLATES = Path(__file__).resolve().parent / "templates" / "complaints"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 TEXTS = {
     "hu": {"title": "Negyedéves panaszjelentés", "received": "Beérkezett", "closed": "Lezárt",

@@ -27,9 +27,8 @@ from connectors.records import HappyFoxTicket, HappyFoxTicketFields
 from core import audit, settings, store
 from core.models import Effect, Ticket
 from core.settings import StatusSpec
-
-from . import intake  # noqa: F401 - registers intake's HappyFox handler first: a ticket is linked, then mirrored
-from . import inbox, payloads, survey, vendors
+from flows import inbox, payloads, vendors
+from flows.closure import survey
 
 log = logging.getLogger(__name__)
 ACTOR = "closure"
