@@ -52,6 +52,13 @@ class Running:
     def mail(self) -> list[dict[str, Any]]:
         return self.sandbox.get("/_sandbox/mail").raise_for_status().json()
 
+    def settled(self, quiet: float = 1.5) -> None:
+        """Until the vendors have heard nothing for `quiet` seconds: the worker's writes and the webhooks they set
+        off are all done, so a late duplicate (a second webhook, a retried job) would have shown."""
+        answer = self.sandbox.get("/_sandbox/idle", params={"quiet": quiet, "timeout": POLL_SECONDS},
+                                  timeout=POLL_SECONDS + 5)
+        assert answer.status_code == 200, f"the vendors never went quiet\noutput:\n{self.process.text[-5000:]}"
+
     def until(self, what: str, check: Callable[[], Any]) -> Any:
         """Poll until `check()` is truthy, at most POLL_SECONDS; the process's output tells why not."""
         deadline = time.monotonic() + POLL_SECONDS
