@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, select, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -150,6 +150,23 @@ def record_effect(s: Session, key: str, remote_id: str | None, detail: dict[str,
     s.add(effect)
     s.flush()
     return effect
+
+
+@contextlib.contextmanager
+def claimed_once(model: Any, row_id: int, column: Any, now: Any) -> Iterator[bool]:
+    """Stamp `column` of one row with `now` if it is still empty, by one conditional UPDATE, so that of two
+    processes about to do the same work (two clocks sending one alert) exactly one goes on: yields whether this one
+    did. Should the work in the block fail, the stamp is cleared, and a later run tries again."""
+    with session() as s:
+        mine = rowcount(s.execute(update(model).where(model.id == row_id, column.is_(None))
+                                  .values({column.key: now}))) == 1
+    try:
+        yield mine
+    except BaseException:
+        if mine:
+            with session() as s:
+                s.execute(update(model).where(model.id == row_id).values({column.key: None}))
+        raise
 
 
 def rowcount(result: Result[Any]) -> int:

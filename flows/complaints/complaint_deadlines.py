@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core import audit, jobs, settings, store, workdays
 from core.metrics import SLA_BREACHES
@@ -115,17 +115,10 @@ def alert(now: datetime | None = None) -> list[tuple[int, str]]:
             column = Complaint.answer_overdue_alerted_at if item.overdue else Complaint.answer_due_alerted_at
         else:
             column = Complaint.overdue_alerted_at if item.overdue else Complaint.due_alerted_at
-        with store.session() as s:  # claimed by one conditional UPDATE: two clocks alert once
-            claimed = store.rowcount(s.execute(update(Complaint).where(
-                Complaint.id == item.complaint_id, column.is_(None)).values({column.key: now}))) == 1
-        if not claimed:
-            continue
-        try:
+        with store.claimed_once(Complaint, item.complaint_id, column, now) as mine:  # two clocks alert once
+            if not mine:
+                continue
             _send(item, stage)
-        except Exception:
-            with store.session() as s:
-                s.execute(update(Complaint).where(Complaint.id == item.complaint_id).values({column.key: None}))
-            raise
         if item.overdue:
             SLA_BREACHES.labels(kind=f"complaint_{item.kind}").inc()
         log.warning("complaint %s: %s deadline %s is %s", item.complaint_id, item.kind, item.due_at.isoformat(),

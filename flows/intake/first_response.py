@@ -140,17 +140,10 @@ def alert(now: datetime | None = None) -> list[tuple[int, str]]:
         if stage is None or item.alerted == "overdue" or item.alerted == stage:
             continue
         column = Ticket.response_overdue_alerted_at if item.overdue else Ticket.response_due_alerted_at
-        with store.session() as s:  # claimed by one conditional UPDATE: two clocks alert once
-            claimed = store.rowcount(s.execute(update(Ticket).where(
-                Ticket.id == item.ticket_id, column.is_(None)).values({column.key: now}))) == 1
-        if not claimed:
-            continue
-        try:
+        with store.claimed_once(Ticket, item.ticket_id, column, now) as mine:  # two clocks alert once
+            if not mine:
+                continue
             _send(item, stage)
-        except Exception:
-            with store.session() as s:  # not alerted after all: the next check tries again
-                s.execute(update(Ticket).where(Ticket.id == item.ticket_id).values({column.key: None}))
-            raise
         if item.overdue:
             SLA_BREACHES.labels(kind=KIND).inc()
         log.warning("ticket %s: first response %s (deadline %s)", item.ticket_id, stage, item.due_at.isoformat())

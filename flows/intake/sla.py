@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from core import audit, jobs, settings, store
 from core.metrics import SLA_BREACHES
@@ -82,18 +82,10 @@ def check(now: datetime | None = None) -> list[int]:
         s.expunge_all()
     alerted = []
     for ticket in due:
-        with store.session() as s:
-            # Claimed by one conditional UPDATE: two checks running at once alert a ticket once.
-            claimed = store.rowcount(s.execute(update(Ticket).where(
-                Ticket.id == ticket.id, Ticket.sla_alerted_at.is_(None)).values(sla_alerted_at=now))) == 1
-        if not claimed:
-            continue
-        try:
+        with store.claimed_once(Ticket, ticket.id, Ticket.sla_alerted_at, now) as mine:  # two checks alert once
+            if not mine:
+                continue
             _alert(ticket)
-        except Exception:
-            with store.session() as s:  # not alerted after all: the next check tries again
-                s.execute(update(Ticket).where(Ticket.id == ticket.id).values(sla_alerted_at=None))
-            raise
         SLA_BREACHES.labels(kind=KIND).inc()
         log.warning("ticket %s missed its confirmation deadline %s (channel %s)", ticket.id,
                     ticket.confirm_due_at.isoformat() if ticket.confirm_due_at else None, ticket.channel)

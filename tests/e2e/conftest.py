@@ -60,15 +60,20 @@ class Running:
         assert answer.status_code == 200, f"the vendors never went quiet\noutput:\n{self.process.text[-5000:]}"
 
     def until(self, what: str, check: Callable[[], Any]) -> Any:
-        """Poll until `check()` is truthy, at most POLL_SECONDS; the process's output tells why not."""
-        deadline = time.monotonic() + POLL_SECONDS
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            time.sleep(0.3)
-        raise AssertionError(f"never saw {what}; state {self.sandbox.get('/_sandbox/state').text[:3000]}\n"
-                             f"mail {self.mail()}\noutput:\n{self.process.text[-5000:]}")
+        return poll(what, check, lambda: f"state {self.sandbox.get('/_sandbox/state').text[:3000]}\n"
+                                         f"mail {self.mail()}\noutput:\n{self.process.text[-5000:]}")
+
+
+def poll(what: str, check: Callable[[], Any], explain: Callable[[], str], seconds: float = POLL_SECONDS) -> Any:
+    """`check()`'s first truthy answer, asked every 0.3 s for at most `seconds`; else an AssertionError saying what
+    was never seen, with `explain()` (the state and the processes' output) to tell why."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"never saw {what}; {explain()}")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 
 from core.settings import SANDBOX_DEFAULTS
 from tests.conftest import SWITCHBOARD, drop_postgres_database, postgres_database
+from tests.e2e.conftest import poll
 from tests.e2e.test_make_run import CLOSED_STAGE, SUBMISSION, confirmation_mails, survey_mails
 from tests.integration.test_run import Process, free_port
 
@@ -61,14 +61,9 @@ class Topology:
         return "\n".join(f"--- {name}\n{p.text[-3000:]}" for name, p in self.processes.items())
 
     def until(self, what: str, check: Callable[[], Any]) -> Any:
-        deadline = time.monotonic() + POLL_SECONDS
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            time.sleep(0.3)
-        raise AssertionError(f"never saw {what}; state {self.sandbox.get('/_sandbox/state').text[:2000]}\n"
-                             f"calls {self.sandbox.get('/_sandbox/calls').text[-2000:]}\n{self.output()}")
+        return poll(what, check, lambda: f"state {self.sandbox.get('/_sandbox/state').text[:2000]}\n"
+                                         f"calls {self.sandbox.get('/_sandbox/calls').text[-2000:]}\n{self.output()}",
+                    POLL_SECONDS)
 
     def ops(self, *args: str) -> str:
         """An ops command as a one-off process of the deployment (`heroku run switchboard ...`)."""
