@@ -91,7 +91,7 @@ def list_tickets() -> Response:
             found.sort(key=lambda t: (t["last_modified"], t["id"]), reverse=sort.endswith("d"))
         else:  # by id: stable pages for the fake's default
             found.sort(key=lambda t: t["id"], reverse=sort == "ticketd")
-        return jsonify(page([render(state, t) for t in found]))
+        return jsonify(page(found, lambda t: render(state, t)))
 
 
 @bp.post("/tickets/")

@@ -104,4 +104,4 @@ def users() -> Response:
             elif field == "phone":
                 found = [u for u in found if any(re.sub(r"\D", "", p["number"]) == re.sub(r"\D", "", value)
                                                  for p in u["phones"])]
-        return jsonify(page([render_user(state, u) for u in found]))
+        return jsonify(page(found, lambda u: render_user(state, u)))
