@@ -90,8 +90,10 @@ def register(ticket_id: int, description: str | None = None, force: bool = False
 
 def apply(complaint_id: int, raw: dict[str, Any], source: str, actor: str = ACTOR) -> dict[str, Any]:
     """Store the staff-filled values `raw` (field name → vendor value); the typed values that changed. An
-    unreadable value is skipped and audited by field name. Escalation follows at once. `actor`: who the audit
-    names (the staff console passes the signed-in person; a vendor's edit is the register's own)."""
+    unreadable value is skipped and audited by field name. The caller mirrors the change to the other vendor first
+    and escalates after (`escalate`): a mail that fails then leaves no change unmirrored, since its retry finds
+    nothing changed. `actor`: who the audit names (the staff console passes the signed-in person; a vendor's edit is
+    the register's own)."""
     spec = settings.get().config.complaints
     changed: dict[str, Any] = {}
     bad: list[str] = []
@@ -121,7 +123,6 @@ def apply(complaint_id: int, raw: dict[str, Any], source: str, actor: str = ACTO
             audit.record(s, actor, "complaint.unreadable_fields", ticket_id=c.ticket_id, complaint_id=c.id,
                          source=source, problems=bad)
             log.warning("complaint %s: unreadable fields from %s: %s", complaint_id, source, "; ".join(bad))
-    escalate(complaint_id)
     return changed
 
 

@@ -69,7 +69,8 @@ def sync_from_happyfox(happyfox_ticket: HappyFoxTicket) -> int | None:
         return None
     complaint_officer.route(complaint_id)
     changed = apply(complaint_id, fields.happyfox_values(happyfox_ticket, spec), "happyfox")
-    _mirror_to_hubspot(ticket_id, changed)
+    _mirror_to_hubspot(ticket_id, changed)  # before escalating: a retry after a failed mail finds nothing changed
+    escalate(complaint_id)
     with store.session() as s:
         c = s.get(Complaint, complaint_id)
         assert c is not None
@@ -123,6 +124,7 @@ def sync_from_hubspot(hubspot_ticket_id: str, property_name: str, value: Any) ->
     complaint_id = find(ticket_id) if ticket_id is not None else None
     if complaint_id is not None and ticket_id is not None:
         _mirror_to_happyfox(ticket_id, apply(complaint_id, {name: value}, "hubspot"))
+        escalate(complaint_id)
         complaint_officer.after_change(complaint_id)
     return complaint_id
 
@@ -163,27 +165,14 @@ class StaffEdit:
     followed_up: bool       # escalation and the officer's steps ran (else follow_up_complaint retries)
 
 
-def _register_values(complaint_id: int) -> dict[str, Any]:
-    with store.session() as s:
-        c = s.get(Complaint, complaint_id)
-        assert c is not None
-        return {name: getattr(c, name) for name in fields.FIELDS}
-
-
 def staff_edit(complaint_id: int, raw: dict[str, Any], actor: str) -> StaffEdit:
     """A console edit of the register's fields (field name → what staff typed), as a staff edit in HappyFox would
     be: into the register (audited under `actor`), onto both vendors, then escalation and the officer's steps. A
     vendor or mail failure after the register is saved is left to a job; a repeated submit changes and writes
     nothing."""
-    before = _register_values(complaint_id)
     failure: Exception | None = None
-    try:
-        # What this edit changed, as the locked row saw it: of two submits at once only one changes anything.
-        changed = sorted(apply(complaint_id, raw, "staff", actor=actor))
-    except Exception as exc:  # escalation runs inside apply, after the register is saved: read back what changed
-        failure = exc
-        after = _register_values(complaint_id)
-        changed = sorted(name for name in fields.FIELDS if before[name] != after[name])
+    # What this edit changed, as the locked row saw it: of two submits at once only one changes anything.
+    changed = sorted(apply(complaint_id, raw, "staff", actor=actor))
     pushed = True
     if changed:
         try:
@@ -192,8 +181,9 @@ def staff_edit(complaint_id: int, raw: dict[str, Any], actor: str) -> StaffEdit:
             _queued(complaint_id, actor, "complaint.push_queued", changed, exc)
             push_complaint_fields(complaint_id, changed)
             pushed = False
-    if failure is None and changed:
+    if changed:
         try:
+            escalate(complaint_id)
             complaint_officer.after_change(complaint_id)
         except Exception as exc:
             failure = exc

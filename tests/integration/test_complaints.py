@@ -216,6 +216,9 @@ def test_a_failed_read_is_retried_and_a_failed_escalation_mail_is_sent_once_late
     with pytest.raises(Exception):
         run(inbox_id)
     assert complaint().loss_amount_huf == 150000 and complaint().escalated_at is None
+    # The mirror went before the mail: the retry finds nothing changed, yet HubSpot has the loss already.
+    hubspot_ticket = flow.state("hubspot")["tickets"][str(tickets()[0].hubspot_ticket_id)]
+    assert hubspot_ticket["properties"]["complaint_loss_amount_huf"] == "150000"
     mail.port = port
     assert run(inbox_id) == "done"
     assert len(escalations(flow)) == 1 and complaint().escalated_at is not None
