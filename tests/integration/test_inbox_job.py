@@ -188,3 +188,21 @@ def test_a_long_rate_limit_pause_is_waited_out_not_spent_on_retries(queue, sandb
     assert scheduled.retries == jobs.RETRIES  # no retry spent
     wait = (scheduled.eta - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
     assert 590 < wait <= 600
+
+
+def test_a_write_in_flight_elsewhere_is_retried_without_a_traceback(queue, sandbox, monkeypatch, caplog):
+    """Two jobs making one write at once (intake and HappyFox's echo both routing a complaint): the loser is
+    retried a little later, logged in one line, not as an unhandled exception."""
+    from flows import effects
+
+    def contended(event):
+        raise effects.InFlight("complaint-route:1")
+    monkeypatch.setattr(routes, "handlers_for", lambda source, kind: (contended,))
+    inbox_id = stored_form("busy@example.com")
+    with caplog.at_level("INFO"):
+        queue.execute(dispatch.process_inbox.s(inbox_id))
+    assert row(inbox_id).status == "failed" and row(inbox_id).last_error.startswith("InFlight")
+    assert not [r for r in caplog.records if r.exc_info]  # nobody logged a traceback
+    assert any("RetryTask" in r.getMessage() for r in caplog.records)
+    [retry] = [queue.deserialize_task(m) for m in queue.storage.scheduled_items()]
+    assert retry.args == (inbox_id,)
