@@ -77,6 +77,25 @@ def test_tickets_pages_and_filters_by_modification(happyfox: HappyFoxClient) -> 
     assert list(happyfox.tickets(updated_since=datetime.now(timezone.utc) + timedelta(days=2))) == []
 
 
+def test_changes_among_a_busy_days_tickets_cost_pages_by_the_changes(sandbox: Any, happyfox: HappyFoxClient) -> None:
+    """HappyFox filters by day only: when 60 tickets were all touched earlier today and 3 since the cursor, the
+    listing bisects to the pages that hold the changes instead of reading all six (the reconcile cost of #14)."""
+    ids = [new_ticket(happyfox, key=f"busy{i}").id for i in range(60)]
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    tickets = sandbox.running.sandbox.state["happyfox"]["tickets"]
+    for n, ticket_id in enumerate(ids):  # touched this morning, one second apart (the fake's stamps, set directly)
+        tickets[ticket_id]["last_modified"] = f"{today} 00:00:{n:02d}"
+    since = datetime.now(timezone.utc)
+    changed = [ids[7], ids[33], ids[58]]
+    for ticket_id in changed:
+        happyfox.update_ticket(ticket_id, 1, private_note="checked")
+    sandbox.clear_calls()
+    found = [t.id for t in happyfox.tickets(updated_since=since, page_size=10)]
+    assert sorted(found) == sorted(changed)
+    listings = [c for c in sandbox.calls("happyfox") if c["path"].endswith("/tickets/")]
+    assert len(listings) <= 4  # page 1, two bisection probes, the last page: not 6 (and not 60 at 100 tickets a day)
+
+
 def test_find_ticket_by_idempotency_field(happyfox: HappyFoxClient) -> None:
     new_ticket(happyfox, key="create-ticket:7")
     wanted = new_ticket(happyfox, key="create-ticket:8")
