@@ -1,6 +1,7 @@
 """`python -m bench`: run every benchmark module in this package and write their sections to docs/benchmarks.md.
 
-A module is a benchmark when it defines `run() -> str` (a Markdown section). `python -m bench ingest` runs one.
+A module is a benchmark when it defines `run() -> str` (a Markdown section). `python -m bench ingest` runs one and
+prints its section without writing the file.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def main(argv: list[str]) -> int:
     if not sections:
         print("bench: nothing to run", file=sys.stderr)
         return 1
+    if argv:  # a part of the benchmarks: printed only, so that the file keeps every section of one whole run
+        print(f"bench: {OUTPUT.name} not written (`make bench` runs them all and writes it)", file=sys.stderr)
+        return 0
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     OUTPUT.write_text(f"# Benchmarks\n\nWritten by `make bench` (`python -m bench`) on {stamp}. Numbers are from "
                       "one run on the development machine: compare ratios, not absolutes.\n\n"
