@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,24 @@ def client(settings: Settings) -> Any:
     """The service's Flask test client on the `settings` fixture."""
     from webhooks.app import create_app
     return create_app(settings).test_client()
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[str]:
+    """The service's app on a real loopback port, for what reaches it over HTTP (the sandbox's webhooks, a
+    browser); links in its mails point at it."""
+    from werkzeug.serving import make_server
+
+    from webhooks.app import create_app
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    settings_module.use(Settings(env=settings.env.model_copy(update={"public_base_url": base_url}),
+                                 config=settings.config))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield base_url
+    server.shutdown()
+    server.server_close()
+
 
 
 @pytest.fixture

@@ -11,14 +11,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from core import settings as settings_module
 from core import store
 from core.models import InboxEvent
-from core.settings import Settings
 from tests.integration.flowkit import run, tickets
-from webhooks.app import create_app
 
 pytestmark = pytest.mark.browser
 FIXTURES = Path(__file__).resolve().parents[2] / "webhooks" / "form" / "fixtures"
@@ -53,18 +50,6 @@ class Site:
         self.server.shutdown()
         self.server.server_close()
 
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    base_url = f"http://127.0.0.1:{server.server_port}"
-    settings_module.use(Settings(env=settings.env.model_copy(update={"public_base_url": base_url}),
-                                 config=settings.config))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base_url
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

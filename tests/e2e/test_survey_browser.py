@@ -3,37 +3,19 @@ open the link from the mail, choose a score, type a comment, submit, see the tha
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from werkzeug.serving import make_server
 
-from core import settings as settings_module
 from core import store
 from core.models import Ticket
-from core.settings import Settings
 from flows.closure import survey
 from tests.integration.test_survey import make_ticket, ticket_row
-from webhooks.app import create_app
 
 pytestmark = pytest.mark.browser
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[str]:
-    """The app on a real loopback port; survey links in mails point at it."""
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    base_url = f"http://127.0.0.1:{server.server_port}"
-    settings_module.use(Settings(env=settings.env.model_copy(update={"public_base_url": base_url}),
-                                 config=settings.config))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base_url
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from core import store
 from core.models import InboxEvent
 from core.settings import Settings
-from webhooks.app import create_app
 
 from .delivery import deliver
 
@@ -92,15 +88,6 @@ def test_malformed_body_is_400(client: Any, token: str, body: Any) -> None:
 
 
 # ---------------------------------------------------------------- from the sandbox to a served app
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def settled_rows(sandbox: Any) -> list[InboxEvent]:

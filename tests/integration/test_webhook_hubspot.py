@@ -4,16 +4,13 @@ sandbox's fake; the signer itself is checked against HubSpot's published test ve
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from connectors.hubspot import HubSpotClient
 from connectors.policy import Policy
@@ -22,7 +19,6 @@ from core.models import InboxEvent
 from core.settings import Settings
 from flows import routes
 from sandbox.hubspot.webhooks import batch, signature_headers
-from webhooks.app import create_app
 
 from .delivery import deliver
 
@@ -164,15 +160,6 @@ def test_malformed_json_is_a_400(client: Any, secret: str) -> None:
 
 
 # ---------------------------------------------------------------- from the sandbox, over real HTTP
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
 
 
 def settled_rows(sandbox: Any) -> list[InboxEvent]:
