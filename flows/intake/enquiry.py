@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors.records import HappyFoxTicket, HappyFoxTicketFields
 from core import audit, settings, store, workdays
@@ -48,6 +49,7 @@ class Enquiry:
     attachments: list[dict[str, Any]] = field(default_factory=list)  # {filename, content_type, data: bytes}
     happyfox: HappyFoxTicket | None = None  # the HappyFox ticket when HappyFox made it (the mailbox channel)
     customer_id: int | None = None    # when the caller resolved the customer already
+    anonymous: bool = False           # nobody to name (a call from a hidden number): a ticket without a customer
 
     @property
     def source_key(self) -> str:
@@ -60,7 +62,7 @@ def register(enquiry: Enquiry) -> int:
     """Run the whole intake for `enquiry`, idempotently; our ticket id."""
     ticket_id = _open(enquiry)
     _happyfox_ticket(enquiry, ticket_id)
-    contact_id = _hubspot_contact(enquiry, ticket_id)
+    contact_id = None if enquiry.anonymous else _hubspot_contact(enquiry, ticket_id)
     _hubspot_ticket(enquiry, ticket_id, contact_id)
     _confirm(enquiry, ticket_id)
     return ticket_id
@@ -68,8 +70,9 @@ def register(enquiry: Enquiry) -> int:
 
 def _open(enquiry: Enquiry) -> int:
     """Record the customer and our ticket (once per enquiry key); audit the registration."""
-    config = settings.get().config
     with store.session() as s:
+        if enquiry.anonymous:
+            return _row(s, enquiry, None)
         if enquiry.customer_id is not None:
             customer = identity.current(s, enquiry.customer_id)
             identity.touch(customer, enquiry.received_at)
@@ -82,23 +85,29 @@ def _open(enquiry: Enquiry) -> int:
         enquiry.person.last_name = enquiry.person.last_name or customer.last_name
         enquiry.person.language = enquiry.person.language or customer.language
         enquiry.customer_id = customer.id
-        ticket = s.scalar(select(Ticket).where(Ticket.source_key == enquiry.source_key))
-        if ticket is None:
-            ticket = Ticket(source_key=enquiry.source_key, customer_id=customer.id, channel=enquiry.channel,
-                            category=enquiry.category, service_area=enquiry.service_area,
-                            subject=enquiry.subject, status="New", opened_at=enquiry.received_at,
-                            confirm_due_at=workdays.due_after_working_days(
-                                enquiry.received_at, config.sla.confirm_within_working_days),
-                            first_response_due_at=workdays.due_after_working_days(
-                                enquiry.received_at, config.sla.first_response_within_working_days))
-            if enquiry.happyfox is not None:
-                ticket.happyfox_id = enquiry.happyfox.id
-                ticket.happyfox_display_id = enquiry.happyfox.display_id
-            s.add(ticket)
-            s.flush()
-            audit.record(s, ACTOR, "ticket.registered", customer_id=customer.id, ticket_id=ticket.id,
-                         channel=enquiry.channel, category=enquiry.category, key=enquiry.key)
-        return ticket.id
+        return _row(s, enquiry, customer.id)
+
+
+def _row(s: Session, enquiry: Enquiry, customer_id: int | None) -> int:
+    """Our ticket of the enquiry, made once per enquiry key."""
+    config = settings.get().config
+    ticket = s.scalar(select(Ticket).where(Ticket.source_key == enquiry.source_key))
+    if ticket is None:
+        ticket = Ticket(source_key=enquiry.source_key, customer_id=customer_id, channel=enquiry.channel,
+                        category=enquiry.category, service_area=enquiry.service_area,
+                        subject=enquiry.subject, status="New", opened_at=enquiry.received_at,
+                        confirm_due_at=workdays.due_after_working_days(
+                            enquiry.received_at, config.sla.confirm_within_working_days),
+                        first_response_due_at=workdays.due_after_working_days(
+                            enquiry.received_at, config.sla.first_response_within_working_days))
+        if enquiry.happyfox is not None:
+            ticket.happyfox_id = enquiry.happyfox.id
+            ticket.happyfox_display_id = enquiry.happyfox.display_id
+        s.add(ticket)
+        s.flush()
+        audit.record(s, ACTOR, "ticket.registered", customer_id=customer_id, ticket_id=ticket.id,
+                     channel=enquiry.channel, category=enquiry.category, key=enquiry.key)
+    return ticket.id
 
 
 def _happyfox_ticket(enquiry: Enquiry, ticket_id: int) -> None:
@@ -152,7 +161,7 @@ def _hubspot_contact(enquiry: Enquiry, ticket_id: int) -> str:
     return identity.hubspot_contact(customer_id, enquiry.person, enquiry.key, ACTOR)
 
 
-def _hubspot_ticket(enquiry: Enquiry, ticket_id: int, contact_id: str) -> None:
+def _hubspot_ticket(enquiry: Enquiry, ticket_id: int, contact_id: str | None) -> None:
     config = settings.get().config
     hubspot = vendors.get().hubspot
     key = f"hubspot-ticket:{enquiry.key}"
@@ -191,6 +200,10 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
     person = enquiry.person
     if enquiry.channel not in config.intake.confirm_channels:
         return
+    if enquiry.anonymous:  # its address only stands in for nobody (flows/intake/calls.py)
+        with store.session() as s:
+            audit.record(s, ACTOR, "ticket.not_confirmed", ticket_id=ticket_id, reason="hidden number")
+        return
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None
@@ -223,8 +236,9 @@ def _link(ticket_id: int, system: str, value: Any) -> None:
         return
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
-        assert ticket is not None and ticket.customer_id is not None
-        identity.link(s, ticket.customer_id, system, value, ACTOR)
+        assert ticket is not None
+        if ticket.customer_id is not None:  # an anonymous ticket has nobody to link
+            identity.link(s, ticket.customer_id, system, value, ACTOR)
 
 
 # ---------------------------------------------------------------- wording
