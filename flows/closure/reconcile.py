@@ -10,6 +10,11 @@ Two passes over what changed since the cursor, each oldest first:
    its survey: `status_mirror.mirror_status` repairs the last three.
 2. HubSpot tickets modified since the cursor whose stage differs from what their status maps to: a stage change
    whose event was lost, handled as `hubspot.on_mirror_change` says (`status_mirror.on_mirror_changed`).
+3. Aircall calls started since its own cursor (`cursors` row "reconcile:aircall": the last call's start and the ids
+   done at it), 50 a page, oldest first (`GET /v1/calls?from=`): a call whose `call.ended` never reached us (the
+   webhook was off) is stored as that event, under the receiver's key `call.ended:<id>`, and queued for the same
+   flow as the receiver's events (the inbox job; not run here, since flows/dispatch.py routes to this package); one the webhook brought is a repeat of that key and only has tags or comments added since noted (same keys
+   as the webhook path). The pass stops at the first call not ended yet, so the next run starts there.
 
 The cursor (`cursors` row "reconcile", JSON) holds the run's window, its phase and the last ticket position done,
 updated after every ticket, so a run that crashed resumes where it stopped. The next run starts from the last
@@ -32,12 +37,14 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import VendorError
 from connectors.records import HappyFoxTicket, HubSpotObject
-from core import audit, jobs, settings, store
+from connectors.records import AircallCallRecord
+from core import audit, ingest, jobs, settings, store
 from core.models import Cursor, Customer, Erasure, Identity, Ticket
 from core.progress import Step, quiet
 from flows import alerts, effects, vendors
 from flows.closure import status_mirror
-from flows.intake import enquiry
+from flows.intake import calls, enquiry
+from flows.payloads import AircallCallEvent
 
 log = logging.getLogger(__name__)
 ACTOR = "reconcile"
@@ -48,7 +55,8 @@ OVERLAP = timedelta(minutes=2)        # events stamped just before the last run 
 FIRST_LOOKBACK = timedelta(days=1)    # the very first run: older tickets only with an explicit --since
 GRACE = timedelta(minutes=5)          # a row this young may still be in intake: its mirror is not missing yet
 BATCH = 100                           # HubSpot ids per search (IN filter) and per checkpointed chunk
-KINDS = ("missing_mirror", "missing_link", "status", "wrong_stage", "survey")
+KINDS = ("missing_mirror", "missing_link", "status", "wrong_stage", "survey", "call")
+AIRCALL_CURSOR = "reconcile:aircall"
 
 T = TypeVar("T")
 
@@ -382,6 +390,61 @@ def _hubspot_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step)
             on_step("HubSpot mirrors", report.checked - first, len(listed))
 
 
+# ---------------------------------------------------------------- Aircall calls
+
+def _load(name: str) -> dict[str, Any] | None:
+    with store.session() as s:
+        row = s.get(Cursor, name)
+        return json.loads(row.value) if row is not None and row.value else None
+
+
+def _save(name: str, state: dict[str, Any]) -> None:
+    with store.session() as s:
+        _ensure(s, name, "").value = _encode(state)
+
+
+def _backfill_call(call: AircallCallRecord, report: ReconcileResult) -> None:
+    """The call's `call.ended` as the receiver would have stored it (same key, so the webhook arriving late, or
+    having come already, is a repeat), run through the same flow; a call the webhook brought gets only the tags
+    and comments added since."""
+    payload = {"resource": "call", "event": "call.ended", "timestamp": int(_now().timestamp()), "data": call.raw}
+    [(inbox_id, created)] = ingest.store_events("aircall", [(f"call.ended:{call.id}", "call.ended", payload)])
+    if created:  # queued by the store, as the receiver's are: the worker runs the call's flow
+        report.fixes.append(Fix("call", 0, f"Aircall call {call.id} backfilled (inbox {inbox_id})"))
+        return
+    noted = calls.annotate(calls.Call.from_payload(AircallCallEvent.model_validate(payload).data))
+    if noted:
+        report.fixes.append(Fix("call", 0, f"Aircall call {call.id}: {noted} tag(s) or comment(s) noted"))
+
+
+def _aircall_pass(since: datetime | None, report: ReconcileResult, on_step: Step) -> None:
+    state = _load(AIRCALL_CURSOR)
+    if since is not None or state is None:
+        start = since or _now() - FIRST_LOOKBACK
+        state = {"position": str(int(start.timestamp())), "done": []}
+    first = report.checked
+    on_step("Aircall calls", 0, None)
+    listed = vendors.get().aircall.calls(since=datetime.fromtimestamp(int(state["position"]), timezone.utc))
+    for call in _pending(listed, state, lambda c: str(c.started_at), lambda c: str(c.id)):
+        if call.raw.get("ended_at") is None:  # still ringing or talking: the next run starts here
+            break
+        with _repairing(report, "aircall", call.id):
+            _backfill_call(call, report)
+        report.checked += 1
+        _checkpoint_to(AIRCALL_CURSOR, state, str(call.started_at) if call.started_at is not None else None,
+                       str(call.id))
+        on_step("Aircall calls", report.checked - first, None)
+
+
+def _checkpoint_to(name: str, state: dict[str, Any], position: str | None, item_id: str) -> None:
+    if position is None:
+        return
+    if state.get("position") != position:
+        state["position"], state["done"] = position, []
+    state["done"].append(item_id)
+    _save(name, state)
+
+
 # ---------------------------------------------------------------- the run
 
 def reconcile(since: datetime | None = None, on_step: Step = quiet) -> ReconcileResult:
@@ -401,6 +464,7 @@ def reconcile(since: datetime | None = None, on_step: Step = quiet) -> Reconcile
             _hubspot_pass(state, report, on_step)
             state.update(phase="done", position=None, done=[])
             save_cursor(state)
+        _aircall_pass(since, report, on_step)
     finally:
         _release_lease()
     if report.fixes:

@@ -354,3 +354,22 @@ def on_call_annotated(event: inbox.Event) -> int:
     customer_id = _caller(call, event.received_at)
     ticket_id, _ = ticket_of(call, customer_id, event.received_at)
     return _tags_and_comments(call, ticket_id)
+
+
+def annotate(call: Call) -> int:
+    """The tags and comments of a call already handled, read from a listing (the reconcile's backfill); how many
+    notes were posted now. A call whose ticket was never decided is left to its `call.ended`."""
+    decision = effects.recorded(f"aircall-call-ticket:{call.id}")
+    if decision is None or decision == NONE:
+        return 0
+    if decision == OWN:
+        with store.session() as s:
+            ticket_id = s.scalar(select(Ticket.id).where(Ticket.source_key == call.key))
+    else:
+        ticket_id = int(decision)
+    keys = [f"happyfox-note:aircall-tag:{call.id}:{tag.id}" for tag in call.tags] + \
+        [f"happyfox-note:aircall-comment:{comment.id}" for comment in call.comments]
+    new = [key for key in keys if effects.recorded(key) is None]
+    if new:
+        _tags_and_comments(call, ticket_id)
+    return len(new) if ticket_id is not None else 0
