@@ -9,7 +9,8 @@ ticket Switchboard did not create) and a missed call or voicemail (`flows/intake
 Each step is an outbound write through `effects.once` with a key stamped on the remote object
 (`happyfox-ticket:<enquiry key>` in the HappyFox custom field, `hubspot-ticket:<enquiry key>` in a HubSpot ticket
 property), so a job that crashed after any write and runs again creates nothing twice. A first attempt makes
-three API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create with its association inline.
+four API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create with its association inline, and the
+confirmation mail's record on the contact and the ticket (flows/engagements.py).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from connectors.records import HappyFoxTicket, HappyFoxTicketFields
 from core import audit, settings, store, workdays
 from core.models import Ticket
 from core.reports import ManualReport
-from flows import effects, identity, inbox, payloads, vendors
+from flows import effects, engagements, identity, inbox, payloads, vendors
 from flows.identity import Person
 from flows.privacy import tombstones
 
@@ -208,8 +209,12 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None
         display_id = ticket.happyfox_display_id or str(ticket.happyfox_id)
-        if ticket.confirmed_at is not None:
-            return
+        confirmed = ticket.confirmed_at is not None
+    if confirmed:
+        # Confirmed before a crash that came before its record on HubSpot: recorded now (nothing is resent).
+        engagements.mail_sent(f"confirmation:{enquiry.key}", ticket_id, "confirmation",
+                              config.intake.confirmation_template, person.language or "hu")
+        return
     to = person.email
     if not to:
         with store.session() as s:
@@ -229,6 +234,7 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
             ticket.told_id, ticket.confirmed_at = display_id, datetime.now(timezone.utc)
             audit.record(s, ACTOR, "ticket.confirmed", customer_id=ticket.customer_id, ticket_id=ticket.id,
                          told_id=display_id)
+    engagements.mail_sent(key, ticket_id, "confirmation", config.intake.confirmation_template, language)
 
 
 def _link(ticket_id: int, system: str, value: Any) -> None:
