@@ -229,6 +229,14 @@ class HubSpotClient:
             groups = [{"filters": [{"propertyName": "hs_object_id", "operator": "IN", "values": chunk}]}]
             yield from self._search(self._tickets_search, groups, properties or TICKET_PROPERTIES, limit=len(chunk))
 
+    def contacts_modified_since(self, since: datetime) -> Iterator[HubSpotObject]:
+        """Every contact modified at or after `since` (`lastmodifieddate`), oldest first, with its email and phones:
+        what the reconcile's identity pass reads (docs/vendors/hubspot.md#search). Capped as one query is (10,000);
+        the pass's cursor moves past what it read, so a later run reads on."""
+        groups = [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": _ms(since)}]}]
+        yield from self._search(self._contacts_search, groups, CONTACT_PROPERTIES + ["lastmodifieddate"],
+                                "lastmodifieddate")
+
     def tickets_modified_since(self, since: datetime) -> Iterator[HubSpotObject]:
         """Every ticket modified at or after `since`, oldest first. Past the 10,000-result cap of one query it
         queries again from the last modification time seen (docs/vendors/hubspot.md#search)."""
