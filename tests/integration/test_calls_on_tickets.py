@@ -187,3 +187,27 @@ def test_happyfox_refusing_the_note_for_a_while_still_leaves_one_note(flow):
     assert notes(flow, hf["id"]) == []
     assert run(result.inbox_id) == "done"
     assert len(notes(flow, hf["id"])) == 1 and len(objects(flow, "hubspot", "calls")) == 1
+
+
+def test_the_fake_tags_and_comments_a_call_and_sends_the_events(flow):
+    """The sandbox's Aircall: what staff do in the Aircall app, through the API, with the webhooks Aircall sends."""
+    import httpx
+
+    from sandbox.aircall import simulate_call
+    running = flow.running.sandbox
+    call = simulate_call(running, "inbound", "+36 30 123 4567", 60)
+    running.webhook_url = "http://127.0.0.1:9"  # nothing listens: only what was sent is looked at
+    creds = running.credentials
+    http = httpx.Client(base_url=flow.base_url, auth=(creds["aircall_api_id"], creds["aircall_api_token"]), timeout=5)
+    assert http.post(f"/v1/calls/{call['id']}/tags", json={"tags": [60693]}).status_code == 204
+    assert http.post(f"/v1/calls/{call['id']}/tags", json={"tags": [60693]}).status_code == 204  # once on the call
+    assert http.post(f"/v1/calls/{call['id']}/tags", json={"tags": [1]}).status_code == 404
+    assert http.post(f"/v1/calls/{call['id']}/comments", json={"content": ""}).status_code == 400
+    assert http.post(f"/v1/calls/{call['id']}/comments", json={"content": "Call back Monday"}).status_code == 204
+    stored = http.get(f"/v1/calls/{call['id']}").json()["call"]
+    assert [t["name"] for t in stored["tags"]] == ["Refund"]
+    assert [c["content"] for c in stored["comments"]] == ["Call back Monday"]
+    assert [t["name"] for t in http.get("/v1/tags").json()["tags"]] == ["Callback Request", "Refund", "Complaint"]
+    flow.wait_idle()
+    sent = [e["event"] for e in flow.http.get("/_sandbox/emitted").json() if e["service"] == "aircall"]
+    assert sent == ["call.tagged", "call.tagged", "call.commented"]
