@@ -211,3 +211,22 @@ def test_the_fake_tags_and_comments_a_call_and_sends_the_events(flow):
     flow.wait_idle()
     sent = [e["event"] for e in flow.http.get("/_sandbox/emitted").json() if e["service"] == "aircall"]
     assert sent == ["call.tagged", "call.tagged", "call.commented"]
+
+
+def test_a_voicemail_and_its_call_ended_at_the_same_moment_add_one_note(any_database, sandbox):
+    """Both events of one call decide its ticket and note it at once: one decision, one note, one HubSpot call."""
+    from .flowkit import race
+    from .test_calls import loser
+    fast_vendors()
+    hf = open_form_ticket(sandbox)
+    left = aircall("call.voicemail_left__inbound")
+    ended = copy.deepcopy(left)
+    ended["event"] = "call.ended"
+    ids = [deliver("aircall", left, run=False).inbox_id, deliver("aircall", ended, run=False).inbox_id]
+    # The note's post is held for a second: both jobs are inside the write at the same time.
+    sandbox.fault(service="happyfox", method="POST", path=f"/api/1.1/json/ticket/{hf['id']}/staff_pvtnote/",
+                  delay=1.0, times=2)
+    retried = loser(race(*ids))
+    assert run(retried) == "done"
+    assert len(notes(sandbox, hf["id"])) == 1 and len(tickets()) == 1
+    assert len(objects(sandbox, "hubspot", "calls")) == 1
