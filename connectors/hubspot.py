@@ -15,6 +15,7 @@ from hubspot import HubSpot
 from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsError
 from hubspot.crm.contacts.exceptions import ApiException as ContactsError
 from hubspot.crm.objects.calls.exceptions import ApiException as CallsError
+from hubspot.crm.objects.emails.exceptions import ApiException as EmailsError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesError
 from hubspot.crm.properties.exceptions import ApiException as PropertiesError
 from hubspot.crm.tickets.exceptions import ApiException as TicketsError
@@ -27,7 +28,8 @@ from .policy import Policy, for_vendor, raise_for_status
 from .records import HubSpotObject, parse, parse_each
 
 VENDOR = "hubspot"
-API_ERRORS = (ContactsError, TicketsError, CallsError, AssociationsError, PipelinesError, PropertiesError)
+API_ERRORS = (ContactsError, TicketsError, CallsError, EmailsError, AssociationsError, PipelinesError,
+              PropertiesError)
 EXISTING_ID = re.compile(r"Existing ID: (\d+)")  # the 409 body of a duplicate contact (docs/vendors/hubspot.md#errors)
 BATCH = 100         # inputs per batch call (docs/vendors/hubspot.md#batch-upsert-by-email)
 PAGE = 100          # search page size (HubSpot allows up to 200)
@@ -35,6 +37,7 @@ SEARCH_CAP = 10_000  # a search query never pages past this many results
 # Association type ids, HUBSPOT_DEFINED, from the object being created to the target
 # (docs/vendors/hubspot.md#associations).
 TICKET_TO_CONTACT, CALL_TO_CONTACT, CALL_TO_TICKET = 16, 194, 220
+EMAIL_TO_CONTACT, EMAIL_TO_TICKET = 198, 224
 CONTACT_PROPERTIES = ["email", "firstname", "lastname", "phone", "mobilephone", "company"]
 TICKET_PROPERTIES = ["subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_category",
                      "hs_ticket_priority", "hs_lastmodifieddate", "createdate"]
@@ -68,6 +71,7 @@ class HubSpotClient:
         self._contacts_search = crm.contacts.search_api
         self._tickets, self._tickets_search = crm.tickets.basic_api, crm.tickets.search_api
         self._calls, self._calls_search = crm.objects.calls.basic_api, crm.objects.calls.search_api
+        self._emails, self._emails_search = crm.objects.emails.basic_api, crm.objects.emails.search_api
         self._associations = crm.associations.v4.basic_api
         self._pipelines, self._properties = crm.pipelines.pipelines_api, crm.properties.core_api
 
@@ -225,6 +229,14 @@ class HubSpotClient:
             groups = [{"filters": [{"propertyName": "hs_object_id", "operator": "IN", "values": chunk}]}]
             yield from self._search(self._tickets_search, groups, properties or TICKET_PROPERTIES, limit=len(chunk))
 
+    def contacts_modified_since(self, since: datetime) -> Iterator[HubSpotObject]:
+        """Every contact modified at or after `since` (`lastmodifieddate`), oldest first, with its email and phones:
+        what the reconcile's identity pass reads (docs/vendors/hubspot.md#search). Capped as one query is (10,000);
+        the pass's cursor moves past what it read, so a later run reads on."""
+        groups = [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": _ms(since)}]}]
+        yield from self._search(self._contacts_search, groups, CONTACT_PROPERTIES + ["lastmodifieddate"],
+                                "lastmodifieddate")
+
     def tickets_modified_since(self, since: datetime) -> Iterator[HubSpotObject]:
         """Every ticket modified at or after `since`, oldest first. Past the 10,000-result cap of one query it
         queries again from the last modification time seen (docs/vendors/hubspot.md#search)."""
@@ -274,6 +286,21 @@ class HubSpotClient:
         """Erasure blanks a call's numbers and texts before archiving it: an archived call keeps its properties
         in the recycle bin for 90 days (docs/vendors/hubspot.md#deletion)."""
         return self._object(self._calls.update, str(call_id), {"properties": properties})
+
+    # ---------------------------------------------------------------- emails
+
+    def create_email(self, properties: dict[str, Any], contact_id: str | None,
+                     ticket_id: str | None = None) -> HubSpotObject:
+        """An email engagement (a mail we sent), on the contact and the ticket (docs/vendors/hubspot.md#emails)."""
+        associations = [_association(contact_id, EMAIL_TO_CONTACT)] if contact_id else []
+        if ticket_id:
+            associations.append(_association(ticket_id, EMAIL_TO_TICKET))
+        return self._object(self._emails.create, {"properties": properties, "associations": associations},
+                            idempotent=False)
+
+    def find_email(self, property_name: str, value: str) -> HubSpotObject | None:
+        groups = [{"filters": [{"propertyName": property_name, "operator": "EQ", "value": str(value)}]}]
+        return next(self._search(self._emails_search, groups, ["hs_timestamp", property_name], limit=1), None)
 
     # ---------------------------------------------------------------- associations and discovery
 

@@ -295,6 +295,9 @@ class IntakeSpec(Strict):
     confirm_channels: list[str] = ["form", "email", "phone", "post", "fax", "social", "in_person"]
     ticket_on_missed_call: bool = True
     ticket_on_voicemail: bool = True
+    # A hidden number's ticket has nobody to name, and HappyFox needs an email or a phone for the ticket's contact:
+    # this address stands in (set one of your domain that nobody reads; no confirmation is mailed to it).
+    hidden_number_email: str = "hidden-number@example.com"
     staff_id: int = 1  # the HappyFox staff member Switchboard writes notes and status changes as
     happyfox_priority: int | None = None  # priority id for new tickets; None: the account's default priority
     # HappyFox ticket custom fields, by id or by name (looked up once per process): the one holding our

@@ -76,6 +76,19 @@ class AircallNumber(Payload):
     e164_digits: str | None = None
 
 
+class AircallTag(Payload):
+    """A tag on a call (`call.tagged`, and `tags` of every call payload)."""
+    id: Id
+    name: str | None = None
+
+
+class AircallComment(Payload):
+    """An agent's note on a call (`call.commented`, and `comments` of every call payload)."""
+    id: Id
+    content: str | None = None
+    posted_by: AircallUser | None = None
+
+
 class AircallCall(Payload):
     """The call object in `data`; timestamps are Unix seconds."""
     id: Id
@@ -92,6 +105,8 @@ class AircallCall(Payload):
     user: AircallUser | None = None
     number: AircallNumber | None = None
     contact: AircallContact | None = None
+    tags: list[AircallTag] | None = None
+    comments: list[AircallComment] | None = None
 
 
 class AircallCallEvent(Payload):

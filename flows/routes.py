@@ -27,9 +27,13 @@ ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     # and the complaint register reads its complaint fields.
     ("happyfox", "ticket"): (enquiry.on_happyfox_ticket, status_mirror.on_happyfox_ticket,
                              first_response.on_happyfox_ticket, complaint_sync.on_happyfox_ticket),
-    # A call: logged on HubSpot (a missed one opens a ticket); a call back counts as the first response.
+    # A call: logged on HubSpot and on the caller's open ticket (a missed one opens a ticket when there is none); a
+    # call back counts as the first response.
     ("aircall", "call.ended"): (calls.on_call_ended, first_response.on_call_ended),
     ("aircall", "call.voicemail_left"): (calls.on_voicemail_left,),
+    # A tag or an agent's comment on a call (any time after it): a private note on the call's ticket.
+    ("aircall", "call.tagged"): (calls.on_call_annotated,),
+    ("aircall", "call.commented"): (calls.on_call_annotated,),
     # A HubSpot ticket's stage changed by staff there: mirrored to HappyFox; complaint fields to the register.
     ("hubspot", "ticket.propertyChange"): (status_mirror.on_hubspot_ticket_change, complaint_sync.on_hubspot_property),
     # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure.

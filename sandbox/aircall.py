@@ -112,6 +112,10 @@ def seed(state: dict[str, Any]) -> None:
                                     "live_recording_activated": True, "created_at": created}}
     state["calls"] = {}
     state["contacts"] = {}
+    state["tags"] = {n: {"id": n, "direct_link": f"{PUBLIC}/v1/tags/{n}", "name": name, "color": color,
+                         "description": None}
+                     for n, name, color in ((60692, "Callback Request", "#00B388"), (60693, "Refund", "#FF9E1B"),
+                                            (60694, "Complaint", "#E5493A"))}
 
 
 # ---------------------------------------------------------------- helpers
@@ -256,6 +260,61 @@ def delete_recording(call_id: int) -> tuple[str, int]:
 @bp.delete("/v1/calls/<int:call_id>/voicemail")
 def delete_voicemail(call_id: int) -> tuple[str, int]:
     return _delete_asset(call_id, "voicemail")
+
+
+def _annotated(call_id: int, event: str, change: Any) -> Response:
+    """Apply `change` to the call, then send `event` with the whole call, as Aircall does (docs/vendors/aircall.md#tags-and-comments)."""
+    sandbox = current()
+    with sandbox.lock:
+        call = _call(call_id)
+        change(call)
+        data = dict(call)
+    if sandbox.webhook_url:
+        _send_in_order(sandbox, sandbox.webhook_url, [(event, data)])
+    return Response(status=204)
+
+
+@bp.post("/v1/calls/<int:call_id>/tags")
+def tag_call(call_id: int) -> Response:
+    """`{"tags": [tag ids]}` adds the company's tags to the call, each once, and sends `call.tagged`
+    (docs/vendors/aircall.md#tags-and-comments; the answer's shape is guessed)."""
+    wanted = _body().get("tags")
+    if not isinstance(wanted, list) or not wanted or not all(isinstance(t, int) for t in wanted):
+        raise Refused(400, "tags must be a list of tag ids")
+    known = _state()["tags"]
+    if any(t not in known for t in wanted):
+        raise Refused(404, "Tag not found")
+
+    def change(call: dict[str, Any]) -> None:
+        have = {t["id"] for t in call["tags"]}
+        call["tags"] += [{"id": t, "name": known[t]["name"], "tagged_by": None, "tagged_at": int(time.time())}
+                         for t in wanted if t not in have]
+    return _annotated(call_id, "call.tagged", change)
+
+
+@bp.post("/v1/calls/<int:call_id>/comments")
+def comment_call(call_id: int) -> Response:
+    """`{"content"}` adds an agent's note and sends `call.commented` (docs/vendors/aircall.md#tags-and-comments; the
+    answer's shape is guessed)."""
+    content = _body().get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise Refused(400, "content is required")
+    sandbox = current()
+    with sandbox.lock:
+        comment_id = sandbox.next_id()
+    user = dict(_state()["users"][USER_ID])
+
+    def change(call: dict[str, Any]) -> None:
+        call["comments"].append({"id": comment_id, "content": content, "posted_by": user,
+                                 "posted_at": int(time.time())})
+    return _annotated(call_id, "call.commented", change)
+
+
+@bp.get("/v1/tags")
+def list_tags() -> Response:
+    with current().lock:
+        tags = sorted(_state()["tags"].values(), key=lambda t: t["id"])
+    return _page("tags", tags)
 
 
 # ---------------------------------------------------------------- contacts

@@ -10,6 +10,20 @@ Two passes over what changed since the cursor, each oldest first:
    its survey: `status_mirror.mirror_status` repairs the last three.
 2. HubSpot tickets modified since the cursor whose stage differs from what their status maps to: a stage change
    whose event was lost, handled as `hubspot.on_mirror_change` says (`status_mirror.on_mirror_changed`).
+3. Aircall calls started since its own cursor (`cursors` row "reconcile:aircall": the last call's start and the ids
+   done at it), 50 a page, oldest first (`GET /v1/calls?from=`): a call whose `call.ended` never reached us (the
+   webhook was off) is stored as that event, under the receiver's key `call.ended:<id>`, and queued for the same
+   flow as the receiver's events (the inbox job; not run here, since flows/dispatch.py routes to this package); one the webhook brought is a repeat of that key and only has tags or comments added since noted (same keys
+   as the webhook path). The pass stops at the first call not ended yet, so the next run starts there.
+4. Identities: HubSpot contacts modified since their cursor ("reconcile:contacts"), and the users of HappyFox
+   tickets modified since theirs ("reconcile:users"), whose email or phone we do not hold for the customer they are linked to (an address changed
+   there: no event tells us). The new value is added to the customer (merging when another customer holds it, as
+   intake does); the old one stays, so earlier reports still find them.
+5. The complaint register ("reconcile:complaints"): HappyFox tickets modified since its cursor that are complaints
+   are read into the register as their event would have (`complaint_sync.sync_from_happyfox`, which mirrors the
+   change onto HubSpot); a register field staff changed on the HubSpot mirror whose event was lost is not recovered
+   (HubSpot's value and ours cannot say which is newer without the property history).
+Each of 3-5 keeps its own cursor row (position and the ids done at it), so each costs what changed since.
 
 The cursor (`cursors` row "reconcile", JSON) holds the run's window, its phase and the last ticket position done,
 updated after every ticket, so a run that crashed resumes where it stopped. The next run starts from the last
@@ -32,12 +46,15 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import VendorError
 from connectors.records import HappyFoxTicket, HubSpotObject
-from core import audit, jobs, settings, store
-from core.models import Cursor, Customer, Erasure, Identity, Ticket
+from connectors.records import AircallCallRecord
+from core import audit, ingest, jobs, settings, store
+from core.models import Complaint, Cursor, Customer, Erasure, Identity, Ticket
 from core.progress import Step, quiet
-from flows import alerts, effects, vendors
+from flows import alerts, effects, identity, vendors
 from flows.closure import status_mirror
-from flows.intake import enquiry
+from flows.complaints import complaint_register, complaint_sync
+from flows.intake import calls, enquiry
+from flows.payloads import AircallCallEvent
 
 log = logging.getLogger(__name__)
 ACTOR = "reconcile"
@@ -48,7 +65,9 @@ OVERLAP = timedelta(minutes=2)        # events stamped just before the last run 
 FIRST_LOOKBACK = timedelta(days=1)    # the very first run: older tickets only with an explicit --since
 GRACE = timedelta(minutes=5)          # a row this young may still be in intake: its mirror is not missing yet
 BATCH = 100                           # HubSpot ids per search (IN filter) and per checkpointed chunk
-KINDS = ("missing_mirror", "missing_link", "status", "wrong_stage", "survey")
+KINDS = ("missing_mirror", "missing_link", "status", "wrong_stage", "survey", "call", "identity", "complaint")
+AIRCALL_CURSOR, CONTACTS_CURSOR, USERS_CURSOR = "reconcile:aircall", "reconcile:contacts", "reconcile:users"
+COMPLAINTS_CURSOR = "reconcile:complaints"
 
 T = TypeVar("T")
 
@@ -382,6 +401,178 @@ def _hubspot_pass(state: dict[str, Any], report: ReconcileResult, on_step: Step)
             on_step("HubSpot mirrors", report.checked - first, len(listed))
 
 
+# ---------------------------------------------------------------- Aircall calls
+
+def _load(name: str) -> dict[str, Any] | None:
+    with store.session() as s:
+        row = s.get(Cursor, name)
+        return json.loads(row.value) if row is not None and row.value else None
+
+
+def _save(name: str, state: dict[str, Any]) -> None:
+    with store.session() as s:
+        _ensure(s, name, "").value = _encode(state)
+
+
+def _backfill_call(call: AircallCallRecord, report: ReconcileResult) -> None:
+    """The call's `call.ended` as the receiver would have stored it (same key, so the webhook arriving late, or
+    having come already, is a repeat), run through the same flow; a call the webhook brought gets only the tags
+    and comments added since."""
+    payload = {"resource": "call", "event": "call.ended", "timestamp": int(_now().timestamp()), "data": call.raw}
+    [(inbox_id, created)] = ingest.store_events("aircall", [(f"call.ended:{call.id}", "call.ended", payload)])
+    if created:  # queued by the store, as the receiver's are: the worker runs the call's flow
+        report.fixes.append(Fix("call", 0, f"Aircall call {call.id} backfilled (inbox {inbox_id})"))
+        return
+    noted = calls.annotate(calls.Call.from_payload(AircallCallEvent.model_validate(payload).data))
+    if noted:
+        report.fixes.append(Fix("call", 0, f"Aircall call {call.id}: {noted} tag(s) or comment(s) noted"))
+
+
+def _aircall_pass(since: datetime | None, report: ReconcileResult, on_step: Step) -> None:
+    state = _load(AIRCALL_CURSOR)
+    if since is not None or state is None:
+        start = since or _now() - FIRST_LOOKBACK
+        state = {"position": str(int(start.timestamp())), "done": []}
+    first = report.checked
+    on_step("Aircall calls", 0, None)
+    listed = vendors.get().aircall.calls(since=datetime.fromtimestamp(int(state["position"]), timezone.utc))
+    for call in _pending(listed, state, lambda c: str(c.started_at), lambda c: str(c.id)):
+        if call.raw.get("ended_at") is None:  # still ringing or talking: the next run starts here
+            break
+        with _repairing(report, "aircall", call.id):
+            _backfill_call(call, report)
+        report.checked += 1
+        _checkpoint_to(AIRCALL_CURSOR, state, str(call.started_at) if call.started_at is not None else None,
+                       str(call.id))
+        on_step("Aircall calls", report.checked - first, None)
+
+
+def _start(name: str, since: datetime | None) -> dict[str, Any]:
+    """A pass's own state: its cursor, or a new one from `since` (or the first lookback)."""
+    state = _load(name)
+    if since is not None or state is None:
+        state = {"position": (since or _now() - FIRST_LOOKBACK).isoformat(), "done": []}
+    return state
+
+
+# ---------------------------------------------------------------- identities
+
+def _learn(system: str, remote_id: str, values: list[tuple[str, str | None]], report: ReconcileResult) -> None:
+    """The email and phones a vendor shows for the contact (or user) linked to one of our customers, added where
+    we do not hold them."""
+    with store.session() as s:
+        customer_id = s.scalar(select(Identity.customer_id).where(Identity.system == system,
+                                                                  Identity.value == str(remote_id)))
+        customer = identity._live(s, s.get(Customer, customer_id)) if customer_id is not None else None
+        if customer is None or customer.erased_at is not None or s.scalar(
+                select(Erasure.id).where(Erasure.customer_id == customer.id).limit(1)) is not None:
+            return
+        added = []
+        for kind, raw in values:
+            value = identity.normalise(kind, raw)
+            if value is None or s.scalar(select(Identity.id).where(
+                    Identity.customer_id == customer.id, Identity.system == kind, Identity.value == value)):
+                continue
+            customer = identity.add_identity(s, customer, kind, value, ACTOR)
+            added.append(kind)
+        if added:
+            audit.record(s, ACTOR, "reconcile.identity", customer_id=customer.id, system=system,
+                         added=sorted(set(added)))
+            report.fixes.append(Fix("identity", 0, f"customer {customer.id}: {', '.join(sorted(set(added)))} "
+                                                   f"from {system}"))
+
+
+def _contacts_pass(since: datetime | None, report: ReconcileResult, on_step: Step) -> None:
+    state = _start(CONTACTS_CURSOR, since)
+    start = datetime.fromisoformat(state["position"])
+    on_step("Contacts", 0, None)
+    first = report.checked
+
+    def stamp(contact: HubSpotObject) -> str | None:
+        value = contact.prop("lastmodifieddate")
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat() if value else None
+
+    # HappyFox users as their changed tickets show them (a user's details ride on their tickets), by a cursor of
+    # their own; then HubSpot's changed contacts.
+    users = _start(USERS_CURSOR, since)
+
+    def modified(t: HappyFoxTicket) -> str | None:
+        return t.modified_at.isoformat() if t.modified_at else None
+
+    for ticket in _pending(vendors.get().happyfox.tickets(updated_since=datetime.fromisoformat(users["position"])),
+                           users, modified, lambda t: str(t.id)):
+        user = ticket.user
+        if user is not None:
+            with _repairing(report, "happyfox", ticket.id):
+                _learn("happyfox", str(user.id), [("email", user.email), ("phone", user.primary_phone.number
+                                                                          if user.primary_phone else None)], report)
+        _checkpoint_to(USERS_CURSOR, users, modified(ticket), str(ticket.id))
+    _finish(USERS_CURSOR, users)
+    for contact in _pending(vendors.get().hubspot.contacts_modified_since(start), state, stamp, lambda c: c.id):
+        with _repairing(report, "hubspot", contact.id):
+            _learn("hubspot", contact.id, [("email", contact.prop("email")), ("phone", contact.prop("phone")),
+                                           ("phone", contact.prop("mobilephone"))], report)
+        report.checked += 1
+        _checkpoint_to(CONTACTS_CURSOR, state, stamp(contact), contact.id)
+        on_step("Contacts", report.checked - first, None)
+    _finish(CONTACTS_CURSOR, state)
+
+
+# ---------------------------------------------------------------- the complaint register
+
+def _complaints_pass(since: datetime | None, report: ReconcileResult, on_step: Step) -> None:
+    state = _start(COMPLAINTS_CURSOR, since)
+    start = datetime.fromisoformat(state["position"])
+    on_step("Complaints", 0, None)
+    first = report.checked
+
+    def position(t: HappyFoxTicket) -> str | None:
+        return t.modified_at.isoformat() if t.modified_at else None
+
+    for ticket in _pending(vendors.get().happyfox.tickets(updated_since=start), state, position,
+                           lambda t: str(t.id)):
+        with store.session() as s:
+            row = s.scalar(select(Ticket.id).where(Ticket.happyfox_id == ticket.id))
+            before = _register_row(s, row) if row is not None else None
+        if row is not None and (before is not None or
+                                complaint_register.complaint_category(ticket.category_id) is not None):
+            with _repairing(report, "happyfox", ticket.id):
+                complaint_id = complaint_sync.sync_from_happyfox(ticket)
+                with store.session() as s:
+                    after = _register_row(s, row)
+                if complaint_id is not None and after != before:
+                    report.fixes.append(Fix("complaint", row, f"complaint {complaint_id} brought in step"))
+        report.checked += 1
+        _checkpoint_to(COMPLAINTS_CURSOR, state, position(ticket), str(ticket.id))
+        on_step("Complaints", report.checked - first, None)
+    _finish(COMPLAINTS_CURSOR, state)
+
+
+def _register_row(s: Session, ticket_id: int) -> dict[str, Any] | None:
+    """The register record of a ticket as plain values, to tell whether a sync changed it."""
+    complaint = s.scalar(select(Complaint).where(Complaint.ticket_id == ticket_id))
+    if complaint is None:
+        return None
+    return {c.key: getattr(complaint, c.key) for c in Complaint.__table__.columns if c.key != "updated_at"}
+
+
+def _finish(name: str, state: dict[str, Any]) -> None:
+    """A pass that read to its end forgets the ids done at its last position: the next run reads that position
+    again (its items are repaired already, so nothing is written), and so sees an item changed again within the
+    same second, which a kept id would skip for good."""
+    state["done"] = []
+    _save(name, state)
+
+
+def _checkpoint_to(name: str, state: dict[str, Any], position: str | None, item_id: str) -> None:
+    if position is None:
+        return
+    if state.get("position") != position:
+        state["position"], state["done"] = position, []
+    state["done"].append(item_id)
+    _save(name, state)
+
+
 # ---------------------------------------------------------------- the run
 
 def reconcile(since: datetime | None = None, on_step: Step = quiet) -> ReconcileResult:
@@ -401,6 +592,9 @@ def reconcile(since: datetime | None = None, on_step: Step = quiet) -> Reconcile
             _hubspot_pass(state, report, on_step)
             state.update(phase="done", position=None, done=[])
             save_cursor(state)
+        _aircall_pass(since, report, on_step)
+        _contacts_pass(since, report, on_step)
+        _complaints_pass(since, report, on_step)
     finally:
         _release_lease()
     if report.fixes:

@@ -24,7 +24,7 @@ from sqlalchemy import or_, select, update
 
 from core import audit, jobs, settings, store
 from core.models import Customer, Effect, Erasure, Identity, Ticket, utcnow
-from flows import effects, vendors
+from flows import effects, engagements, vendors
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,7 @@ def send_survey(ticket_id: int) -> bool:
         if sent:
             audit.record(s, "switchboard", "survey.sent", ticket_id=ticket_id, customer_id=customer.id,
                          round=key, language=language)
+    engagements.mail_sent(key, ticket_id, "survey", template, language)
     return sent
 
 

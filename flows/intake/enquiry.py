@@ -9,7 +9,8 @@ ticket Switchboard did not create) and a missed call or voicemail (`flows/intake
 Each step is an outbound write through `effects.once` with a key stamped on the remote object
 (`happyfox-ticket:<enquiry key>` in the HappyFox custom field, `hubspot-ticket:<enquiry key>` in a HubSpot ticket
 property), so a job that crashed after any write and runs again creates nothing twice. A first attempt makes
-three API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create with its association inline.
+four API calls: HappyFox create, HubSpot batch upsert, HubSpot ticket create with its association inline, and the
+confirmation mail's record on the contact and the ticket (flows/engagements.py).
 """
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors.records import HappyFoxTicket, HappyFoxTicketFields
 from core import audit, settings, store, workdays
 from core.models import Ticket
 from core.reports import ManualReport
-from flows import effects, identity, inbox, payloads, vendors
+from flows import effects, engagements, identity, inbox, payloads, vendors
 from flows.identity import Person
 from flows.privacy import tombstones
 
@@ -48,6 +50,7 @@ class Enquiry:
     attachments: list[dict[str, Any]] = field(default_factory=list)  # {filename, content_type, data: bytes}
     happyfox: HappyFoxTicket | None = None  # the HappyFox ticket when HappyFox made it (the mailbox channel)
     customer_id: int | None = None    # when the caller resolved the customer already
+    anonymous: bool = False           # nobody to name (a call from a hidden number): a ticket without a customer
 
     @property
     def source_key(self) -> str:
@@ -60,7 +63,7 @@ def register(enquiry: Enquiry) -> int:
     """Run the whole intake for `enquiry`, idempotently; our ticket id."""
     ticket_id = _open(enquiry)
     _happyfox_ticket(enquiry, ticket_id)
-    contact_id = _hubspot_contact(enquiry, ticket_id)
+    contact_id = None if enquiry.anonymous else _hubspot_contact(enquiry, ticket_id)
     _hubspot_ticket(enquiry, ticket_id, contact_id)
     _confirm(enquiry, ticket_id)
     return ticket_id
@@ -68,8 +71,9 @@ def register(enquiry: Enquiry) -> int:
 
 def _open(enquiry: Enquiry) -> int:
     """Record the customer and our ticket (once per enquiry key); audit the registration."""
-    config = settings.get().config
     with store.session() as s:
+        if enquiry.anonymous:
+            return _row(s, enquiry, None)
         if enquiry.customer_id is not None:
             customer = identity.current(s, enquiry.customer_id)
             identity.touch(customer, enquiry.received_at)
@@ -82,23 +86,29 @@ def _open(enquiry: Enquiry) -> int:
         enquiry.person.last_name = enquiry.person.last_name or customer.last_name
         enquiry.person.language = enquiry.person.language or customer.language
         enquiry.customer_id = customer.id
-        ticket = s.scalar(select(Ticket).where(Ticket.source_key == enquiry.source_key))
-        if ticket is None:
-            ticket = Ticket(source_key=enquiry.source_key, customer_id=customer.id, channel=enquiry.channel,
-                            category=enquiry.category, service_area=enquiry.service_area,
-                            subject=enquiry.subject, status="New", opened_at=enquiry.received_at,
-                            confirm_due_at=workdays.due_after_working_days(
-                                enquiry.received_at, config.sla.confirm_within_working_days),
-                            first_response_due_at=workdays.due_after_working_days(
-                                enquiry.received_at, config.sla.first_response_within_working_days))
-            if enquiry.happyfox is not None:
-                ticket.happyfox_id = enquiry.happyfox.id
-                ticket.happyfox_display_id = enquiry.happyfox.display_id
-            s.add(ticket)
-            s.flush()
-            audit.record(s, ACTOR, "ticket.registered", customer_id=customer.id, ticket_id=ticket.id,
-                         channel=enquiry.channel, category=enquiry.category, key=enquiry.key)
-        return ticket.id
+        return _row(s, enquiry, customer.id)
+
+
+def _row(s: Session, enquiry: Enquiry, customer_id: int | None) -> int:
+    """Our ticket of the enquiry, made once per enquiry key."""
+    config = settings.get().config
+    ticket = s.scalar(select(Ticket).where(Ticket.source_key == enquiry.source_key))
+    if ticket is None:
+        ticket = Ticket(source_key=enquiry.source_key, customer_id=customer_id, channel=enquiry.channel,
+                        category=enquiry.category, service_area=enquiry.service_area,
+                        subject=enquiry.subject, status="New", opened_at=enquiry.received_at,
+                        confirm_due_at=workdays.due_after_working_days(
+                            enquiry.received_at, config.sla.confirm_within_working_days),
+                        first_response_due_at=workdays.due_after_working_days(
+                            enquiry.received_at, config.sla.first_response_within_working_days))
+        if enquiry.happyfox is not None:
+            ticket.happyfox_id = enquiry.happyfox.id
+            ticket.happyfox_display_id = enquiry.happyfox.display_id
+        s.add(ticket)
+        s.flush()
+        audit.record(s, ACTOR, "ticket.registered", customer_id=customer_id, ticket_id=ticket.id,
+                     channel=enquiry.channel, category=enquiry.category, key=enquiry.key)
+    return ticket.id
 
 
 def _happyfox_ticket(enquiry: Enquiry, ticket_id: int) -> None:
@@ -152,7 +162,7 @@ def _hubspot_contact(enquiry: Enquiry, ticket_id: int) -> str:
     return identity.hubspot_contact(customer_id, enquiry.person, enquiry.key, ACTOR)
 
 
-def _hubspot_ticket(enquiry: Enquiry, ticket_id: int, contact_id: str) -> None:
+def _hubspot_ticket(enquiry: Enquiry, ticket_id: int, contact_id: str | None) -> None:
     config = settings.get().config
     hubspot = vendors.get().hubspot
     key = f"hubspot-ticket:{enquiry.key}"
@@ -191,12 +201,20 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
     person = enquiry.person
     if enquiry.channel not in config.intake.confirm_channels:
         return
+    if enquiry.anonymous:  # its address only stands in for nobody (flows/intake/calls.py)
+        with store.session() as s:
+            audit.record(s, ACTOR, "ticket.not_confirmed", ticket_id=ticket_id, reason="hidden number")
+        return
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None
         display_id = ticket.happyfox_display_id or str(ticket.happyfox_id)
-        if ticket.confirmed_at is not None:
-            return
+        confirmed = ticket.confirmed_at is not None
+    if confirmed:
+        # Confirmed before a crash that came before its record on HubSpot: recorded now (nothing is resent).
+        engagements.mail_sent(f"confirmation:{enquiry.key}", ticket_id, "confirmation",
+                              config.intake.confirmation_template, person.language or "hu")
+        return
     to = person.email
     if not to:
         with store.session() as s:
@@ -216,6 +234,7 @@ def _confirm(enquiry: Enquiry, ticket_id: int) -> None:
             ticket.told_id, ticket.confirmed_at = display_id, datetime.now(timezone.utc)
             audit.record(s, ACTOR, "ticket.confirmed", customer_id=ticket.customer_id, ticket_id=ticket.id,
                          told_id=display_id)
+    engagements.mail_sent(key, ticket_id, "confirmation", config.intake.confirmation_template, language)
 
 
 def _link(ticket_id: int, system: str, value: Any) -> None:
@@ -223,8 +242,9 @@ def _link(ticket_id: int, system: str, value: Any) -> None:
         return
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
-        assert ticket is not None and ticket.customer_id is not None
-        identity.link(s, ticket.customer_id, system, value, ACTOR)
+        assert ticket is not None
+        if ticket.customer_id is not None:  # an anonymous ticket has nobody to link
+            identity.link(s, ticket.customer_id, system, value, ACTOR)
 
 
 # ---------------------------------------------------------------- wording

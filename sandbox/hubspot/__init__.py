@@ -58,7 +58,7 @@ def authenticate(request: Request, credentials: dict[str, str]) -> Response | No
 
 
 def seed(state: dict[str, Any]) -> None:
-    state.update(contacts={}, tickets={}, calls={}, associations=[], blocklist=[],
+    state.update(contacts={}, tickets={}, calls={}, emails={}, associations=[], blocklist=[],
                  pipelines={"tickets": [meta.default_ticket_pipeline()]})
 
 

@@ -10,8 +10,9 @@ from .objects import REVERSE, ErrorFn, Refused, count_arg, hubspot, live
 
 # Object type names the API accepts in paths: plural, singular or the object type id.
 ALIASES = {"contacts": "contacts", "contact": "contacts", "0-1": "contacts", "tickets": "tickets",
-           "ticket": "tickets", "0-5": "tickets", "calls": "calls", "call": "calls", "0-48": "calls"}
-TYPE_IDS = {"contacts": "0-1", "tickets": "0-5", "calls": "0-48"}
+           "ticket": "tickets", "0-5": "tickets", "calls": "calls", "call": "calls", "0-48": "calls",
+           "emails": "emails", "email": "emails", "0-49": "emails"}
+TYPE_IDS = {"contacts": "0-1", "tickets": "0-5", "calls": "0-48", "emails": "0-49"}
 EPOCH = "1970-01-01T00:00:00Z"  # default pipelines carry createdAt = 0 (pipelines OpenAPI)
 
 
@@ -60,6 +61,12 @@ PROPERTIES = {
                         ("BUSY", "CANCELED", "COMPLETED", "FAILED", "IN_PROGRESS", "MISSED", "NO_ANSWER")),
               _property("hs_call_from_number", "From number"), _property("hs_call_to_number", "To number"),
               _property("hs_call_recording_url", "Recording URL")],
+    "emails": [_property("hs_timestamp", "Activity date", "datetime", "date"),
+               _property("hs_email_direction", "Email direction", "enumeration", "select",
+                         ("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL")),
+               _property("hs_email_status", "Email send status", "enumeration", "select",
+                         ("BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT")),
+               _property("hs_email_subject", "Subject"), _property("hs_email_text", "Body", field="textarea")],
 }
 
 

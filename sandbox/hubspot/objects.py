@@ -13,7 +13,7 @@ from ..state import current
 from ..emit import notify
 from ..vendor import Refused
 
-TYPES = ("contacts", "tickets", "calls")
+TYPES = ("contacts", "tickets", "calls", "emails")
 # Properties HubSpot returns when a request names none (docs/vendors/hubspot.md#search for contacts; tickets and calls
 # follow the same idea).
 DEFAULTS = {
@@ -21,13 +21,16 @@ DEFAULTS = {
     "tickets": ("content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline", "hs_pipeline_stage",
                 "hs_ticket_category", "hs_ticket_priority", "subject"),
     "calls": ("createdate", "hs_lastmodifieddate", "hs_object_id", "hs_timestamp"),
+    "emails": ("createdate", "hs_lastmodifieddate", "hs_object_id", "hs_timestamp"),
 }
 DATES = {"createdate", "lastmodifieddate", "hs_lastmodifieddate", "hs_timestamp", "closed_date"}
 # Association type id -> (from, to) (docs/vendors/hubspot.md#associations); HUBSPOT_DEFINED pairs are each other's
 # reverse.
 ASSOCIATION_TYPES = {15: ("contacts", "tickets"), 16: ("tickets", "contacts"), 193: ("contacts", "calls"),
-                     194: ("calls", "contacts"), 219: ("tickets", "calls"), 220: ("calls", "tickets")}
-REVERSE = {15: 16, 16: 15, 193: 194, 194: 193, 219: 220, 220: 219}
+                     194: ("calls", "contacts"), 219: ("tickets", "calls"), 220: ("calls", "tickets"),
+                     197: ("contacts", "emails"), 198: ("emails", "contacts"), 223: ("tickets", "emails"),
+                     224: ("emails", "tickets")}
+REVERSE = {15: 16, 16: 15, 193: 194, 194: 193, 219: 220, 220: 219, 197: 198, 198: 197, 223: 224, 224: 223}
 MAX_RESULTS = 10_000
 # A list page (`GET /crm/v3/objects/{type}`): 10 by default (the OpenAPI documents), at most 100 (guessed from
 # HubSpot's guides; more is refused as a 400 here) (docs/vendors/hubspot.md#listing-objects).
@@ -113,7 +116,7 @@ def new_object(object_type: str, properties: dict[str, str | None]) -> dict[str,
         properties["email"] = properties["email"].strip().lower()  # HubSpot lower-cases emails
     if object_type == "tickets":
         properties.setdefault("hs_pipeline", "0")
-    if object_type == "calls" and properties.get("hs_timestamp"):
+    if object_type in ("calls", "emails") and properties.get("hs_timestamp"):
         ms = to_ms(properties["hs_timestamp"])
         if ms is not None:
             properties["hs_timestamp"] = datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(
@@ -137,7 +140,7 @@ def check_new(object_type: str, properties: dict[str, str | None]) -> None:
                          if p["id"] == (properties.get("hs_pipeline") or "0")), None)
         if pipeline is None or properties["hs_pipeline_stage"] not in {s["id"] for s in pipeline["stages"]}:
             raise Refused(400, "Property values were not valid: hs_pipeline_stage is not a stage of hs_pipeline")
-    if object_type == "calls" and to_ms(properties.get("hs_timestamp")) is None:
+    if object_type in ("calls", "emails") and to_ms(properties.get("hs_timestamp")) is None:
         raise Refused(400, "Property values were not valid: hs_timestamp is required")
 
 

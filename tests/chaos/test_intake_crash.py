@@ -10,7 +10,8 @@ from flows import effects
 from ..integration.flowkit import fast_vendors, objects, put_form, row, run, tickets
 
 # The outbound writes of one form intake, in order, and what each produced.
-WRITES = ["happyfox ticket", "hubspot contact upsert", "hubspot ticket", "confirmation mail"]
+WRITES = ["happyfox ticket", "hubspot contact upsert", "hubspot ticket", "confirmation mail",
+          "confirmation's hubspot email record"]
 
 
 class Crash(RuntimeError):
@@ -45,6 +46,9 @@ def assert_exactly_one_of_everything(sandbox, email: str) -> None:
     [hf] = state["happyfox"]["tickets"].values()
     mails = [m for m in sandbox.mail() if m["to"] == [email]]
     assert len(mails) == 1 and hf["display_id"] in mails[0]["subject"]
+    [email] = objects(sandbox, "hubspot", "emails")  # the confirmation, recorded on contact and ticket once
+    assert sorted(a["typeId"] for a in state["hubspot"]["associations"] if a["from"] == ["emails", email["id"]]) \
+        == [198, 224]
     [ticket] = tickets()
     assert ticket.happyfox_id == hf["id"] and ticket.hubspot_ticket_id == mirror["id"]
     assert ticket.told_id == hf["display_id"] and ticket.confirmed_at is not None

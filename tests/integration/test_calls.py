@@ -112,10 +112,11 @@ def test_a_caller_we_do_not_know_gets_a_contact_by_phone_and_a_ticket_without_ma
     assert flow.mail() == []
     [ticket] = tickets()
     assert ticket.confirmed_at is None and ticket.hubspot_ticket_id is not None
-    # The next call from the number lands on the same contact without a search.
+    # The next call from the number lands on the same contact without a search (and on the open ticket).
     flow.clear_calls()
     run(store(aircall("call.ended__answered_inbound", id=2001, contact=None, raw_digits="+36209998877")))
-    assert writes(flow) == [("hubspot", "POST", "/crm/v3/objects/calls")]
+    assert writes(flow) == [("happyfox", "POST", f"/api/1.1/json/ticket/{hf['id']}/staff_pvtnote/"),
+                            ("hubspot", "POST", "/crm/v3/objects/calls")]
     assert len(objects(flow, "hubspot", "contacts")) == 1
 
 
@@ -128,11 +129,24 @@ def test_an_outbound_call_is_logged_from_our_number(flow):
     assert tickets() == []
 
 
-def test_a_hidden_number_is_audited_and_writes_nothing(flow):
-    inbox_id = store(aircall("call.ended__missed", contact=None, raw_digits="anonymous"))
+def test_an_answered_call_from_a_hidden_number_is_audited_and_writes_nothing(flow):
+    inbox_id = store(aircall("call.ended__answered_inbound", contact=None, raw_digits="anonymous"))
     flow.clear_calls()
     assert run(inbox_id) == "done"
-    assert writes(flow) == [] and customers() == []
+    assert writes(flow) == [] and customers() == [] and tickets() == []
+
+
+def test_a_missed_call_from_a_hidden_number_opens_a_ticket_marked_so_without_a_customer(flow):
+    inbox_id = store(aircall("call.ended__missed", contact=None, raw_digits="anonymous"))
+    assert run(inbox_id) == "done"
+    [hf] = flow.state("happyfox")["tickets"].values()
+    assert hf["subject"] == "Nem fogadott hívás (rejtett szám)" and "rejtett szám" in hf["first_message"]
+    [ticket] = tickets()
+    assert ticket.customer_id is None and ticket.channel == "phone" and ticket.hubspot_ticket_id is not None
+    assert customers() == [] and objects(flow, "hubspot", "contacts") == [] and flow.mail() == []
+    assert objects(flow, "hubspot", "calls") == []  # no contact to log it on: the ticket is the record
+    flow.clear_calls()
+    assert run(inbox_id) == "skipped" and writes(flow) == []
 
 
 def test_a_crash_after_the_call_is_logged_does_not_log_it_twice(flow, monkeypatch):

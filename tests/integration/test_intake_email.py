@@ -49,7 +49,8 @@ def test_a_mailbox_ticket_is_linked_and_mirrored_once(flow, settings, app_client
     assert run(inbox_id) == "done"
     assert writes(flow) == [("happyfox", "GET", f"/api/1.1/json/ticket/{made['id']}/"),
                             ("hubspot", "POST", "/crm/v3/objects/contacts/batch/upsert"),
-                            ("hubspot", "POST", "/crm/v3/objects/tickets")]
+                            ("hubspot", "POST", "/crm/v3/objects/tickets"),
+                            ("hubspot", "POST", "/crm/v3/objects/emails")]  # the confirmation, on the ticket
     [contact] = objects(flow, "hubspot", "contacts")
     [mirror] = objects(flow, "hubspot", "tickets")
     assert contact["properties"]["email"] == "levelezo@example.com"

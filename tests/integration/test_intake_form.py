@@ -62,14 +62,15 @@ def test_a_form_becomes_one_ticket_contact_mirror_and_mail(flow):
     assert "kata" not in json.dumps([a.detail for a in audit_rows()]).lower()  # hashes and ids only
 
 
-def test_three_outbound_calls_per_form_and_none_for_a_repeat(flow):
+def test_four_outbound_calls_per_form_and_none_for_a_repeat(flow):
     run(put_form("first@example.com"))  # warms the one-off discovery of the HappyFox custom field ids
     flow.clear_calls()
     second = put_form("second@example.com")
     run(second)
     assert writes(flow) == [("happyfox", "POST", "/api/1.1/json/tickets/"),
                             ("hubspot", "POST", "/crm/v3/objects/contacts/batch/upsert"),
-                            ("hubspot", "POST", "/crm/v3/objects/tickets")]
+                            ("hubspot", "POST", "/crm/v3/objects/tickets"),
+                            ("hubspot", "POST", "/crm/v3/objects/emails")]  # the confirmation, on the ticket
     flow.clear_calls()
     assert run(second) == "skipped"
     assert writes(flow) == []
