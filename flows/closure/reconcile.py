@@ -463,7 +463,7 @@ def _learn(system: str, remote_id: str, values: list[tuple[str, str | None]], re
     with store.session() as s:
         customer_id = s.scalar(select(Identity.customer_id).where(Identity.system == system,
                                                                   Identity.value == str(remote_id)))
-        customer = identity._live(s, s.get(Customer, customer_id)) if customer_id is not None else None
+        customer = identity.current(s, customer_id) if customer_id is not None else None
         if customer is None or customer.erased_at is not None or s.scalar(
                 select(Erasure.id).where(Erasure.customer_id == customer.id).limit(1)) is not None:
             return
