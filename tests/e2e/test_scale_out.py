@@ -2,10 +2,12 @@
 a port of its own, no proxy), two workers and one clock on PostgreSQL and Redis, in real-vendor mode against one
 standalone sandbox (tests/e2e/test_real_vendor_mode.py starts it all).
 
-300 form submissions, spread over both web processes, some delivered twice to the same one and some to both
-(the same `webhook-id` each time, as a sender retrying after a lost answer does), end as exactly 300 customers,
-300 HappyFox tickets, 300 HubSpot tickets and 300 confirmation mails, while one worker is killed with SIGKILL
-mid-run and the other restarted.
+300 form submissions, spread over both web processes, end as exactly 300 customers, 300 HappyFox tickets, 300
+HubSpot tickets and 300 confirmation mails, while one worker is killed with SIGKILL mid-run and the other
+restarted. Most come as the website's signed webhooks, some delivered twice to the same
+process and some to both (the same `webhook-id` each time, as a sender retrying after a lost answer does); the rest
+through the hosted form, opened on one process and sent to it twice (a double click) or to both (as a load balancer
+may route the second click), with the one signed token.
 
 The sandbox enforces the rates of `limits:` in config/switchboard.yaml and answers 429 above them (HappyFox then
 locks the account out for 10 minutes); the workers pace themselves through one schedule in Redis, so together they
@@ -18,12 +20,15 @@ point is the topology, exactly-once and pacing shared across workers, which hold
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import re
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -31,13 +36,14 @@ from sqlalchemy import func, select
 from core import store
 from core.models import Customer
 from core.settings import DEFAULT_CONFIG
-from tests.chaos.test_processes import Senders, assert_exactly_once, settle, statuses
+from tests.chaos.test_processes import Senders, assert_exactly_once, email, settle, statuses
 from tests.conftest import _in_use, make_settings
 from tests.e2e.test_real_vendor_mode import CREDENTIALS, Topology, deployed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 FORMS = 300
+HOSTED = 20  # of FORMS, the last ones, come through the hosted form; the others as signed webhooks
 SCALE = 1  # the vendors' rates, times this (the docstring says when to raise it)
 WINDOW_CHECKS = ("hubspot", "happyfox", "aircall", "gmail")  # the vendors the sandbox meters
 
@@ -52,6 +58,7 @@ def scaled_limits() -> dict[str, dict[str, float]]:
 def scaled(tmp_path: Path, redis_url: str) -> Iterator[Topology]:
     config = yaml.safe_load(Path(DEFAULT_CONFIG).read_text())
     config["limits"] = scaled_limits()
+    config["hosted_forms"]["rate_limit"] = FORMS  # every test submission comes from 127.0.0.1
     (tmp_path / "switchboard.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     with deployed(tmp_path, redis_url, webs=2, workers=2, WEB_CONCURRENCY="2",
                   SWITCHBOARD_CONFIG=str(tmp_path / "switchboard.yaml")) as topology:
@@ -63,11 +70,11 @@ def scaled(tmp_path: Path, redis_url: str) -> Iterator[Topology]:
             yield topology
 
 
-def deliveries(first: str, second: str) -> list[tuple[int, str]]:
+def deliveries(first: str, second: str, forms: range) -> list[tuple[int, str]]:
     """(form, web process) in sending order: alternately to each; every tenth form once more to the same process
     right after, and every tenth (another) to the other process too."""
     planned = []
-    for n in range(FORMS):
+    for n in forms:
         own, other = (first, second) if n % 2 else (second, first)
         planned.append((n, own))
         if n % 10 == 3:
@@ -75,6 +82,21 @@ def deliveries(first: str, second: str) -> list[tuple[int, str]]:
         elif n % 10 == 7:
             planned.append((n, other))
     return planned
+
+
+def hosted(n: int, opened_on: str, sent_to: list[str]) -> int:
+    """Form `n` through the hosted form: the page from `opened_on`, then the same filled-in form (one signed token)
+    posted to each of `sent_to`, each from a page of its own origin, as behind one public address. Each post is
+    thanked (303); how many were."""
+    page = httpx.get(f"{opened_on}/forms/product", timeout=30)
+    assert page.status_code == 200, page.text[:500]
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    data = {"token": token, "nev": f"Káosz {n}", "email": email(n), "targy": f"Hiba {n}", "uzenet": "Nem működik.",
+            "consent": "yes"}
+    for base in sent_to:
+        answer = httpx.post(f"{base}/forms/product", data=data, headers={"Origin": base}, timeout=30)
+        assert answer.status_code == 303 and "/thanks/" in answer.headers["Location"], answer.text[:500]
+    return len(sent_to)
 
 
 def busiest(calls: list[dict[str, Any]], service: str, per_seconds: float) -> int:
@@ -96,10 +118,14 @@ def test_two_webs_two_workers_one_clock_exactly_once_and_under_every_rate_limit(
     t = scaled
     first, second = t.bases
     senders = Senders(first, threads=8, secret=CREDENTIALS["FORM_WEBHOOK_SECRET"])
-    planned = deliveries(first, second)
+    planned = deliveries(first, second, range(FORMS - HOSTED))
     started = time.monotonic()
     for n, base in planned:
         senders.send([n], base)
+    visitors = concurrent.futures.ThreadPoolExecutor(4)
+    clicks = [visitors.submit(hosted, n, *((first, [first, first]) if n % 3 == 0 else
+                                           (second, [second, first]) if n % 3 == 1 else (second, [second])))
+              for n in range(FORMS - HOSTED, FORMS)]
 
     # Mid-run: one worker killed with SIGKILL, the platform starting it again; later the other restarted as a
     # deploy does (SIGTERM, then a new process). What either had under way is taken over once its lease is stale
@@ -115,6 +141,8 @@ def test_two_webs_two_workers_one_clock_exactly_once_and_under_every_rate_limit(
     t.start("worker2", "worker")
 
     senders.wait()
+    assert sum(click.result(timeout=120) for click in clicks) > HOSTED  # double clicks among them
+    visitors.shutdown()
     took = settle(t, FORMS, source="form")
     print(f"scale-out: all {FORMS} forms done {took:.1f} s after the last delivery was acknowledged, "
           f"{time.monotonic() - started:.1f} s after the first was sent")
