@@ -11,12 +11,12 @@ may route the second click), with the one signed token.
 
 The sandbox enforces the rates of `limits:` in config/switchboard.yaml and answers 429 above them (HappyFox then
 locks the account out for 10 minutes); the workers pace themselves through one schedule in Redis, so together they
-stay under every limit: no 429 from HappyFox, at most a stray one elsewhere, and no inbox row dead. It runs at the
-vendors' real rates: a form costs one HappyFox call and two HubSpot calls, so 300 forms take about 66 s of
-HappyFox's 300 calls a minute and of HubSpot's 100 per 10 s, about what two loaded cores process anyway, and the
-busiest windows come within the pacing margin of both limits (two workers pacing apart would go over them). On a
-slower machine SCALE raises the service's `limits:` and the sandbox's alike (requests per the same window): the
-point is the topology, exactly-once and pacing shared across workers, which hold at any rate."""
+stay under every limit: no 429 from HappyFox, at most a stray one elsewhere, and no inbox row dead. A form costs one
+HappyFox call and three HubSpot calls (contact, ticket, the confirmation's email record): at HubSpot's real 100
+calls per 10 s, 300 forms take some 100 s of pacing alone. So the service's `limits:` and the sandbox's are both
+raised SCALE times (requests per the same window). HubSpot's busiest window still reaches the pace (printed): the
+machine is faster than the limit, so two workers pacing apart would go over it. The point is the topology,
+exactly-once and pacing shared across workers, which hold at any rate."""
 from __future__ import annotations
 
 import collections
@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 FORMS = 300
 HOSTED = 20  # of FORMS, the last ones, come through the hosted form; the others as signed webhooks
-SCALE = 1  # the vendors' rates, times this (the docstring says when to raise it)
+SCALE = 2  # the vendors' rates, times this (the docstring says why)
 WINDOW_CHECKS = ("hubspot", "happyfox", "aircall", "gmail")  # the vendors the sandbox meters
 
 
