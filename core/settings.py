@@ -144,10 +144,8 @@ class Env(BaseSettings):
         """True when no vendor credential at all is set: the embedded default runs against the sandbox."""
         return not any(v for values in self.vendor_credentials.values() for v in values)
 
-    def check_complete(self) -> None:
-        """With real vendors, every vendor needs its credentials and base URL, and the service its own secrets."""
-        if self.sandboxed:
-            return
+    def missing(self) -> list[str]:
+        """The variables real-vendor mode requires that are not set: credentials, HappyFox's host, our secrets."""
         missing = []
         names = {"hubspot": ["HUBSPOT_ACCESS_TOKEN"], "happyfox": ["HAPPYFOX_API_KEY", "HAPPYFOX_AUTH_CODE"],
                  "aircall": ["AIRCALL_API_ID", "AIRCALL_API_TOKEN"], "gmail": ["GOOGLE_APPLICATION_CREDENTIALS"]}
@@ -158,9 +156,26 @@ class Env(BaseSettings):
         for name in ("SECRET_KEY", "ADMIN_TOKEN", "FORM_WEBHOOK_SECRET", "GMAIL_USER"):
             if not getattr(self, name.lower()) and not (name == "ADMIN_TOKEN" and self.admin_tokens):
                 missing.append(name)
-        if missing:
+        return missing
+
+    def check_complete(self) -> None:
+        """With real vendors, every vendor needs its credentials and base URL, and the service its own secrets."""
+        if self.sandboxed:
+            return
+        if missing := self.missing():
             raise ConfigError("environment: vendor credentials are set, so these are required too: "
                               + ", ".join(missing))
+
+    def check_base_urls(self) -> None:
+        """`*_BASE_URL` set without one vendor credential: a process that used them would call that host with no
+        credentials, and every event would go dead on its first 401 (the sandbox's defaults are wired only by the
+        `switchboard run` that started it). Refuse instead, naming what to set."""
+        given = [f"{v.upper()}_BASE_URL" for v in ("hubspot", "happyfox", "aircall", "gmail")
+                 if getattr(self, f"{v}_base_url")]
+        if self.sandboxed and given:
+            raise ConfigError(f"environment: {', '.join(given)} set but no vendor credential, so these are required "
+                              f"too: {', '.join(self.missing())} (a standalone `switchboard sandbox` prints the ones "
+                              "it accepts)")
 
     def base_url(self, vendor: str) -> str:
         url = getattr(self, f"{vendor}_base_url")
@@ -535,12 +550,15 @@ def load_env(**overrides: Any) -> Env:
 
 def load(env: Env | None = None, *, attach: bool = True) -> Settings:
     """Settings from the environment and the YAML file. With no vendor credentials, and `attach`, a command run
-    beside `switchboard run` uses that run's sandbox, SMTP sink and service address (core/embedded.py)."""
+    beside `switchboard run` uses that run's sandbox, SMTP sink and service address (core/embedded.py); without
+    such a run, `*_BASE_URL` set with no credential is a ConfigError (`Env.check_base_urls`)."""
     env = env or load_env()
     env.check_complete()
     if attach and env.sandboxed and (run := embedded.running(data_dir())) is not None:
         env = env.with_sandbox(run.sandbox_url, smtp_port=run.smtp_port).serving_at(run.service_url)
         return Settings(env=env, config=load_config(env.switchboard_config), sandbox_url=run.sandbox_url)
+    if attach:  # not for `switchboard run` (attach=False): it starts a sandbox of its own, which replaces them
+        env.check_base_urls()
     return Settings(env=env, config=load_config(env.switchboard_config))
 
 

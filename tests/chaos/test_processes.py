@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,26 +131,28 @@ class Senders:
     """The website, delivering forms the way a webhook sender does: each until it is acknowledged (2xx), through
     refused connections and 503s, with the same `webhook-id` every time. Any other answer is recorded."""
 
-    def __init__(self, url: str, threads: int = 6) -> None:
-        self.url = f"{url}/webhooks/form"
+    def __init__(self, url: str, threads: int = 6, secret: str = SECRET) -> None:
+        self.url, self.secret = f"{url}/webhooks/form", secret
         self.pool = concurrent.futures.ThreadPoolExecutor(threads)
         self.futures: list[concurrent.futures.Future[int]] = []
         self.unexpected: list[int] = []
         self.statuses: collections.Counter[int] = collections.Counter()
         self.lock = threading.Lock()
 
-    def send(self, numbers: range) -> None:
-        self.futures += [self.pool.submit(self._deliver, n) for n in numbers]
+    def send(self, numbers: Iterable[int], url: str | None = None) -> None:
+        """Deliver each form in `numbers`, to the service at `url` (default: the one given at the start)."""
+        target = f"{url}/webhooks/form" if url else self.url
+        self.futures += [self.pool.submit(self._deliver, n, target) for n in numbers]
 
-    def _deliver(self, n: int) -> int:
+    def _deliver(self, n: int, url: str) -> int:
         body = {"form": "product", "fields": {"nev": f"Káosz {n}", "email": email(n), "targy": f"Hiba {n}",
                                               "uzenet": "Nem működik."}}
         with httpx.Client(timeout=15) as client:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
-                raw, headers = signed(SECRET, body, msg_id=f"msg_chaos_{n}")
+                raw, headers = signed(self.secret, body, msg_id=f"msg_chaos_{n}")
                 try:
-                    status = client.post(self.url, content=raw, headers=headers).status_code
+                    status = client.post(url, content=raw, headers=headers).status_code
                 except httpx.TransportError:
                     time.sleep(0.2)
                     continue
@@ -173,16 +175,18 @@ def email(n: int) -> str:
     return f"kaosz.{n}@example.com"
 
 
-def statuses() -> dict[str, int]:
+def statuses(source: str | None = None) -> dict[str, int]:
+    """Inbox rows by status; only those of `source` (form, hubspot...) when given."""
+    query = select(InboxEvent.status, func.count()).group_by(InboxEvent.status)
     with store.session() as s:
-        return dict(s.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all())
+        return dict(s.execute(query if source is None else query.where(InboxEvent.source == source)).all())
 
 
-def settle(deployment: Deployment, expected: int, seconds: float = SETTLE_SECONDS) -> float:
-    """Wait until every stored event is done; how long it took."""
+def settle(deployment: Deployment, expected: int, seconds: float = SETTLE_SECONDS, source: str | None = None) -> float:
+    """Wait until every stored event (of `source`, when given) is done; how long it took."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        counts = statuses()
+        counts = statuses(source)
         if counts.get("done", 0) == expected and sum(counts.values()) == expected:
             return time.monotonic() - started
         assert "dead" not in counts, f"dead events: {counts}\n{deployment.output()}"

@@ -8,6 +8,7 @@ The README walkthrough then runs against it: form, confirmation mail, close, sur
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -44,10 +45,13 @@ assert not set(CREDENTIALS.values()) & set(SANDBOX_DEFAULTS.values()) - {"suppor
 
 
 class Topology:
-    """The sandbox process and the service's processes, and what a test reads of them."""
+    """The sandbox process and the service's processes, and what a test reads of them. `bases` are the web
+    processes' addresses (`base` the first's, where the sandbox sends the vendors' webhooks)."""
 
-    def __init__(self, tmp_path: Path, env: dict[str, str], sandbox: Process, sandbox_url: str, base: str) -> None:
-        self.tmp_path, self.env, self.sandbox_process, self.base = tmp_path, env, sandbox, base
+    def __init__(self, tmp_path: Path, env: dict[str, str], sandbox: Process, sandbox_url: str,
+                 bases: list[str]) -> None:
+        self.tmp_path, self.env, self.sandbox_process, self.bases = tmp_path, env, sandbox, bases
+        self.base = bases[0]
         self.sandbox = httpx.Client(base_url=sandbox_url, timeout=10)
         self.processes: dict[str, Process] = {"sandbox": sandbox}
 
@@ -73,6 +77,11 @@ class Topology:
         assert result.returncode == 0 and "Traceback" not in output, f"{args}: {output}\n{self.output()}"
         return output
 
+    def start(self, name: str, *args: str) -> Process:
+        """Start (or start again) the service's process `name`: `web`, `worker2`, `clock`..."""
+        self.processes[name] = Process(list(args), self.tmp_path, **self.env)
+        return self.processes[name]
+
 
 def environment(tmp_path: Path, database_url: str, redis_url: str, sandbox_url: str, smtp_port: int,
                 key_file: Path, base: str) -> dict[str, str]:
@@ -84,33 +93,48 @@ def environment(tmp_path: Path, database_url: str, redis_url: str, sandbox_url: 
     return env
 
 
-@pytest.fixture
-def topology(tmp_path: Path, redis_url: str) -> Iterator[Topology]:
+@contextlib.contextmanager
+def deployed(tmp_path: Path, redis_url: str, webs: int = 1, workers: int = 1,
+             **settings: str) -> Iterator[Topology]:
+    """The standalone sandbox, `release`, then `webs` web processes (each on a port of its own, no proxy),
+    `workers` workers and one clock, on a new PostgreSQL database and `redis_url`; `settings` override variables
+    of the deployment's environment (WEB_CONCURRENCY, SWITCHBOARD_CONFIG...)."""
     database_url = postgres_database()
-    sandbox_port, smtp_port, port = free_port(), free_port(), free_port()
-    sandbox_url, base = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{port}"
+    sandbox_port, smtp_port = free_port(), free_port()
+    ports = [free_port() for _ in range(webs)]
+    sandbox_url, bases = f"http://127.0.0.1:{sandbox_port}", [f"http://127.0.0.1:{port}" for port in ports]
     key_file = tmp_path / "secrets" / "google-key.json"
-    env = environment(tmp_path, database_url, redis_url, sandbox_url, smtp_port, key_file, base)
+    env = {**environment(tmp_path, database_url, redis_url, sandbox_url, smtp_port, key_file, bases[0]), **settings}
     # The sandbox gets the deployment's credentials too: they are what its fakes accept and sign webhooks with.
-    sandbox = Process(["sandbox", "--port", str(sandbox_port), "--smtp-port", str(smtp_port), "--webhook-url", base,
-                       "--google-key", str(key_file)], tmp_path, **{k: v for k, v in env.items()
-                                                                   if k in CREDENTIALS})
-    topology = Topology(tmp_path, env, sandbox, sandbox_url, base)
+    sandbox = Process(["sandbox", "--port", str(sandbox_port), "--smtp-port", str(smtp_port), "--webhook-url",
+                       bases[0], "--google-key", str(key_file)], tmp_path, **{k: v for k, v in env.items()
+                                                                            if k in CREDENTIALS})
+    topology = Topology(tmp_path, env, sandbox, sandbox_url, bases)
     try:
         sandbox.wait_for_line("credentials:")
         assert key_file.exists()
         topology.ops("db", "upgrade")  # release
-        for name, args in (("web", ["serve", "--host", "127.0.0.1", "--port", str(port)]), ("worker", ["worker"]),
-                           ("clock", ["clock"])):
-            topology.processes[name] = Process(args, tmp_path, **env)
-        topology.processes["web"].wait_until_answering(f"{base}/healthz")
+        for n, port in enumerate(ports):
+            topology.start(f"web{n + 1 if n else ''}", "serve", "--host", "127.0.0.1", "--port", str(port))
+        for n in range(workers):
+            topology.start(f"worker{n + 1 if n else ''}", "worker")
+        topology.start("clock", "clock")
+        for n, base in enumerate(bases):
+            topology.processes[f"web{n + 1 if n else ''}"].wait_until_answering(f"{base}/healthz")
         topology.processes["clock"].wait_for_line("clock started")
-        topology.until("the web process ready", lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200)
+        for base in bases:
+            topology.until("the web process ready", lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200)
         yield topology
     finally:
         for process in topology.processes.values():
             process.kill()
         drop_postgres_database(database_url)
+
+
+@pytest.fixture
+def topology(tmp_path: Path, redis_url: str) -> Iterator[Topology]:
+    with deployed(tmp_path, redis_url) as running:
+        yield running
 
 
 def test_the_readme_walkthrough_in_real_vendor_mode(topology):

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from core import settings as settings_module
 from core import store
 from core.models import Complaint
+from core.settings import SANDBOX_DEFAULTS
 from core.workdays import BUDAPEST
 from flows.complaints import complaint_deadlines, complaint_register
 from switchboard.cli import main
@@ -146,6 +147,9 @@ def _env(settings: Any) -> dict[str, str]:
     out = {"DATABASE_URL": env.database_url, "SWITCHBOARD_CONFIG": str(env.switchboard_config)}
     for vendor in ("hubspot", "happyfox", "aircall", "gmail"):
         out[f"{vendor.upper()}_BASE_URL"] = env.base_url(vendor)
+    # Base URLs need the credentials with them (Env.check_base_urls): the sandbox's, as a deployment sets its own.
+    out.update({name.upper(): value for name, value in SANDBOX_DEFAULTS.items()})
+    out["GOOGLE_APPLICATION_CREDENTIALS"] = "none.json"  # never read: the command calls no vendor
     return out
 
 

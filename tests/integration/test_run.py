@@ -186,3 +186,28 @@ def test_serve_starts_and_answers_while_database_and_queue_are_down(start):
     assert set(ready.json()["problems"]) == {"database", "queue"}
     assert "pw-not-shown" not in ready.text
     assert process.stop(signal.SIGTERM) == 0
+
+
+def test_base_urls_without_credentials_refuse_at_start_and_run_is_unchanged(start, sandbox):
+    """`*_BASE_URL` at a running sandbox and no credential: before, a worker started, took the first form and
+    left it dead on HappyFox's 401. Now every process refuses at start with one line naming what to set, having
+    called nothing; `switchboard run` still starts and wires a sandbox of its own."""
+    urls = {f"{vendor}_BASE_URL": sandbox.base_url for vendor in ("HUBSPOT", "HAPPYFOX", "AIRCALL", "GMAIL")}
+    commands = {"worker": ["worker"], "clock": ["clock"], "web": ["serve", "--port", str(free_port())],
+                "config check": ["config", "check"]}
+    started = {name: start(*args, **urls) for name, args in commands.items()}
+    for name, process in started.items():
+        assert process.proc.wait(timeout=60) == 2, f"{name}:\n{process.text}"
+        output = process.text
+        assert "Traceback" not in output, output
+        [line] = [line for line in output.splitlines() if "set but no vendor credential" in line]
+        assert line.startswith("environment: HUBSPOT_BASE_URL, HAPPYFOX_BASE_URL, AIRCALL_BASE_URL, GMAIL_BASE_URL")
+        assert "HAPPYFOX_API_KEY, HAPPYFOX_AUTH_CODE" in line and "FORM_WEBHOOK_SECRET" in line
+    assert sandbox.calls() == []
+
+    port, sandbox_port = free_port(), free_port()
+    run = start("run", "--port", str(port), "--sandbox-port", str(sandbox_port), "--smtp-port", str(free_port()),
+                **urls)
+    assert f"http://127.0.0.1:{sandbox_port}" in run.wait_for_line("sandbox:")  # its own, as without the URLs
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+    assert run.stop(signal.SIGTERM) == 0

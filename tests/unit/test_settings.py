@@ -152,6 +152,26 @@ def test_without_credentials_or_a_sandbox_no_real_vendor_host_is_used():
     assert attached.base_url("aircall") == "http://127.0.0.1:8900"
 
 
+def test_base_urls_without_credentials_are_refused_naming_what_to_set(monkeypatch, tmp_path):
+    """A process pointed at a sandbox by `*_BASE_URL` alone would call it with no credentials (every event dead on
+    HappyFox's 401): it is refused at load, naming the variables; `switchboard run` (attach=False) is not."""
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))  # no `switchboard run` recorded there
+    pointed = env(hubspot_base_url="http://127.0.0.1:8900", happyfox_base_url="http://127.0.0.1:8900")
+    assert pointed.sandboxed
+    with pytest.raises(ConfigError) as err:
+        settings.load(pointed)
+    message = str(err.value)
+    assert message.startswith("environment: HUBSPOT_BASE_URL, HAPPYFOX_BASE_URL set but no vendor credential")
+    for name in ("HUBSPOT_ACCESS_TOKEN", "HAPPYFOX_API_KEY", "HAPPYFOX_AUTH_CODE", "AIRCALL_API_ID",
+                 "AIRCALL_API_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS", "SECRET_KEY", "ADMIN_TOKEN",
+                 "FORM_WEBHOOK_SECRET", "GMAIL_USER"):
+        assert name in message
+    assert "HAPPYFOX_BASE_URL," not in message.split("required too:")[1]  # it is set
+    assert "\n" not in message
+    assert settings.load(pointed, attach=False).env.hubspot_base_url == "http://127.0.0.1:8900"
+    assert settings.load(env()).env.sandboxed  # neither credentials nor base URLs: sandbox mode, as before
+
+
 def test_links_follow_the_address_served_unless_public_base_url_is_set():
     assert env().serving_at("http://127.0.0.1:8101").public_base_url == "http://127.0.0.1:8101"
     chosen = env(public_base_url="https://support.example.com")
