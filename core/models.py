@@ -155,6 +155,33 @@ class ErasureStep(Base):
     erasure: Mapped[Erasure] = relationship(back_populates="steps")
 
 
+class PrivacyRequest(Base):
+    """A data-subject request (GDPR Art. 12-21, flows/privacy/requests.py): who asked (a customer and a salted hash of
+    the identifier they gave, never the identifier itself), how it arrived, the identity check that must precede any
+    erasure or export, its deadline (one month from receipt, extendable once by two months with a reason) and state."""
+    __tablename__ = "privacy_requests"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # access | erasure | rectification | restriction | objection | withdrawal | unspecified
+    state: Mapped[str] = mapped_column(String(30), default="awaiting_verification", index=True)  # | verified | done | refused
+    channel: Mapped[str] = mapped_column(String(20))  # cli | admin | mail | staff
+    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)  # "mail:<gmail id>": read twice, one request
+    customer_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    subject_hash: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(5), default="hu")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    extended_at: Mapped[datetime | None]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None]
+    verified_by: Mapped[str | None] = mapped_column(String(200))      # the staff member or script, not the subject
+    verification_method: Mapped[str | None] = mapped_column(String(40))
+    erasure_id: Mapped[int | None] = mapped_column(Id, ForeignKey("erasures.id"))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)      # what was done where: ids, counts, file names
+    note: Mapped[str | None] = mapped_column(Text)                    # staff's words: why refused, what was changed
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Tombstone(Base):
     """Salted hashes of an erased person's identifiers: sync flows must not copy them back."""
     __tablename__ = "tombstones"

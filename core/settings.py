@@ -441,6 +441,16 @@ class HostedFormSpec(Strict):
     privacy_url: str | None = None                 # the privacy notice the consent checkbox links to
 
 
+class PrivacySpec(Strict):
+    """Data-subject requests (flows/privacy/requests.py, docs/privacy.md#data-subject-requests). `mailbox`: the
+    privacy address (policy 002 names `adatvedelem@`); its mail is read from GMAIL_USER's mailbox, which it must
+    reach (an alias or a group delivering there). `warn_days`: a request due within this many days is alerted."""
+    mailbox: str = "adatvedelem@example.com"
+    warn_days: int = Field(default=7, ge=1, le=30)
+    language: Literal["hu", "en"] = "hu"           # of a mail whose language cannot be told
+    ack_template: str = "privacy_request_ack"
+
+
 StaffRole = Literal["ops", "complaints", "privacy", "viewer"]
 STAFF_ROLES: tuple[StaffRole, ...] = ("ops", "complaints", "privacy", "viewer")
 
@@ -474,6 +484,7 @@ class Config(Strict):
     staff: StaffSpec = StaffSpec()
     alerts: AlertsSpec = AlertsSpec()
     hosted_forms: HostedFormSpec = HostedFormSpec()
+    privacy: PrivacySpec = PrivacySpec()
     limits: dict[str, LimitSpec] = {
         "hubspot": LimitSpec(requests=100, per_seconds=10),
         "hubspot_search": LimitSpec(requests=4, per_seconds=1),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -158,3 +159,12 @@ class ConsentWithdrawal(Payload):
         if not (self.email or self.phone):
             raise PydanticCustomError("email_or_phone_required", "an email or a phone is required")
         return self
+
+
+class PrivacyMail(Payload):
+    """A mail to the privacy address as our poll stores it (flows/privacy/requests.py)."""
+    message_id: str = Field(min_length=1)
+    sender: str = Field(alias="from")
+    subject: str = ""
+    text: str = ""
+    received_at: datetime

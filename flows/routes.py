@@ -5,7 +5,7 @@ event that no route names, so a subscription nobody handles costs nothing and is
 idempotent (an event may run twice) and reads its payload through `flows.payloads.read`.
 
 Sources: `form` (the website form, signed webhook), `aircall`, `happyfox` (smart rule), `hubspot` (app
-subscriptions), and two of our own: `manual` (`switchboard ticket create`, `POST /admin/tickets`) and `admin`
+subscriptions), and three of our own: `privacy` (mail to the privacy address, read from Gmail by flows/privacy/requests.py), `manual` (`switchboard ticket create`, `POST /admin/tickets`) and `admin`
 (`POST /admin/customers/consent-withdrawal`). docs/vendors.md says which events an admin subscribes to.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from flows.closure import status_mirror
 from flows.complaints import complaint_sync
 from flows.intake import calls, enquiry, first_response
-from flows.privacy import retention
+from flows.privacy import requests, retention
 
 from .inbox import Handler
 
@@ -35,6 +35,8 @@ ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure.
     ("hubspot", "contact.propertyChange"): (retention.on_contact_property,),
     ("admin", "consent.withdrawn"): (retention.on_admin_withdrawal,),
+    # A mail to the privacy address (read by our poll): a data-subject request awaiting verification, acknowledged.
+    ("privacy", "mail"): (requests.on_privacy_mail,),
 }
 
 
