@@ -50,6 +50,10 @@ class Customer(Base):
     legal_hold: Mapped[bool] = mapped_column(default=False)
     erased_at: Mapped[datetime | None]
     merged_into_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"))
+    # Restriction of processing (GDPR Art. 18) or an objection (Art. 21): kept, but no flow writes or mails until
+    # lifted (flows/privacy/restriction.py).
+    restricted_at: Mapped[datetime | None]
+    restriction: Mapped[str | None] = mapped_column(String(20))  # restriction | objection
 
     identities: Mapped[list[Identity]] = relationship(back_populates="customer")
 
@@ -112,7 +116,7 @@ class InboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed | dead
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed | dead | held
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]

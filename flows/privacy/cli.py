@@ -1,5 +1,5 @@
 """Privacy ops commands (policy 002, docs/policy.md#personal-data): `switchboard erase`, `switchboard erasure
-status|list|retry`, `switchboard export`, `switchboard retention preview|sweep|withdraw|hold`, `switchboard requests add|verify|extend|complete|refuse|show|list`.
+status|list|retry`, `switchboard export`, `switchboard retention preview|sweep|withdraw|hold`, `switchboard requests add|verify|extend|complete|refuse|lift|show|list`.
 
 Nothing here prints an email or a phone number: requests are shown by id, subject hash and customer id.
 """
@@ -294,6 +294,20 @@ def requests_refuse(request_id: int, note: str) -> None:
         _request_error(exc)
         return
     console.print(f"request {request_id}: refused")
+
+
+@requests.command("lift")
+@click.argument("request_id", type=int)
+@click.option("--note", required=True, help="Why the restriction ends (tell the person first, GDPR Art. 18(3)).")
+def requests_lift(request_id: int, note: str) -> None:
+    """Lift the restriction or objection a request set; the events held meanwhile run again."""
+    load_settings()
+    try:
+        replayed = requests_flow.lift(request_id, note, actor="cli")
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: restriction lifted; {len(replayed)} held event(s) queued again")
 
 
 @requests.command("show")

@@ -11,8 +11,9 @@ Nothing is erased or exported before the identity check is recorded (who, how, w
 only opens a request awaiting verification and answers with an acknowledgement, so a forged sender gets the real
 person an acknowledgement and erases nothing. A verified erasure runs the erasure (`flows/privacy/erasure.py`) and
 completes with it; a verified access request runs the export (`flows/privacy/access.py`); a withdrawal records the
-withdrawn consent (the retention sweep opens the erasure). Rectification, restriction and objection are done by
-staff, who complete the request with a note.
+withdrawn consent (the retention sweep opens the erasure); a restriction or objection restricts the person's
+processing (`flows/privacy/restriction.py`) until `lift`. Rectification is done by staff, who complete the request
+with a note.
 
 Requests arrive from `switchboard requests add`, `POST /admin/requests` and the privacy mailbox (polled every
 few minutes). A sweep completes erasures that finished and alerts requests nearly due and overdue.
@@ -36,7 +37,7 @@ from core.jobs import crontab
 from core.models import Erasure, InboxEvent, PrivacyRequest
 from flows import alerts, effects, identity, inbox, payloads, vendors
 from flows.identity import Person
-from flows.privacy import access, erasure, erasure_steps, retention
+from flows.privacy import access, erasure, erasure_steps, restriction, retention
 
 log = logging.getLogger(__name__)
 ACTOR = "requests"
@@ -215,7 +216,35 @@ def run(request_id: int, *, actor: str = ACTOR) -> str:
             _get(s, request_id).outcome = {"consent_withdrawn": True}
         complete(request_id, actor=actor)
         return state_of(request_id)
-    return state_of(request_id)  # rectification, restriction, objection: staff act and complete
+    if kind in restriction.KINDS:
+        assert customer_id is not None
+        restriction.restrict(customer_id, kind, request_id=request_id, actor=actor)
+        with store.session() as s:
+            _get(s, request_id).outcome = {"restricted": kind, "at": _now().isoformat()}
+        complete(request_id, actor=actor)
+        return state_of(request_id)
+    return state_of(request_id)  # rectification: staff correct the data and complete with a note
+
+
+def lift(request_id: int, note: str, *, actor: str = "cli") -> list[int]:
+    """Lift the restriction (or objection) a request set, telling why (the person must be told before, Art.
+    18(3)); the held inbox events replayed."""
+    if not note.strip():
+        raise RequestError("say why the restriction is lifted")
+    with store.session() as s:
+        row = _get(s, request_id)
+        if row.kind not in restriction.KINDS or row.state != "done" or row.customer_id is None:
+            raise RequestError(f"request {request_id} set no restriction")
+        if (row.outcome or {}).get("lifted_at"):
+            raise RequestError(f"request {request_id}: lifted already")
+        customer_id = row.customer_id
+    replayed = restriction.lift(customer_id, actor=actor)
+    with store.session() as s:
+        row = _get(s, request_id)
+        row.outcome = {**(row.outcome or {}), "lifted_at": _now().isoformat(), "lift_reason": note.strip(),
+                       "replayed": len(replayed)}
+        audit.record(s, actor, "request.lifted", customer_id=customer_id, request_id=request_id)
+    return replayed
 
 
 @jobs.job
@@ -252,7 +281,7 @@ def complete(request_id: int, note: str | None = None, *, actor: str = "cli") ->
                                           for step in found.steps}}
         elif row.kind == "access" and not (row.outcome or {}).get("complete"):
             raise RequestError(f"request {request_id}: no complete export yet")
-        elif row.kind in ("rectification", "restriction", "objection") and not (note or "").strip():
+        elif row.kind == "rectification" and not (note or "").strip():
             raise RequestError(f"request {request_id}: say what was done (--note)")
         row.state, row.completed_at = "done", _now()
         row.note = (note or "").strip() or row.note

@@ -65,6 +65,8 @@ def upgrade() -> None:
     sa.Column('legal_hold', sa.Boolean(), nullable=False),
     sa.Column('erased_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('merged_into_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('restricted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('restriction', sa.String(length=20), nullable=True),
     sa.ForeignKeyConstraint(['merged_into_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

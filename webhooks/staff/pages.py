@@ -18,7 +18,7 @@ from flows.intake import sla
 
 from .auth import bp, current, needs
 
-INBOX_STATUSES = ("pending", "running", "failed", "dead", "done")
+INBOX_STATUSES = ("pending", "running", "failed", "dead", "held", "done")
 LIMIT = 200
 
 
