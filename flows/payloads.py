@@ -168,3 +168,12 @@ class PrivacyMail(Payload):
     subject: str = ""
     text: str = ""
     received_at: datetime
+
+
+class HubSpotMerge(Payload):
+    """`contact.merge`: the contact that survived (`newObjectId`, or the primary) and the ones merged into it."""
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    object_id: NumericId
+    primary_object_id: NumericId | None = None
+    merged_object_ids: list[NumericId] = []
+    new_object_id: NumericId | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from flows.closure import status_mirror
 from flows.complaints import complaint_sync
 from flows.intake import calls, enquiry, first_response
-from flows.privacy import requests, retention
+from flows.privacy import rectification, requests, retention
 
 from .inbox import Handler
 
@@ -32,8 +32,12 @@ ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     ("aircall", "call.voicemail_left"): (calls.on_voicemail_left,),
     # A HubSpot ticket's stage changed by staff there: mirrored to HappyFox; complaint fields to the register.
     ("hubspot", "ticket.propertyChange"): (status_mirror.on_hubspot_ticket_change, complaint_sync.on_hubspot_property),
-    # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure.
-    ("hubspot", "contact.propertyChange"): (retention.on_contact_property,),
+    # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure; an email or
+    # phone corrected there: our identities and HappyFox follow. A merge there merges our customers; HubSpot's GDPR
+    # delete erases the person everywhere.
+    ("hubspot", "contact.propertyChange"): (retention.on_contact_property, rectification.on_hubspot_contact_change),
+    ("hubspot", "contact.merge"): (rectification.on_hubspot_contact_merge,),
+    ("hubspot", "contact.privacyDeletion"): (rectification.on_hubspot_privacy_deletion,),
     ("admin", "consent.withdrawn"): (retention.on_admin_withdrawal,),
     # A mail to the privacy address (read by our poll): a data-subject request awaiting verification, acknowledged.
     ("privacy", "mail"): (requests.on_privacy_mail,),

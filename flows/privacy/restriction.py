@@ -24,6 +24,7 @@ from flows.privacy.traces import Traces
 HELD = "held"
 KINDS = ("restriction", "objection")
 NEVER_HELD = ("privacy", "admin")  # a restricted person's own requests, and staff's
+NEVER_HELD_KINDS = (("hubspot", "contact.privacyDeletion"),)  # an erasure is no processing a restriction stops
 ID_KEYS = ("id", "objectId", "ticket_id", "ticketId")
 
 
@@ -60,7 +61,7 @@ def _ids_in(payload: dict[str, Any]) -> set[str]:
 
 def holder(event: inbox.Event) -> int | None:
     """The restricted customer an event is about, or None (almost always: one query finds nobody restricted)."""
-    if event.source in NEVER_HELD:
+    if event.source in NEVER_HELD or (event.source, event.kind) in NEVER_HELD_KINDS:
         return None
     with store.session() as s:
         restricted = _restricted(s)
