@@ -186,6 +186,19 @@ class PrivacyRequest(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Consent(Base):
+    """A consent given on a form (flows/privacy/consent.py): when, on which form, to which version of its text; and
+    when it was withdrawn."""
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    inbox_id: Mapped[int] = mapped_column(Id, unique=True)     # the submission that gave it: once per submission
+    form: Mapped[str] = mapped_column(String(60))
+    version: Mapped[str] = mapped_column(String(60))
+    given_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+
+
 class Tombstone(Base):
     """Salted hashes of an erased person's identifiers: sync flows must not copy them back."""
     __tablename__ = "tombstones"

@@ -231,12 +231,18 @@ class FormSpec(Strict):
     service_areas: list[str] = []          # the values the service-area field may take; empty: any
     language_field: str | None = None      # our field carrying the form's language (hu|en), when it has one
     language: Literal["hu", "en"] = "hu"   # the language when the form says none and the customer is new
+    # The privacy-notice consent checkbox (flows/privacy/consent.py): our field name (mapped in `fields`) whose
+    # value yes/true/on/1 records consent, and the version of the consent text the form shows.
+    consent_field: str | None = None
+    consent_version: str | None = None
 
     @model_validator(mode="after")
     def _required_are_mapped(self) -> "FormSpec":
         unknown = [name for name in self.required if name not in self.fields]
         if unknown:
             raise ValueError(f"required names fields that are not mapped: {', '.join(unknown)}")
+        if self.consent_field is not None and (self.consent_field not in self.fields or not self.consent_version):
+            raise ValueError("consent_field must be one of fields, and consent_version must be given with it")
         return self
 
 
@@ -449,6 +455,11 @@ class PrivacySpec(Strict):
     warn_days: int = Field(default=7, ge=1, le=30)
     language: Literal["hu", "en"] = "hu"           # of a mail whose language cannot be told
     ack_template: str = "privacy_request_ack"
+    # Why an erasure or a withdrawal of consent keeps something, in the receipt's words: a legal obligation's name
+    # -> its reason. `complaint_register` is what a complaint hold keeps (flows/complaints/complaint_hold.py).
+    kept_by_law: dict[str, str] = {
+        "complaint_register": "legal obligation: the complaint register and its evidence are kept 5 years after the "
+                              "complaint closes (Fgytv. 17/A. §, policy 004)"}
 
 
 StaffRole = Literal["ops", "complaints", "privacy", "viewer"]

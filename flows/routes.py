@@ -13,14 +13,15 @@ from __future__ import annotations
 from flows.closure import status_mirror
 from flows.complaints import complaint_sync
 from flows.intake import calls, enquiry, first_response
-from flows.privacy import rectification, requests, retention
+from flows.privacy import consent, rectification, requests, retention
 
 from .inbox import Handler
 
 ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     # A customer's report: a customer and a ticket in our store, HappyFox and HubSpot, and the confirmation mail;
-    # then, for a complaint category, its register entry (which needs intake's ticket).
-    ("form", "form"): (enquiry.on_form, complaint_sync.on_intake),
+    # the consent its checkbox gave (flows/privacy/consent.py); then, for a complaint category, its register entry
+    # (which needs intake's ticket).
+    ("form", "form"): (enquiry.on_form, consent.on_form, complaint_sync.on_intake),
     ("manual", "manual"): (enquiry.on_manual, complaint_sync.on_intake),
     # A HappyFox ticket created or changed. Intake first links a ticket HappyFox made from the support mailbox;
     # then closure mirrors its status (a closure sends the survey), first response stops its confirmation clock,

@@ -26,7 +26,7 @@ from core.models import Audit, Customer, InboxEvent, PrivacyRequest, Ticket
 from core.progress import Step, quiet
 from flows import identity, vendors
 from flows.inbox import reason
-from flows.privacy import erasure_steps
+from flows.privacy import consent, erasure_steps
 from flows.privacy.erasure_steps import Subject
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -68,6 +68,7 @@ def switchboard_part(subject: Subject) -> dict[str, Any]:
                   if f"inbox:{e.id}" in keys or traces.in_value(e.payload)]
         trail = [_row(a, skip=("detail",)) for a in s.scalars(select(Audit).where(Audit.customer_id.in_(ids))
                                                               .order_by(Audit.id))]
+        consents = consent.of(s, ids)
         requests = [_row(r, skip=("source_key",)) for r in s.scalars(
             select(PrivacyRequest).where(PrivacyRequest.customer_id.in_(ids)).order_by(PrivacyRequest.id))]
     # Whether their processing is restricted (GDPR Art. 18) or objected to (Art. 21), said plainly.
@@ -77,7 +78,7 @@ def switchboard_part(subject: Subject) -> dict[str, Any]:
                   "restriction": restricted["restriction"] if restricted else None,
                   "since": restricted["restricted_at"] if restricted else None}
     return {"processing": processing, "customers": customers, "identities": subject.ids, "tickets": tickets,
-            "inbox_events": events, "audit": trail, "requests": requests}
+            "inbox_events": events, "audit": trail, "requests": requests, "consents": consents}
 
 
 def hubspot_part(subject: Subject) -> dict[str, Any]:

@@ -10,8 +10,8 @@ or an alert), a channel, a deadline (one month from receipt; once extendable by 
 Nothing is erased or exported before the identity check is recorded (who, how, when): a mail to the privacy address
 only opens a request awaiting verification and answers with an acknowledgement, so a forged sender gets the real
 person an acknowledgement and erases nothing. A verified erasure runs the erasure (`flows/privacy/erasure.py`) and
-completes with it; a verified access request runs the export (`flows/privacy/access.py`); a withdrawal records the
-withdrawn consent (the retention sweep opens the erasure); a restriction or objection restricts the person's
+completes with it; a verified access request runs the export (`flows/privacy/access.py`); a withdrawal marks the
+consents withdrawn and runs the erasure too, whose receipt names what a legal obligation keeps and why; a restriction or objection restricts the person's
 processing (`flows/privacy/restriction.py`) until `lift`. Rectification is done by staff, who complete the request
 with a note.
 
@@ -37,7 +37,7 @@ from core.jobs import crontab
 from core.models import Erasure, InboxEvent, PrivacyRequest
 from flows import alerts, effects, identity, inbox, payloads, vendors
 from flows.identity import Person
-from flows.privacy import access, erasure, erasure_steps, restriction, retention
+from flows.privacy import access, consent, erasure, erasure_steps, restriction, retention
 
 log = logging.getLogger(__name__)
 ACTOR = "requests"
@@ -46,6 +46,9 @@ UNSPECIFIED = "unspecified"  # a mail whose kind could not be told: staff name i
 CHANNELS = ("cli", "admin", "mail", "staff")
 METHODS = ("known_address", "id_document", "in_person", "phone_callback", "signed_letter")
 OPEN = ("awaiting_verification", "verified")
+# The kinds that erase, and the erasure's reason: a withdrawal erases what rested on consent, which is all we hold
+# but what a legal obligation keeps (the complaint register); the receipt says what was kept and why.
+ERASING = {"erasure": "request", "withdrawal": "consent_withdrawn"}
 SOURCE = "privacy"       # the inbox source of privacy mail (read by our poll, not a vendor's webhook)
 MAIL_KIND = "mail"
 MAX_TEXT = 20_000
@@ -190,9 +193,11 @@ def run(request_id: int, *, actor: str = ACTOR) -> str:
         if row.state != "verified":
             raise RequestError(f"request {request_id} is {row.state}: only a verified request runs")
         kind, customer_id, erasure_id = row.kind, row.customer_id, row.erasure_id
-    if kind == "erasure":
+    if kind in ERASING:
+        if kind == "withdrawal":  # recorded first: the consents are marked withdrawn, the retention clock is due
+            retention.withdraw_consent(customer_id=customer_id, actor=actor)
         if erasure_id is None:
-            erasure_id = erasure.request(customer_id=customer_id, reason="request", actor=actor)
+            erasure_id = erasure.request(customer_id=customer_id, reason=ERASING[kind], actor=actor)
             with store.session() as s:
                 _get(s, request_id).erasure_id = erasure_id
         erasure.run(erasure_id)
@@ -209,12 +214,6 @@ def run(request_id: int, *, actor: str = ACTOR) -> str:
             row.outcome = outcome
         if result.complete:
             complete(request_id, actor=actor)
-        return state_of(request_id)
-    if kind == "withdrawal":
-        retention.withdraw_consent(customer_id=customer_id, actor=actor)
-        with store.session() as s:
-            _get(s, request_id).outcome = {"consent_withdrawn": True}
-        complete(request_id, actor=actor)
         return state_of(request_id)
     if kind in restriction.KINDS:
         assert customer_id is not None
@@ -272,13 +271,15 @@ def complete(request_id: int, note: str | None = None, *, actor: str = "cli") ->
         row = _get(s, request_id)
         if row.state != "verified":
             raise RequestError(f"request {request_id} is {row.state}: verify it first")
-        if row.kind == "erasure":
+        if row.kind in ERASING:
             found = s.get(Erasure, row.erasure_id) if row.erasure_id is not None else None
             if found is None or found.status != "done":
                 raise RequestError(f"request {request_id}: its erasure is not complete")
-            row.outcome = {"erasure_id": found.id,
+            # What went, per processor, and what a legal obligation keeps, with its reason (the receipt).
+            row.outcome = {"erasure_id": found.id, "reason": found.reason,
                            "processors": {step.processor: (step.receipt or {}).get("counts", {})
-                                          for step in found.steps}}
+                                          for step in found.steps},
+                           "kept": consent.kept_and_why(found)}
         elif row.kind == "access" and not (row.outcome or {}).get("complete"):
             raise RequestError(f"request {request_id}: no complete export yet")
         elif row.kind == "rectification" and not (note or "").strip():

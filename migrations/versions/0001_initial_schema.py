@@ -121,6 +121,21 @@ def upgrade() -> None:
     with op.batch_alter_table('alert_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_alert_deliveries_status', ['status'], unique=False)
 
+    op.create_table('consents',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('inbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('form', sa.String(length=60), nullable=False),
+    sa.Column('version', sa.String(length=60), nullable=False),
+    sa.Column('given_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('withdrawn_at', core.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('inbox_id')
+    )
+    with op.batch_alter_table('consents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consents_customer_id'), ['customer_id'], unique=False)
+
     op.create_table('erasures',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -323,6 +338,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_erasures_customer_id'))
 
     op.drop_table('erasures')
+    with op.batch_alter_table('consents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consents_customer_id'))
+
+    op.drop_table('consents')
     with op.batch_alter_table('alert_deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_alert_deliveries_status')
 

@@ -211,13 +211,15 @@ def test_a_verified_access_request_exports_and_an_incomplete_export_keeps_it_ope
     assert EMAIL in (tmp_path / "exports" / files[0]).read_text()
 
 
-def test_a_verified_withdrawal_records_the_withdrawn_consent(flow):
+def test_a_verified_withdrawal_records_the_withdrawn_consent_and_erases(flow):
     assert run(put_form(EMAIL)) == "done"
     request_id = requests.add("withdrawal", email=EMAIL)
     requests.verify(request_id, "dpo@example.com", "known_address")
     assert requests.run(request_id) == "done"
     with store.session() as s:
-        assert s.get(Customer, row(request_id).customer_id).consent_withdrawn_at is not None
+        customer = s.get(Customer, row(request_id).customer_id)
+        assert customer.consent_withdrawn_at is not None and customer.erased_at is not None
+    assert row(request_id).outcome["reason"] == "consent_withdrawn" and row(request_id).outcome["kept"] == []
 
 
 def test_bad_input_is_refused_in_words(flow):
