@@ -183,7 +183,29 @@ class PrivacyRequest(Base):
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)      # what was done where: ids, counts, file names
     note: Mapped[str | None] = mapped_column(Text)                    # staff's words: why refused, what was changed
     completed_at: Mapped[datetime | None]
+    # Where the outcome is mailed (Art. 12(1)): kept through the erasure it asked for, cleared once the mail is sent.
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    notified_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tasks: Mapped[list[RequestTask]] = relationship(back_populates="request", order_by="RequestTask.id")
+
+
+class RequestTask(Base):
+    """What staff do by hand at a processor without an API (`privacy.manual_processors`) for a verified request;
+    the request completes only when each is confirmed."""
+    __tablename__ = "request_tasks"
+    __table_args__ = (UniqueConstraint("request_id", "processor", name="uq_request_task"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = mapped_column(Id, ForeignKey("privacy_requests.id"), index=True)
+    processor: Mapped[str] = mapped_column(String(60))
+    instructions: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    confirmed_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[PrivacyRequest] = relationship(back_populates="tasks")
 
 
 class Consent(Base):

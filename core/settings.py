@@ -447,6 +447,17 @@ class HostedFormSpec(Strict):
     privacy_url: str | None = None                 # the privacy notice the consent checkbox links to
 
 
+class ManualProcessorSpec(Strict):
+    """A processor with no API (policy 002 names an IT contractor and a mobile carrier): each verified request of
+    one of `kinds` gives staff a task with these instructions, due within `days` (and never after the request)."""
+    name: str = Field(pattern=r"^[a-z0-9_]{1,60}$")
+    label: dict[str, str] = {}                       # {"hu": ..., "en": ...}: how the person's mail names it
+    instructions: str
+    kinds: list[Literal["access", "erasure", "rectification", "restriction", "objection", "withdrawal"]] = [
+        "access", "erasure", "rectification", "restriction", "withdrawal"]
+    days: int = Field(default=14, ge=1, le=60)
+
+
 class PrivacySpec(Strict):
     """Data-subject requests (flows/privacy/requests.py, docs/privacy.md#data-subject-requests). `mailbox`: the
     privacy address (policy 002 names `adatvedelem@`); its mail is read from GMAIL_USER's mailbox, which it must
@@ -455,6 +466,8 @@ class PrivacySpec(Strict):
     warn_days: int = Field(default=7, ge=1, le=30)
     language: Literal["hu", "en"] = "hu"           # of a mail whose language cannot be told
     ack_template: str = "privacy_request_ack"
+    done_template: str = "privacy_request_done"
+    manual_processors: list[ManualProcessorSpec] = []
     # Why an erasure or a withdrawal of consent keeps something, in the receipt's words: a legal obligation's name
     # -> its reason. `complaint_register` is what a complaint hold keeps (flows/complaints/complaint_hold.py).
     kept_by_law: dict[str, str] = {

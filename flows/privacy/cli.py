@@ -1,5 +1,5 @@
 """Privacy ops commands (policy 002, docs/policy.md#personal-data): `switchboard erase`, `switchboard erasure
-status|list|retry`, `switchboard export`, `switchboard retention preview|sweep|withdraw|hold`, `switchboard requests add|verify|extend|complete|refuse|lift|show|list`.
+status|list|retry`, `switchboard export`, `switchboard retention preview|sweep|withdraw|hold`, `switchboard requests add|verify|extend|complete|refuse|lift|tasks|confirm|show|list`.
 
 Nothing here prints an email or a phone number: requests are shown by id, subject hash and customer id.
 """
@@ -308,6 +308,40 @@ def requests_lift(request_id: int, note: str) -> None:
         _request_error(exc)
         return
     console.print(f"request {request_id}: restriction lifted; {len(replayed)} held event(s) queued again")
+
+
+@requests.command("tasks")
+@click.argument("request_id", type=int)
+def requests_tasks(request_id: int) -> None:
+    """The manual tasks at processors without an API: instructions, deadline, confirmation."""
+    load_settings()
+    try:
+        rows = requests_flow.tasks(request_id)
+    except LookupError as exc:
+        _request_error(exc)
+        return
+    table = Table("processor", "due", "confirmed", "by", "instructions")
+    for task in rows:
+        table.add_row(task["processor"], task["due_at"][:10], (task["confirmed_at"] or "")[:16],
+                      task["confirmed_by"] or "", task["instructions"])
+    console.print(table)
+    console.print(f"{sum(1 for t in rows if not t['confirmed_at'])} of {len(rows)} task(s) open")
+
+
+@requests.command("confirm")
+@click.argument("request_id", type=int)
+@click.argument("processor")
+@click.option("--by", "confirmed_by", required=True, help="Who did it.")
+@click.option("--note", default=None, help="What the processor confirmed (a ticket number, say).")
+def requests_confirm(request_id: int, processor: str, confirmed_by: str, note: str | None) -> None:
+    """Confirm a manual task done; the request completes with the last one when its own work is done."""
+    load_settings()
+    try:
+        state = requests_flow.confirm_task(request_id, processor, confirmed_by, note, actor="cli")
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: {processor} confirmed; {state}")
 
 
 @requests.command("show")

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from core import audit, ingest, jobs, settings, store
 from core.addresses import InvalidAddress, mailbox
 from core.jobs import crontab
-from core.models import Erasure, InboxEvent, PrivacyRequest
+from core.models import Erasure, InboxEvent, PrivacyRequest, RequestTask
 from flows import alerts, effects, identity, inbox, payloads, vendors
 from flows.identity import Person
 from flows.privacy import access, consent, erasure, erasure_steps, restriction, retention
@@ -111,7 +111,7 @@ def add(kind: str, email: str | None = None, phone: str | None = None, *, channe
         row = PrivacyRequest(kind=kind, channel=channel, source_key=source_key, customer_id=customer_id,
                              subject_hash=audit.subject_hash(primary),
                              language=language or settings.get().config.privacy.language,
-                             received_at=received, due_at=due_for(received))
+                             received_at=received, due_at=due_for(received), reply_to=person.email)
         s.add(row)
         s.flush()
         audit.record(s, actor, "request.received", customer_id=customer_id, request_id=row.id, kind=kind,
@@ -145,6 +145,11 @@ def verify(request_id: int, by: str, method: str, *, kind: str | None = None, ac
         row.state, row.verified_at, row.verified_by, row.verification_method = "verified", _now(), by.strip(), method
         audit.record(s, actor, "request.verified", customer_id=row.customer_id, request_id=row.id, kind=row.kind,
                      method=method, verified_by=row.verified_by)
+        # Processors without an API: a task each for staff, due within its days and never after the request.
+        for spec in settings.get().config.privacy.manual_processors:
+            if row.kind in spec.kinds:
+                s.add(RequestTask(request_id=row.id, processor=spec.name, instructions=spec.instructions,
+                                  due_at=min(row.due_at, _now() + timedelta(days=spec.days))))
 
 
 def extend(request_id: int, reason: str, *, actor: str = "cli") -> datetime:
@@ -212,7 +217,7 @@ def run(request_id: int, *, actor: str = ACTOR) -> str:
         with store.session() as s:
             row = _get(s, request_id)
             row.outcome = outcome
-        if result.complete:
+        if result.complete and not open_tasks(request_id):
             complete(request_id, actor=actor)
         return state_of(request_id)
     if kind in restriction.KINDS:
@@ -220,7 +225,8 @@ def run(request_id: int, *, actor: str = ACTOR) -> str:
         restriction.restrict(customer_id, kind, request_id=request_id, actor=actor)
         with store.session() as s:
             _get(s, request_id).outcome = {"restricted": kind, "at": _now().isoformat()}
-        complete(request_id, actor=actor)
+        if not open_tasks(request_id):
+            complete(request_id, actor=actor)
         return state_of(request_id)
     return state_of(request_id)  # rectification: staff correct the data and complete with a note
 
@@ -259,7 +265,7 @@ def settle(request_id: int) -> str:
         if row.state != "verified" or row.erasure_id is None:
             return row.state
         done = s.scalar(select(Erasure.status).where(Erasure.id == row.erasure_id)) == "done"
-    if done:
+    if done and not open_tasks(request_id):
         complete(request_id, actor=erasure.ACTOR)
     return state_of(request_id)
 
@@ -284,9 +290,114 @@ def complete(request_id: int, note: str | None = None, *, actor: str = "cli") ->
             raise RequestError(f"request {request_id}: no complete export yet")
         elif row.kind == "rectification" and not (note or "").strip():
             raise RequestError(f"request {request_id}: say what was done (--note)")
+        waiting = [t.processor for t in row.tasks if t.confirmed_at is None]
+        if waiting:
+            raise RequestError(f"request {request_id}: manual tasks not confirmed: {', '.join(waiting)}")
+        row.outcome = {**(row.outcome or {}), "manual": [
+            {"processor": t.processor, "confirmed_at": t.confirmed_at.isoformat() if t.confirmed_at else None,
+             "confirmed_by": t.confirmed_by, "note": t.note} for t in row.tasks]}
         row.state, row.completed_at = "done", _now()
         row.note = (note or "").strip() or row.note
         audit.record(s, actor, "request.completed", customer_id=row.customer_id, request_id=row.id, kind=row.kind)
+    try:
+        notify(request_id)
+    except Exception as exc:  # done is done; the mail is the sweep's to send once the server answers
+        log.warning("request %s: completion mail not sent (%s); the sweep sends it", request_id, type(exc).__name__)
+
+
+def open_tasks(request_id: int) -> list[str]:
+    with store.session() as s:
+        return list(s.scalars(select(RequestTask.processor).where(RequestTask.request_id == request_id,
+                                                                  RequestTask.confirmed_at.is_(None))))
+
+
+def tasks(request_id: int) -> list[dict[str, Any]]:
+    with store.session() as s:
+        _get(s, request_id)
+        return [{"id": t.id, "processor": t.processor, "instructions": t.instructions,
+                 "due_at": t.due_at.isoformat(), "confirmed_at": t.confirmed_at.isoformat() if t.confirmed_at else None,
+                 "confirmed_by": t.confirmed_by, "note": t.note}
+                for t in s.scalars(select(RequestTask).where(RequestTask.request_id == request_id)
+                                   .order_by(RequestTask.id))]
+
+
+def confirm_task(request_id: int, processor: str, by: str, note: str | None = None, *, actor: str = "cli") -> str:
+    """Staff confirm they did the task at `processor`; when it was the last, a request whose own work is done
+    completes (a rectification still waits for staff's note). The request's state afterwards."""
+    if not by.strip():
+        raise RequestError("say who confirms the task")
+    with store.session() as s:
+        row = _get(s, request_id)
+        task = next((t for t in row.tasks if t.processor == processor), None)
+        if task is None:
+            raise RequestError(f"request {request_id} has no task at {processor!r}")
+        if row.state != "verified":
+            raise RequestError(f"request {request_id} is {row.state}")
+        if task.confirmed_at is None:
+            task.confirmed_at, task.confirmed_by, task.note = _now(), by.strip(), (note or "").strip() or None
+            audit.record(s, actor, "request.task_confirmed", customer_id=row.customer_id, request_id=row.id,
+                         processor=processor, confirmed_by=task.confirmed_by)
+        kind, outcome = row.kind, dict(row.outcome or {})
+    if open_tasks(request_id):
+        return state_of(request_id)
+    if kind in ERASING:
+        return settle(request_id)
+    if (kind == "access" and outcome.get("complete")) or (kind in restriction.KINDS and outcome.get("restricted")):
+        complete(request_id, actor=actor)
+    return state_of(request_id)
+
+
+# ---------------------------------------------------------------- telling the person (Art. 12(1), 12(3))
+
+SYSTEMS = {
+    "hu": {"hubspot": "HubSpot (ügyfélkapcsolat-kezelő rendszer)", "happyfox": "HappyFox (ügyfélszolgálati jegykezelő)",
+           "aircall": "Aircall (telefonos ügyfélszolgálat)", "gmail": "Google Workspace (ügyfélszolgálati postafiók)",
+           "switchboard": "saját nyilvántartásunk (Switchboard)"},
+    "en": {"hubspot": "HubSpot (customer relationship system)", "happyfox": "HappyFox (help desk)",
+           "aircall": "Aircall (phone service)", "gmail": "Google Workspace (support mailbox)",
+           "switchboard": "our own records (Switchboard)"}}
+DONE = {"hu": {"erasure": "töröltük", "withdrawal": "töröltük", "access": "adatainak másolatát elkészítettük",
+               "restriction": "az adatkezelést korlátoztuk", "objection": "az adatkezelést felfüggesztettük",
+               "rectification": "helyesbítettük", "manual": "a kérésnek megfelelően eljárt"},
+        "en": {"erasure": "erased", "withdrawal": "erased", "access": "a copy of your data was prepared",
+               "restriction": "processing restricted", "objection": "processing stopped",
+               "rectification": "corrected", "manual": "acted on your request"}}
+
+
+def _told(row: PrivacyRequest, language: str) -> dict[str, Any]:
+    """What the completion mail says: what was done where, what was kept and until when (plain words)."""
+    systems, done = SYSTEMS[language], DONE[language]
+    outcome = row.outcome or {}
+    where = [f"{systems.get(name, name)}: {done[row.kind]}" for name in (outcome.get("processors") or {})]
+    if not where:
+        where = [f"{systems['switchboard']}: {done[row.kind]}"]
+    labels = {p.name: p.label.get(language) or p.name for p in settings.get().config.privacy.manual_processors}
+    where += [f"{labels.get(m['processor'], m['processor'])}: {done['manual']} ({str(m['confirmed_at'])[:10]})"
+              for m in outcome.get("manual") or []]
+    kept = sorted({str(k.get("until") or "") for k in outcome.get("kept") or []})
+    return {"request_id": row.id, "kind": row.kind, "where": where, "kept": bool(outcome.get("kept")),
+            "kept_until": ", ".join(k for k in kept if k), "erased": row.kind in ERASING,
+            "received_at": row.received_at.date().isoformat(), "note": row.note or ""}
+
+
+def notify(request_id: int) -> bool:
+    """Mail the person the outcome (once), then forget where to: the address was kept only for this."""
+    with store.session() as s:
+        row = _get(s, request_id)
+        if row.state != "done" or row.reply_to is None:
+            return False
+        to, language, key = row.reply_to, row.language if row.language in SYSTEMS else "hu", f"request.done:{row.id}"
+        context = _told(row, language)
+        hashed = row.subject_hash[:12]
+    template = settings.get().config.privacy.done_template
+    sent = effects.send_once(key, lambda: vendors.get().mail.send(
+        to, template, language, message_id=f"request-done-{request_id}-{hashed}", **context))
+    with store.session() as s:
+        row = _get(s, request_id)
+        row.reply_to, row.notified_at = None, row.notified_at or _now()
+        if sent:
+            audit.record(s, ACTOR, "request.notified", customer_id=row.customer_id, request_id=request_id)
+    return sent
 
 
 def state_of(request_id: int) -> str:
@@ -378,6 +489,11 @@ def requests_sweep() -> int:
                                                                  PrivacyRequest.erasure_id.is_not(None))))
     for request_id in waiting:
         settle(request_id)
+    with store.session() as s:  # a completion mail that failed (the mail server was down) is sent now
+        unsent = list(s.scalars(select(PrivacyRequest.id).where(PrivacyRequest.state == "done",
+                                                                PrivacyRequest.reply_to.is_not(None))))
+    for request_id in unsent:
+        notify(request_id)
     return len(check_deadlines())
 
 

@@ -49,6 +49,15 @@ def cli(settings, sandbox, tmp_path):
     return switchboard
 
 
+def confirm_all(request_id: int) -> str:
+    """Staff confirm every manual task (the shipped YAML's IT contractor and mobile carrier); the state after."""
+    state = requests.state_of(request_id)
+    for task in requests.tasks(request_id):
+        if not task["confirmed_at"]:
+            state = requests.confirm_task(request_id, task["processor"], "ops@example.com", "done by ticket 42")
+    return state
+
+
 def row(request_id: int) -> PrivacyRequest:
     with store.session() as s:
         found = s.get(PrivacyRequest, request_id)
@@ -149,6 +158,7 @@ def test_mail_kind_and_language_are_told_and_staff_name_an_unclear_kind(flow):
     assert requests.run(unclear) == "verified"  # staff rectify by hand
     with pytest.raises(requests.RequestError, match="say what was done"):
         requests.complete(unclear)
+    assert confirm_all(unclear) == "verified"  # still waits for staff's note
     requests.complete(unclear, "address corrected in HubSpot and HappyFox")
     assert row(unclear).state == "done"
 
@@ -170,15 +180,32 @@ def test_a_verified_erasure_runs_everywhere_and_completes_with_its_receipt(flow)
     request_id = requests.add("erasure", email=EMAIL, channel="staff", actor="cli")
     assert row(request_id).state == "awaiting_verification" and database_traces()
     requests.verify(request_id, "dpo@example.com", "id_document")
-    assert requests.run(request_id) == "done"
+    assert [t["processor"] for t in requests.tasks(request_id)] == ["it_contractor", "mobile_carrier"]
+    assert requests.run(request_id) == "verified"  # erased everywhere with an API; the manual tasks are open
+    with pytest.raises(requests.RequestError, match="manual tasks not confirmed: it_contractor, mobile_carrier"):
+        requests.complete(request_id)
+    assert requests.confirm_task(request_id, "it_contractor", "ops@example.com") == "verified"
+    with pytest.raises(requests.RequestError, match="no task at 'carrier'"):
+        requests.confirm_task(request_id, "carrier", "ops@example.com")
+    assert requests.confirm_task(request_id, "mobile_carrier", "ops@example.com", "carrier ticket 7") == "done"
     done = row(request_id)
     assert done.erasure_id is not None and done.completed_at is not None
     assert set(done.outcome["processors"]) == {"hubspot", "happyfox", "aircall", "gmail", "switchboard"}
+    assert [(m["processor"], m["confirmed_by"]) for m in done.outcome["manual"]] == [
+        ("it_contractor", "ops@example.com"), ("mobile_carrier", "ops@example.com")]
+    # The person is told, in their language, what was done where and what the vendors keep; then we forget
+    # where to write.
+    [told] = [m for m in mail_to(flow, EMAIL) if "teljesítettük" in m["subject"]]
+    for words in ("HubSpot", "HappyFox", "Aircall", "informatikai üzemeltető", "mobilszolgáltató", "90 napig",
+                  "archivált hívásnaplójában"):
+        assert words in told["text"], words
+    assert done.reply_to is None and done.notified_at is not None
     assert unexplained_traces(flow) == [] and database_traces() == []
     with store.session() as s:
         actions = [a.action for a in s.scalars(select(Audit).where(Audit.action.like("request.%")).order_by(Audit.id))]
         details = json.dumps([a.detail for a in s.scalars(select(Audit))])
-    assert actions == ["request.received", "request.verified", "request.completed"]
+    assert actions == ["request.received", "request.verified", "request.task_confirmed", "request.task_confirmed",
+                       "request.completed", "request.notified"]
     assert EMAIL not in details
 
 
@@ -188,6 +215,7 @@ def test_an_erasure_with_a_failing_step_completes_when_the_step_passes(flow):
     requests.verify(request_id, "dpo@example.com", "known_address")
     flow.fault(service="happyfox", status=500, times=50)
     assert requests.run(request_id) == "verified"
+    assert confirm_all(request_id) == "verified"  # the erasure is not done yet
     requests.requests_sweep.call_local()
     assert row(request_id).state == "verified"
     flow.http.delete("/_sandbox/faults").raise_for_status()
@@ -205,7 +233,7 @@ def test_a_verified_access_request_exports_and_an_incomplete_export_keeps_it_ope
     assert requests.run(request_id) == "verified"
     assert row(request_id).outcome["complete"] is False and row(request_id).outcome["errors"] == ["aircall"]
     flow.http.delete("/_sandbox/faults").raise_for_status()
-    assert requests.run(request_id) == "done"
+    assert requests.run(request_id) == "verified" and confirm_all(request_id) == "done"
     files = row(request_id).outcome["export"]
     assert all((tmp_path / "exports" / name).is_file() for name in files)
     assert EMAIL in (tmp_path / "exports" / files[0]).read_text()
@@ -215,7 +243,7 @@ def test_a_verified_withdrawal_records_the_withdrawn_consent_and_erases(flow):
     assert run(put_form(EMAIL)) == "done"
     request_id = requests.add("withdrawal", email=EMAIL)
     requests.verify(request_id, "dpo@example.com", "known_address")
-    assert requests.run(request_id) == "done"
+    assert requests.run(request_id) == "verified" and confirm_all(request_id) == "done"
     with store.session() as s:
         customer = s.get(Customer, row(request_id).customer_id)
         assert customer.consent_withdrawn_at is not None and customer.erased_at is not None
@@ -283,7 +311,12 @@ def test_cli_add_verify_now_and_complete(flow, cli):
     verified = cli("requests", "verify", str(request_id), "--by", "dpo@example.com", "--method", "id_document",
                    "--now")
     assert verified.returncode == 0, verified.stderr
-    assert f"request {request_id}: done" in verified.stdout
+    assert f"request {request_id}: verified" in verified.stdout
+    listed = cli("requests", "tasks", str(request_id))
+    assert "it_contractor" in listed.stdout and "2 of 2 task(s) open" in listed.stdout
+    assert cli("requests", "confirm", str(request_id), "it_contractor", "--by", "ops").returncode == 0
+    last = cli("requests", "confirm", str(request_id), "mobile_carrier", "--by", "ops", "--note", "ticket 9")
+    assert last.returncode == 0 and "done" in last.stdout, last.stderr
     shown = json.loads(cli("requests", "show", str(request_id)).stdout)
     assert shown["state"] == "done" and shown["verification_method"] == "id_document"
     assert EMAIL not in json.dumps(shown)
@@ -320,3 +353,26 @@ def test_admin_api_records_verifies_and_refuses_out_of_order(flow, client, setti
     with store.session() as s:
         actors = {a.actor for a in s.scalars(select(Audit).where(Audit.action.like("request.%")))}
     assert actors == {"script:admin"}
+
+
+def test_the_completion_mail_is_english_for_an_english_request_and_sent_by_the_sweep_after_an_outage(flow, monkeypatch):
+    from connectors.errors import Unavailable
+    assert run(put_form(EMAIL)) == "done"
+    request_id = requests.add("restriction", email=EMAIL, language="en")
+    requests.verify(request_id, "dpo@example.com", "in_person")
+    mailer = vendors.get().mail
+    real_send = mailer.send
+
+    def down(*args, **kwargs):
+        raise Unavailable("smtp", "connection refused")
+    monkeypatch.setattr(mailer, "send", down)
+    assert requests.run(request_id) == "verified" and confirm_all(request_id) == "done"
+    assert row(request_id).reply_to == EMAIL and row(request_id).notified_at is None  # kept until told
+    monkeypatch.setattr(mailer, "send", real_send)
+    requests.requests_sweep.call_local()
+    [told] = [m for m in mail_to(flow, EMAIL) if "has been completed" in m["subject"]]
+    assert "processing restricted" in told["text"] and "IT contractor" in told["text"]
+    assert "90 days" not in told["text"]  # nothing was erased: no vendor limits to explain
+    assert row(request_id).reply_to is None
+    requests.requests_sweep.call_local()
+    assert len([m for m in mail_to(flow, EMAIL) if "has been completed" in m["subject"]]) == 1
