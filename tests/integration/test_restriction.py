@@ -125,3 +125,16 @@ def test_a_privacy_mail_from_a_restricted_person_still_opens_a_request(flow):
     [inbox_id] = requests.poll_mailbox()
     assert run(inbox_id) == "done"
     assert [r.kind for r in requests.listing()] == ["access"]
+
+
+def test_a_restriction_survives_a_merge_into_an_older_customer(flow):
+    from flows import identity
+    assert run(put_form(OTHER)) == "done"          # the older customer
+    assert run(put_form(EMAIL)) == "done"
+    restricted()
+    with store.session() as s:
+        [older] = identity.find(s, email=OTHER)
+        [newer] = identity.find(s, email=EMAIL)
+        kept = identity.merge(s, older, newer, "test", reason="one person")
+        assert kept.id == older.id and kept.restriction == "restriction"
+    assert run(put_form(OTHER, summary="Újra")) == "held"
