@@ -178,7 +178,8 @@ def refuse(request_id: int, note: str, *, actor: str = "cli") -> None:
         row = _get(s, request_id)
         if row.state not in OPEN:
             raise RequestError(f"request {request_id} is {row.state}")
-        row.state, row.note, row.completed_at = "refused", note.strip(), _now()
+        # The reply address was kept to tell the outcome of a request we act on; refused, staff answer by hand.
+        row.state, row.note, row.completed_at, row.reply_to = "refused", note.strip(), _now(), None
         audit.record(s, actor, "request.refused", customer_id=row.customer_id, request_id=row.id)
 
 

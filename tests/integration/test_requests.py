@@ -115,7 +115,7 @@ def test_a_forged_privacy_mail_erases_nothing_and_tells_the_real_person(flow):
     assert len(mail_to(flow, EMAIL)) == 2  # the form's confirmation and one acknowledgement, not two
 
     requests.refuse(request.id, "identity not confirmed: the person says they did not write")
-    assert row(request.id).state == "refused"
+    assert row(request.id).state == "refused" and row(request.id).reply_to is None
     with pytest.raises(requests.RequestError, match="refused"):
         requests.verify(request.id, "dpo@example.com", "known_address")
 
@@ -376,3 +376,12 @@ def test_the_completion_mail_is_english_for_an_english_request_and_sent_by_the_s
     assert row(request_id).reply_to is None
     requests.requests_sweep.call_local()
     assert len([m for m in mail_to(flow, EMAIL) if "has been completed" in m["subject"]]) == 1
+
+
+def test_an_erasure_outside_a_request_clears_the_persons_other_requests_reply_address(flow):
+    assert run(put_form(EMAIL)) == "done"
+    waiting = requests.add("access", email=EMAIL)
+    assert row(waiting).reply_to == EMAIL
+    erasure_id = erasure.request(email=EMAIL, reason="retention")
+    assert erasure.run(erasure_id) == "done"  # its final scan finds the address nowhere
+    assert row(waiting).reply_to is None and database_traces() == []
