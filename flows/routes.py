@@ -25,9 +25,10 @@ ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     ("manual", "manual"): (enquiry.on_manual, complaint_sync.on_intake),
     # A HappyFox ticket created or changed. Intake first links a ticket HappyFox made from the support mailbox;
     # then closure mirrors its status (a closure sends the survey), first response stops its confirmation clock,
-    # and the complaint register reads its complaint fields.
+    # the complaint register reads its complaint fields, and a contact email corrected in HappyFox is carried over.
     ("happyfox", "ticket"): (enquiry.on_happyfox_ticket, status_mirror.on_happyfox_ticket,
-                             first_response.on_happyfox_ticket, complaint_sync.on_happyfox_ticket),
+                             first_response.on_happyfox_ticket, complaint_sync.on_happyfox_ticket,
+                             rectification.on_happyfox_ticket),
     # A call: logged on HubSpot (a missed one opens a ticket); a call back counts as the first response.
     ("aircall", "call.ended"): (calls.on_call_ended, first_response.on_call_ended),
     ("aircall", "call.voicemail_left"): (calls.on_voicemail_left,),

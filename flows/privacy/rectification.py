@@ -6,6 +6,8 @@ events and are carried to our identity graph and the other systems.
   identity of that kind (the one flows write and mail to; the old one stays an identity, so that an erasure still
   finds the mail and calls it named), and each HappyFox contact of the customer is updated. Our own write echoed
   back (the value is first already) costs nothing. A blanked property rectifies nothing.
+- A HappyFox contact's email corrected there (no contact webhook exists: seen in its next ticket event): the same,
+  carried to the HubSpot contact.
 - `contact.merge`: our customers behind the merged contacts become one (audited as `customer.merged`), and the
   surviving contact is made the customer's first HubSpot identity.
 - `contact.privacyDeletion`: HubSpot deleted the person for GDPR; we open the erasure of that person everywhere.
@@ -53,6 +55,38 @@ def on_hubspot_contact_change(event: inbox.Event) -> str | None:
             happyfox.update_user(user_id, phones=[{"type": "m", "number": value, "is_primary": True}])
     if not changed:
         return "unchanged"
+    return "rectified"
+
+
+def on_happyfox_ticket(event: inbox.Event) -> str | None:
+    """HappyFox documents no contact webhook, so a contact's email corrected there shows in the next ticket event
+    of that contact: when the ticket's user (a HappyFox contact we know) shows an email other than the customer's
+    first, the contact is read to be sure, and its email goes first in our identities and to the HubSpot contact.
+    An event whose user shows the email we have costs nothing."""
+    change = payloads.read(event, payloads.HappyFoxTicketEvent)
+    user = change.hint.user
+    shown = identity.normalise("email", user.email) if user is not None else None
+    if user is None or not shown:
+        return None
+    with store.session() as s:
+        found = identity.find(s, happyfox=str(user.id))
+        if not found or identity.value_of(s, found[0].id, "email") == shown:
+            return None
+    current = identity.normalise("email", vendors.get().happyfox.get_user(user.id).email)
+    if not current:
+        return None
+    with store.session() as s:
+        customer = identity.find(s, happyfox=str(user.id))[0]
+        if identity.value_of(s, customer.id, "email") == current:
+            return None
+        customer = identity.add_identity(s, customer, "email", current, "happyfox")
+        identity.put_first(s, customer.id, "email", current, "happyfox")
+        audit.record(s, "happyfox", "customer.rectified", customer_id=customer.id, system="email", source="happyfox")
+        contacts = identity.values_of(s, customer.id, "hubspot")
+    hubspot = vendors.get().hubspot
+    for contact_id in contacts[:1]:  # the first is the one flows write to; the others are merged into it
+        if (hubspot.get_contact(contact_id, properties=["email"]).prop("email") or "").lower() != current:
+            hubspot.update_contact(contact_id, {"email": current})
     return "rectified"
 
 

@@ -119,3 +119,28 @@ def test_hubspots_gdpr_delete_erases_the_person_everywhere(flow):
     assert erasure.run(opened_id) == "done"
     with store.session() as s:
         assert identity.find(s, email=EMAIL) == []
+
+
+def test_an_email_corrected_on_the_happyfox_contact_reaches_our_identities_and_hubspot(flow):
+    customer_id, contact, users = person(EMAIL)
+    ticket = fast_vendors().happyfox.update_user(users[0], email=NEW_EMAIL)
+    assert ticket.email == NEW_EMAIL
+    with store.session() as s:
+        from core.models import Ticket
+        happyfox_id = s.scalar(select(Ticket.happyfox_id).where(Ticket.customer_id == customer_id))
+    changed = fast_vendors().happyfox.get_ticket(happyfox_id).raw
+    assert deliver("happyfox", changed).outcome == "done"
+    with store.session() as s:
+        assert identity.value_of(s, customer_id, "email") == NEW_EMAIL
+        [rectified] = s.scalars(select(Audit).where(Audit.action == "customer.rectified")).all()
+    assert (rectified.actor, rectified.detail["source"]) == ("happyfox", "happyfox")
+    assert flow.state("hubspot")["contacts"][contact]["properties"]["email"] == NEW_EMAIL
+    # The next event of the ticket shows what we have: nothing read, nothing written.
+    flow.clear_calls()
+    assert run(put_happyfox(changed)) == "done"
+    assert not [c for c in writes(flow) if c[2].startswith("/api/1.1/json/user/") or c[0] == "hubspot"]
+
+
+def put_happyfox(ticket: dict) -> int:
+    from .flowkit import put
+    return put("happyfox", "ticket", {"ticket_id": ticket["id"], "ticket": ticket}, f"again-{next(_events)}")
