@@ -20,7 +20,7 @@ from core.settings import SANDBOX_GMAIL_TOKEN, ConfigError, Settings
 from . import pacing, policy
 from .errors import NotFound, RateLimited, Unauthorized, Unavailable
 from .policy import Policy
-from .records import GmailMessage, parse
+from .records import GmailMail, GmailMessage, parse
 
 VENDOR = "gmail"
 SCOPES = ["https://mail.google.com/"]
@@ -121,6 +121,11 @@ class GmailClient:
         """Metadata (From, To, Cc, Subject, Date) and snippet, for an access export."""
         params = [("format", "metadata")] + [("metadataHeaders", h) for h in ("From", "To", "Cc", "Subject", "Date")]
         return parse(VENDOR, GmailMessage, self._request("GET", f"/messages/{message_id}", params=params).json())
+
+    def read_message(self, message_id: str) -> GmailMail:
+        """The whole message (`format=full`): headers and body, for mail Switchboard acts on."""
+        return parse(VENDOR, GmailMail, self._request("GET", f"/messages/{message_id}",
+                                                      params={"format": "full"}).json())
 
     def delete_messages(self, ids: list[str]) -> int:
         """Permanent delete in batches of 1000 (docs/vendors/gmail.md#deleting-messages); unknown ids are no error.

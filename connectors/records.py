@@ -8,6 +8,7 @@ path and pydantic's error type, never a value (values are personal data).
 """
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
@@ -261,3 +262,34 @@ class GmailMessage(Record):
     def received(self) -> datetime | None:
         stamp = str(self.internal_date or "")
         return datetime.fromtimestamp(int(stamp) / 1000, timezone.utc) if stamp.isdigit() else None
+
+
+class GmailBody(Record):
+    data: str | None = None    # base64url, unpadded
+
+
+class GmailPart(Record):
+    mime_type: str = Field("", alias="mimeType")
+    headers: list[dict[str, Any]] = []
+    body: GmailBody | None = None
+    parts: list[GmailPart] = []
+
+
+class GmailMail(GmailMessage):
+    """A message read whole (`format=full`): its headers and its first plain-text part, for a mail that Switchboard
+    acts on (the privacy mailbox)."""
+    payload: GmailPart
+
+    def header(self, name: str) -> str:
+        return next((str(h.get("value") or "") for h in self.payload.headers
+                     if str(h.get("name", "")).lower() == name.lower()), "")
+
+    def text(self) -> str:
+        stack = [self.payload]
+        while stack:
+            part = stack.pop(0)
+            if part.mime_type.startswith("text/plain") and part.body is not None and part.body.data:
+                raw = base64.urlsafe_b64decode(part.body.data + "=" * (-len(part.body.data) % 4))
+                return raw.decode("utf-8", errors="replace")
+            stack.extend(part.parts)
+        return ""

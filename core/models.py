@@ -50,6 +50,10 @@ class Customer(Base):
     legal_hold: Mapped[bool] = mapped_column(default=False)
     erased_at: Mapped[datetime | None]
     merged_into_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"))
+    # Restriction of processing (GDPR Art. 18) or an objection (Art. 21): kept, but no flow writes or mails until
+    # lifted (flows/privacy/restriction.py).
+    restricted_at: Mapped[datetime | None]
+    restriction: Mapped[str | None] = mapped_column(String(20))  # restriction | objection
 
     identities: Mapped[list[Identity]] = relationship(back_populates="customer")
 
@@ -112,7 +116,7 @@ class InboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed | dead
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed | dead | held
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]
@@ -153,6 +157,68 @@ class ErasureStep(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     erasure: Mapped[Erasure] = relationship(back_populates="steps")
+
+
+class PrivacyRequest(Base):
+    """A data-subject request (GDPR Art. 12-21, flows/privacy/requests.py): who asked (a customer and a salted hash of
+    the identifier they gave, never the identifier itself), how it arrived, the identity check that must precede any
+    erasure or export, its deadline (one month from receipt, extendable once by two months with a reason) and state."""
+    __tablename__ = "privacy_requests"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # access | erasure | rectification | restriction | objection | withdrawal | unspecified
+    state: Mapped[str] = mapped_column(String(30), default="awaiting_verification", index=True)  # | verified | done | refused
+    channel: Mapped[str] = mapped_column(String(20))  # cli | admin | mail | staff
+    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)  # "mail:<gmail id>": read twice, one request
+    customer_id: Mapped[int | None] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    subject_hash: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(5), default="hu")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    extended_at: Mapped[datetime | None]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None]
+    verified_by: Mapped[str | None] = mapped_column(String(200))      # the staff member or script, not the subject
+    verification_method: Mapped[str | None] = mapped_column(String(40))
+    erasure_id: Mapped[int | None] = mapped_column(Id, ForeignKey("erasures.id"))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)      # what was done where: ids, counts, file names
+    note: Mapped[str | None] = mapped_column(Text)                    # staff's words: why refused, what was changed
+    completed_at: Mapped[datetime | None]
+    # Where the outcome is mailed (Art. 12(1)): kept through the erasure it asked for, cleared once the mail is sent.
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    notified_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tasks: Mapped[list[RequestTask]] = relationship(back_populates="request", order_by="RequestTask.id")
+
+
+class RequestTask(Base):
+    """What staff do by hand at a processor without an API (`privacy.manual_processors`) for a verified request;
+    the request completes only when each is confirmed."""
+    __tablename__ = "request_tasks"
+    __table_args__ = (UniqueConstraint("request_id", "processor", name="uq_request_task"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = mapped_column(Id, ForeignKey("privacy_requests.id"), index=True)
+    processor: Mapped[str] = mapped_column(String(60))
+    instructions: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    confirmed_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    request: Mapped[PrivacyRequest] = relationship(back_populates="tasks")
+
+
+class Consent(Base):
+    """A consent given on a form (flows/privacy/consent.py): when, on which form, to which version of its text; and
+    when it was withdrawn."""
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Id, ForeignKey("customers.id"), index=True)
+    inbox_id: Mapped[int] = mapped_column(Id, unique=True)     # the submission that gave it: once per submission
+    form: Mapped[str] = mapped_column(String(60))
+    version: Mapped[str] = mapped_column(String(60))
+    given_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
 
 
 class Tombstone(Base):

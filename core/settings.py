@@ -246,12 +246,18 @@ class FormSpec(Strict):
     service_areas: list[str] = []          # the values the service-area field may take; empty: any
     language_field: str | None = None      # our field carrying the form's language (hu|en), when it has one
     language: Literal["hu", "en"] = "hu"   # the language when the form says none and the customer is new
+    # The privacy-notice consent checkbox (flows/privacy/consent.py): our field name (mapped in `fields`) whose
+    # value yes/true/on/1 records consent, and the version of the consent text the form shows.
+    consent_field: str | None = None
+    consent_version: str | None = None
 
     @model_validator(mode="after")
     def _required_are_mapped(self) -> "FormSpec":
         unknown = [name for name in self.required if name not in self.fields]
         if unknown:
             raise ValueError(f"required names fields that are not mapped: {', '.join(unknown)}")
+        if self.consent_field is not None and (self.consent_field not in self.fields or not self.consent_version):
+            raise ValueError("consent_field must be one of fields, and consent_version must be given with it")
         return self
 
 
@@ -459,6 +465,34 @@ class HostedFormSpec(Strict):
     privacy_url: str | None = None                 # the privacy notice the consent checkbox links to
 
 
+class ManualProcessorSpec(Strict):
+    """A processor with no API (policy 002 names an IT contractor and a mobile carrier): each verified request of
+    one of `kinds` gives staff a task with these instructions, due within `days` (and never after the request)."""
+    name: str = Field(pattern=r"^[a-z0-9_]{1,60}$")
+    label: dict[str, str] = {}                       # {"hu": ..., "en": ...}: how the person's mail names it
+    instructions: str
+    kinds: list[Literal["access", "erasure", "rectification", "restriction", "objection", "withdrawal"]] = [
+        "access", "erasure", "rectification", "restriction", "withdrawal"]
+    days: int = Field(default=14, ge=1, le=60)
+
+
+class PrivacySpec(Strict):
+    """Data-subject requests (flows/privacy/requests.py, docs/privacy.md#data-subject-requests). `mailbox`: the
+    privacy address (policy 002 names `adatvedelem@`); its mail is read from GMAIL_USER's mailbox, which it must
+    reach (an alias or a group delivering there). `warn_days`: a request due within this many days is alerted."""
+    mailbox: str = "adatvedelem@example.com"
+    warn_days: int = Field(default=7, ge=1, le=30)
+    language: Literal["hu", "en"] = "hu"           # of a mail whose language cannot be told
+    ack_template: str = "privacy_request_ack"
+    done_template: str = "privacy_request_done"
+    manual_processors: list[ManualProcessorSpec] = []
+    # Why an erasure or a withdrawal of consent keeps something, in the receipt's words: a legal obligation's name
+    # -> its reason. `complaint_register` is what a complaint hold keeps (flows/complaints/complaint_hold.py).
+    kept_by_law: dict[str, str] = {
+        "complaint_register": "legal obligation: the complaint register and its evidence are kept 5 years after the "
+                              "complaint closes (Fgytv. 17/A. §, policy 004)"}
+
+
 StaffRole = Literal["ops", "complaints", "privacy", "viewer"]
 STAFF_ROLES: tuple[StaffRole, ...] = ("ops", "complaints", "privacy", "viewer")
 
@@ -492,6 +526,7 @@ class Config(Strict):
     staff: StaffSpec = StaffSpec()
     alerts: AlertsSpec = AlertsSpec()
     hosted_forms: HostedFormSpec = HostedFormSpec()
+    privacy: PrivacySpec = PrivacySpec()
     limits: dict[str, LimitSpec] = {
         "hubspot": LimitSpec(requests=100, per_seconds=10),
         "hubspot_search": LimitSpec(requests=4, per_seconds=1),

@@ -41,6 +41,8 @@ TITLES: dict[str, dict[str, str]] = {
     "sla.confirmation": {"hu": "Elmaradt visszaigazolás", "en": "Confirmation deadline missed"},
     "sla.first_response": {"hu": "Első válasz határideje", "en": "First response deadline"},
     "complaint.deadline": {"hu": "Panasz határideje", "en": "Complaint deadline"},
+    "request.due": {"hu": "Érintetti kérelem határideje közeleg", "en": "Data-subject request nearly due"},
+    "request.overdue": {"hu": "Lejárt érintetti kérelem", "en": "Data-subject request overdue"},
 }
 STALE_SENDING = timedelta(minutes=5)   # a delivery `sending` this long belonged to a worker that died
 SWEEP_AFTER = timedelta(minutes=2)     # a pending or failed delivery this old has lost its job

@@ -20,6 +20,8 @@ from core import jobs, store
 from core.jobs import crontab
 from core.models import InboxEvent
 
+from flows.privacy import restriction
+
 from . import alerts, effects, inbox, leases, routes
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,12 @@ def _renew(inbox_id: int, now: datetime) -> None:
 def _run_claimed(event: inbox.Event, retries_left: int | None) -> str:
     inbox_id = event.id
     handlers = routes.handlers_for(event.source, event.kind)
+    if handlers and (held_for := restriction.holder(event)) is not None:
+        # A restricted person (GDPR Art. 18/21): kept, not run, until the restriction is lifted and it is replayed.
+        restriction.hold(event, held_for)
+        inbox.finish(inbox_id, restriction.HELD, f"held: customer {held_for} is restricted")
+        log.info("inbox %s: held, customer %s is restricted", inbox_id, held_for)
+        return restriction.HELD
     try:
         with effects.attempt(retry=event.retry):
             for handler in handlers:

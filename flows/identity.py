@@ -132,6 +132,8 @@ def merge(s: Session, keep: Customer, drop: Customer, actor: str, reason: str) -
     if drop.contract_end and (keep.contract_end is None or drop.contract_end > keep.contract_end):
         keep.contract_end = drop.contract_end
     keep.legal_hold = keep.legal_hold or drop.legal_hold
+    if keep.restricted_at is None and drop.restricted_at is not None:  # a restriction outlives the merge
+        keep.restricted_at, keep.restriction = drop.restricted_at, drop.restriction
     drop.merged_into_id = keep.id
     s.flush()
     s.expire(keep, ["identities"])

@@ -130,7 +130,7 @@ def replay(inbox_ids: list[int] | None = None, all_dead: bool = False) -> list[i
             query = query.where(InboxEvent.status == "dead")
         else:
             query = query.where(InboxEvent.id.in_(inbox_ids or []),
-                                InboxEvent.status.in_(("dead", "failed", "pending")))
+                                InboxEvent.status.in_(("dead", "failed", "pending", "held")))
         ids = list(s.scalars(query.order_by(InboxEvent.id)))
         if ids:
             s.execute(update(InboxEvent).where(InboxEvent.id.in_(ids))

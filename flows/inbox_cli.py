@@ -12,7 +12,7 @@ from core.commands import load_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: one line per row, never wrapped
 errors = Console(stderr=True)
-STATUSES = ("pending", "running", "failed", "dead", "done")
+STATUSES = ("pending", "running", "failed", "dead", "held", "done")
 
 
 @click.group()

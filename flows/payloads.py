@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -173,3 +174,21 @@ class ConsentWithdrawal(Payload):
         if not (self.email or self.phone):
             raise PydanticCustomError("email_or_phone_required", "an email or a phone is required")
         return self
+
+
+class PrivacyMail(Payload):
+    """A mail to the privacy address as our poll stores it (flows/privacy/requests.py)."""
+    message_id: str = Field(min_length=1)
+    sender: str = Field(alias="from")
+    subject: str = ""
+    text: str = ""
+    received_at: datetime
+
+
+class HubSpotMerge(Payload):
+    """`contact.merge`: the contact that survived (`newObjectId`, or the primary) and the ones merged into it."""
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    object_id: NumericId
+    primary_object_id: NumericId | None = None
+    merged_object_ids: list[NumericId] = []
+    new_object_id: NumericId | None = None

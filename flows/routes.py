@@ -5,7 +5,7 @@ event that no route names, so a subscription nobody handles costs nothing and is
 idempotent (an event may run twice) and reads its payload through `flows.payloads.read`.
 
 Sources: `form` (the website form, signed webhook), `aircall`, `happyfox` (smart rule), `hubspot` (app
-subscriptions), and two of our own: `manual` (`switchboard ticket create`, `POST /admin/tickets`) and `admin`
+subscriptions), and three of our own: `privacy` (mail to the privacy address, read from Gmail by flows/privacy/requests.py), `manual` (`switchboard ticket create`, `POST /admin/tickets`) and `admin`
 (`POST /admin/customers/consent-withdrawal`). docs/vendors.md says which events an admin subscribes to.
 """
 from __future__ import annotations
@@ -13,20 +13,22 @@ from __future__ import annotations
 from flows.closure import status_mirror
 from flows.complaints import complaint_sync
 from flows.intake import calls, enquiry, first_response
-from flows.privacy import retention
+from flows.privacy import consent, rectification, requests, retention
 
 from .inbox import Handler
 
 ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     # A customer's report: a customer and a ticket in our store, HappyFox and HubSpot, and the confirmation mail;
-    # then, for a complaint category, its register entry (which needs intake's ticket).
-    ("form", "form"): (enquiry.on_form, complaint_sync.on_intake),
+    # the consent its checkbox gave (flows/privacy/consent.py); then, for a complaint category, its register entry
+    # (which needs intake's ticket).
+    ("form", "form"): (enquiry.on_form, consent.on_form, complaint_sync.on_intake),
     ("manual", "manual"): (enquiry.on_manual, complaint_sync.on_intake),
     # A HappyFox ticket created or changed. Intake first links a ticket HappyFox made from the support mailbox;
     # then closure mirrors its status (a closure sends the survey), first response stops its confirmation clock,
-    # and the complaint register reads its complaint fields.
+    # the complaint register reads its complaint fields, and a contact email corrected in HappyFox is carried over.
     ("happyfox", "ticket"): (enquiry.on_happyfox_ticket, status_mirror.on_happyfox_ticket,
-                             first_response.on_happyfox_ticket, complaint_sync.on_happyfox_ticket),
+                             first_response.on_happyfox_ticket, complaint_sync.on_happyfox_ticket,
+                             rectification.on_happyfox_ticket),
     # A call: logged on HubSpot and on the caller's open ticket (a missed one opens a ticket when there is none); a
     # call back counts as the first response.
     ("aircall", "call.ended"): (calls.on_call_ended, first_response.on_call_ended),
@@ -36,9 +38,15 @@ ROUTES: dict[tuple[str, str], tuple[Handler, ...]] = {
     ("aircall", "call.commented"): (calls.on_call_annotated,),
     # A HubSpot ticket's stage changed by staff there: mirrored to HappyFox; complaint fields to the register.
     ("hubspot", "ticket.propertyChange"): (status_mirror.on_hubspot_ticket_change, complaint_sync.on_hubspot_property),
-    # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure.
-    ("hubspot", "contact.propertyChange"): (retention.on_contact_property,),
+    # A contact's contract end or consent withdrawal set in HubSpot: the retention clock, or erasure; an email or
+    # phone corrected there: our identities and HappyFox follow. A merge there merges our customers; HubSpot's GDPR
+    # delete erases the person everywhere.
+    ("hubspot", "contact.propertyChange"): (retention.on_contact_property, rectification.on_hubspot_contact_change),
+    ("hubspot", "contact.merge"): (rectification.on_hubspot_contact_merge,),
+    ("hubspot", "contact.privacyDeletion"): (rectification.on_hubspot_privacy_deletion,),
     ("admin", "consent.withdrawn"): (retention.on_admin_withdrawal,),
+    # A mail to the privacy address (read by our poll): a data-subject request awaiting verification, acknowledged.
+    ("privacy", "mail"): (requests.on_privacy_mail,),
 }
 
 

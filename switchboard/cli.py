@@ -76,6 +76,7 @@ LAZY_COMMANDS = {
     "erasure": "flows.privacy.cli:erasure",
     "export": "flows.privacy.cli:export",
     "retention": "flows.privacy.cli:retention",
+    "requests": "flows.privacy.cli:requests",
     "sync": "flows.closure.cli:sync",
     "sla": "flows.intake.cli:sla",
     "complaints": "flows.complaints.cli:complaints",

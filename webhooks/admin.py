@@ -18,7 +18,7 @@ from .events import Event, Invalid, json_body, same_secret
 from .receiver import accept
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-STATUSES = ("pending", "running", "done", "failed", "dead")
+STATUSES = ("pending", "running", "done", "failed", "dead", "held")
 MAX_ID = 2**63 - 1
 
 

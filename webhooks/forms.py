@@ -234,7 +234,8 @@ def _form(name: str, spec: FormSpec, language: str, status: int = 200, errors: d
     config = settings.get().config
     key = key or str(uuid.uuid4())
     token = _serializer("form").dumps({"form": name, "key": key})
-    fields = [(ours, posted) for ours, posted in spec.fields.items() if ours != spec.language_field]
+    fields = [(ours, posted) for ours, posted in spec.fields.items()
+              if ours not in (spec.language_field, spec.consent_field)]  # the consent is the checkbox below
     categories = [(code, c.label.get(language) or code) for code, c in config.categories.items()]
     error_labels = {posted: LABELS[language].get(ours, ours) for ours, posted in spec.fields.items()}
     error_labels["consent"] = TEXTS[language]["consent_short"]
@@ -278,6 +279,8 @@ def submit(name: str) -> Any:
     try:
         if spec.language_field and spec.language_field in spec.fields:
             posted[spec.fields[spec.language_field]] = language
+        if spec.consent_field:  # the checkbox, stored as the webhook stores the mapped field
+            posted[spec.fields[spec.consent_field]] = "yes" if posted.get("consent") == "yes" else ""
         ours = form_source.validate_fields(spec, posted, settings.get().config)
     except Invalid as exc:
         errors.update(exc.fields)

@@ -25,6 +25,7 @@ from sqlalchemy import or_, select, update
 from core import audit, jobs, settings, store
 from core.models import Customer, Effect, Erasure, Identity, Ticket, utcnow
 from flows import effects, engagements, vendors
+from flows.privacy import restriction
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,9 @@ def send_survey(ticket_id: int) -> bool:
             return False
         if _erasure_requested(s, customer):
             log.info("ticket %s: no survey, the customer's erasure is under way", ticket_id)
+            return False
+        if restriction.is_restricted(s, customer.id):
+            log.info("ticket %s: no survey, the customer's processing is restricted", ticket_id)
             return False
         language = customer.language if customer.language in LANGUAGES else "hu"
         old = ticket.survey_token

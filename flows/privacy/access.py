@@ -22,11 +22,11 @@ from connectors.errors import NotFound
 from connectors.records import HappyFoxUser, Record
 from core import audit, settings, store
 from core.addresses import mailbox
-from core.models import Audit, Customer, InboxEvent, Ticket
+from core.models import Audit, Customer, InboxEvent, PrivacyRequest, Ticket
 from core.progress import Step, quiet
 from flows import identity, vendors
 from flows.inbox import reason
-from flows.privacy import erasure_steps
+from flows.privacy import consent, erasure_steps
 from flows.privacy.erasure_steps import Subject
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -68,8 +68,17 @@ def switchboard_part(subject: Subject) -> dict[str, Any]:
                   if f"inbox:{e.id}" in keys or traces.in_value(e.payload)]
         trail = [_row(a, skip=("detail",)) for a in s.scalars(select(Audit).where(Audit.customer_id.in_(ids))
                                                               .order_by(Audit.id))]
-    return {"customers": customers, "identities": subject.ids, "tickets": tickets, "inbox_events": events,
-            "audit": trail}
+        consents = consent.of(s, ids)
+        requests = [_row(r, skip=("source_key",)) for r in s.scalars(
+            select(PrivacyRequest).where(PrivacyRequest.customer_id.in_(ids)).order_by(PrivacyRequest.id))]
+    # Whether their processing is restricted (GDPR Art. 18) or objected to (Art. 21), said plainly.
+    live = [c for c in customers if c["merged_into_id"] is None]
+    restricted = next((c for c in live if c["restricted_at"]), None)
+    processing = {"restricted": restricted is not None,
+                  "restriction": restricted["restriction"] if restricted else None,
+                  "since": restricted["restricted_at"] if restricted else None}
+    return {"processing": processing, "customers": customers, "identities": subject.ids, "tickets": tickets,
+            "inbox_events": events, "audit": trail, "requests": requests, "consents": consents}
 
 
 def hubspot_part(subject: Subject) -> dict[str, Any]:

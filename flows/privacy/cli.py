@@ -1,5 +1,5 @@
 """Privacy ops commands (policy 002, docs/policy.md#personal-data): `switchboard erase`, `switchboard erasure
-status|list|retry`, `switchboard export`, `switchboard retention preview|sweep|withdraw|hold`.
+status|list|retry`, `switchboard export`, `switchboard retention preview|sweep|withdraw|hold`, `switchboard requests add|verify|extend|complete|refuse|lift|tasks|confirm|show|list`.
 
 Nothing here prints an email or a phone number: requests are shown by id, subject hash and customer id.
 """
@@ -15,9 +15,10 @@ from rich.table import Table
 
 from core import progress
 from core.addresses import InvalidAddress, mailbox
-from core.commands import load_settings
+from core.commands import load_settings, moment_option
 from flows.privacy import access
 from flows.privacy import erasure as erasure_flow
+from flows.privacy import requests as requests_flow
 from flows.privacy import retention as retention_flow
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -193,3 +194,187 @@ def retention_hold(email: str | None, phone: str | None, release: bool) -> None:
         errors.print("no customer matches")
         sys.exit(1)
     console.print(f"customer {customer_id}: legal hold {'released' if release else 'set'}")
+
+
+# ---------------------------------------------------------------- data-subject requests
+
+def _request_error(exc: Exception) -> None:
+    errors.print(f"[red]{exc}[/red]", highlight=False)
+    sys.exit(1)
+
+
+@click.group()
+def requests() -> None:
+    """Data-subject requests: record, verify the identity, extend, list by deadline, complete."""
+
+
+@requests.command("add")
+@click.option("--type", "kind", type=click.Choice(list(requests_flow.KINDS)), required=True)
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--channel", type=click.Choice(["cli", "staff"]), default="cli", show_default=True,
+              help="staff: received by staff in person, by post or by phone and typed in here.")
+@click.option("--received", default=None, help="When it was received (ISO date); default now. The deadline runs from it.")
+@click.option("--language", type=click.Choice(["hu", "en"]), default=None)
+def requests_add(kind: str, email: str | None, phone: str | None, channel: str, received: str | None,
+                 language: str | None) -> None:
+    """Record a request; it awaits the identity check."""
+    _person(email, phone)
+    load_settings()
+    try:
+        request_id = requests_flow.add(kind, email=email, phone=phone, channel=channel, actor="cli",
+                                       received_at=moment_option(received), language=language)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    info = requests_flow.detail(request_id)
+    console.print(f"request {request_id} ({kind}): awaiting verification, due {info['due_at'][:10]}")
+
+
+@requests.command("verify")
+@click.argument("request_id", type=int)
+@click.option("--by", "verified_by", required=True, help="Who checked the identity.")
+@click.option("--method", type=click.Choice(list(requests_flow.METHODS)), required=True)
+@click.option("--type", "kind", type=click.Choice(list(requests_flow.KINDS)), default=None,
+              help="Name or correct the kind (a mail whose kind could not be told).")
+@click.option("--now", "run_now", is_flag=True, help="Do the request's work here (erasure, export) at once.")
+def requests_verify(request_id: int, verified_by: str, method: str, kind: str | None, run_now: bool) -> None:
+    """Record the identity check; only then can an erasure or export run."""
+    load_settings(vendors=run_now)
+    try:
+        requests_flow.verify(request_id, verified_by, method, kind=kind, actor="cli")
+        if run_now:
+            with progress.bars():
+                state = requests_flow.run(request_id, actor="cli")
+        else:
+            requests_flow.run_request(request_id)
+            state = "verified (queued)"
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: {state}")
+
+
+@requests.command("extend")
+@click.argument("request_id", type=int)
+@click.option("--reason", required=True, help="Why (the person must be told within the first month).")
+def requests_extend(request_id: int, reason: str) -> None:
+    """Extend the deadline by two months (GDPR Art. 12(3)), once."""
+    load_settings()
+    try:
+        due = requests_flow.extend(request_id, reason, actor="cli")
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: due {due.date().isoformat()}")
+
+
+@requests.command("complete")
+@click.argument("request_id", type=int)
+@click.option("--note", default=None, help="What was done (required for rectification, restriction, objection).")
+def requests_complete(request_id: int, note: str | None) -> None:
+    """Close a verified request whose work is done."""
+    load_settings()
+    try:
+        requests_flow.complete(request_id, note, actor="cli")
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: done")
+
+
+@requests.command("refuse")
+@click.argument("request_id", type=int)
+@click.option("--note", required=True, help="Why: the identity could not be checked, or the request is unfounded.")
+def requests_refuse(request_id: int, note: str) -> None:
+    """Close a request without acting on it."""
+    load_settings()
+    try:
+        requests_flow.refuse(request_id, note, actor="cli")
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: refused")
+
+
+@requests.command("lift")
+@click.argument("request_id", type=int)
+@click.option("--note", required=True, help="Why the restriction ends (tell the person first, GDPR Art. 18(3)).")
+def requests_lift(request_id: int, note: str) -> None:
+    """Lift the restriction or objection a request set; the events held meanwhile run again."""
+    load_settings()
+    try:
+        replayed = requests_flow.lift(request_id, note, actor="cli")
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: restriction lifted; {len(replayed)} held event(s) queued again")
+
+
+@requests.command("tasks")
+@click.argument("request_id", type=int)
+def requests_tasks(request_id: int) -> None:
+    """The manual tasks at processors without an API: instructions, deadline, confirmation."""
+    load_settings()
+    try:
+        rows = requests_flow.tasks(request_id)
+    except LookupError as exc:
+        _request_error(exc)
+        return
+    table = Table("processor", "due", "confirmed", "by", "instructions")
+    for task in rows:
+        table.add_row(task["processor"], task["due_at"][:10], (task["confirmed_at"] or "")[:16],
+                      task["confirmed_by"] or "", task["instructions"])
+    console.print(table)
+    console.print(f"{sum(1 for t in rows if not t['confirmed_at'])} of {len(rows)} task(s) open")
+
+
+@requests.command("confirm")
+@click.argument("request_id", type=int)
+@click.argument("processor")
+@click.option("--by", "confirmed_by", required=True, help="Who did it.")
+@click.option("--note", default=None, help="What the processor confirmed (a ticket number, say).")
+def requests_confirm(request_id: int, processor: str, confirmed_by: str, note: str | None) -> None:
+    """Confirm a manual task done; the request completes with the last one when its own work is done."""
+    load_settings()
+    try:
+        state = requests_flow.confirm_task(request_id, processor, confirmed_by, note, actor="cli")
+    except (LookupError, requests_flow.RequestError) as exc:
+        _request_error(exc)
+        return
+    console.print(f"request {request_id}: {processor} confirmed; {state}")
+
+
+@requests.command("show")
+@click.argument("request_id", type=int)
+def requests_show(request_id: int) -> None:
+    """A request as JSON (no personal data: the person is a customer id and a hash)."""
+    load_settings()
+    try:
+        click.echo(json.dumps(requests_flow.detail(request_id), indent=2, ensure_ascii=False))
+    except LookupError as exc:
+        _request_error(exc)
+
+
+@requests.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Done and refused ones too.")
+@click.option("--due-within", type=int, default=None, help="Only those due within this many days (overdue included).")
+def requests_list(show_all: bool, due_within: int | None) -> None:
+    """Requests soonest due first; overdue and nearly due ones marked. Exit 3 when any open one is overdue."""
+    loaded = load_settings()
+    rows = requests_flow.listing(open_only=not show_all, due_within_days=due_within)
+    warn = loaded.config.privacy.warn_days
+    table = Table("id", "type", "state", "channel", "customer", "received", "due", "days left", "")
+    for row in rows:
+        left = row.days_left()
+        flag = ""
+        if row.state in requests_flow.OPEN:
+            flag = "[red]OVERDUE[/red]" if row.overdue else ("[yellow]due soon[/yellow]" if left <= warn else "")
+        table.add_row(str(row.id), row.kind, row.state, row.channel, str(row.customer_id),
+                      row.received_at.date().isoformat(),
+                      row.due_at.date().isoformat() + (" (extended)" if row.extended else ""),
+                      str(left) if row.state in requests_flow.OPEN else "", flag)
+    console.print(table)
+    overdue = sum(1 for row in rows if row.overdue)
+    console.print(f"{len(rows)} request(s), {overdue} overdue")
+    if overdue:
+        sys.exit(3)

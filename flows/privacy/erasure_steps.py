@@ -309,6 +309,15 @@ def erase_switchboard(s: Session, subject: Subject, erasure_id: int) -> dict[str
     # The phone-only contact recorded per number is gone from HubSpot: a new caller from it must get a new one.
     s.execute(delete(Effect).where(Effect.key.in_([identity.phone_contact_key(p) for p in subject.phones])))
     s.flush()
+    # The request that asked for this erasure keeps where to tell the person it is done (Art. 12(1)), until the
+    # mail is sent (flows/privacy/requests.py clears it then); the person's other requests forget it now.
+    for request in s.scalars(select(models.PrivacyRequest).where(models.PrivacyRequest.customer_id.in_(ids),
+                                                                 models.PrivacyRequest.reply_to.is_not(None))):
+        if request.erasure_id == erasure_id:
+            open_rows.add(("privacy_requests", request.id))
+        else:
+            request.reply_to = None
+    s.flush()
     residue = residue_in_store(s, traces, skip=open_rows)
     if residue:
         raise RuntimeError(f"personal data left in {', '.join(residue)}")  # table.column names only

@@ -19,7 +19,7 @@ from core.jobs import crontab
 from core.models import Customer, Erasure
 from core.progress import Step, quiet
 from flows import identity, inbox, payloads
-from flows.privacy import erasure
+from flows.privacy import consent, erasure
 
 log = logging.getLogger(__name__)
 ACTOR = "retention"
@@ -156,7 +156,9 @@ def withdraw_consent(email: str | None = None, phone: str | None = None, custome
             return None
         if customer.consent_withdrawn_at is None:
             customer.consent_withdrawn_at = at or _now()
-            audit.record(s, actor, "consent.withdrawn", customer_id=customer.id)
+            withdrawn = consent.withdraw(s, [customer.id, *s.scalars(select(Customer.id).where(
+                Customer.merged_into_id == customer.id))], customer.consent_withdrawn_at)
+            audit.record(s, actor, "consent.withdrawn", customer_id=customer.id, consents=withdrawn)
         return customer.id
 
 

@@ -65,6 +65,8 @@ def upgrade() -> None:
     sa.Column('legal_hold', sa.Boolean(), nullable=False),
     sa.Column('erased_at', core.models.UTCDateTime(), nullable=True),
     sa.Column('merged_into_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('restricted_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('restriction', sa.String(length=20), nullable=True),
     sa.ForeignKeyConstraint(['merged_into_id'], ['customers.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -118,6 +120,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('alert_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_alert_deliveries_status', ['status'], unique=False)
+
+    op.create_table('consents',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('inbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('form', sa.String(length=60), nullable=False),
+    sa.Column('version', sa.String(length=60), nullable=False),
+    sa.Column('given_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('withdrawn_at', core.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('inbox_id')
+    )
+    with op.batch_alter_table('consents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consents_customer_id'), ['customer_id'], unique=False)
 
     op.create_table('erasures',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -245,6 +262,39 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('erasure_id', 'processor', name='uq_erasure_step')
     )
+    op.create_table('privacy_requests',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('source_key', sa.String(length=200), nullable=True),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('subject_hash', sa.String(length=64), nullable=False),
+    sa.Column('language', sa.String(length=5), nullable=False),
+    sa.Column('received_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('due_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('extended_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('extension_reason', sa.Text(), nullable=True),
+    sa.Column('verified_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('verified_by', sa.String(length=200), nullable=True),
+    sa.Column('verification_method', sa.String(length=40), nullable=True),
+    sa.Column('erasure_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('outcome', sa.JSON(), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('completed_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('reply_to', sa.String(length=320), nullable=True),
+    sa.Column('notified_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('updated_at', core.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.ForeignKeyConstraint(['erasure_id'], ['erasures.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source_key')
+    )
+    with op.batch_alter_table('privacy_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_privacy_requests_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_privacy_requests_due_at'), ['due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_privacy_requests_state'), ['state'], unique=False)
+
     op.create_table('tombstones',
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.Column('erasure_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -252,6 +302,22 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['erasure_id'], ['erasures.id'], ),
     sa.PrimaryKeyConstraint('hash')
     )
+    op.create_table('request_tasks',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('request_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('processor', sa.String(length=60), nullable=False),
+    sa.Column('instructions', sa.Text(), nullable=False),
+    sa.Column('due_at', core.models.UTCDateTime(), nullable=False),
+    sa.Column('confirmed_at', core.models.UTCDateTime(), nullable=True),
+    sa.Column('confirmed_by', sa.String(length=200), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['request_id'], ['privacy_requests.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('request_id', 'processor', name='uq_request_task')
+    )
+    with op.batch_alter_table('request_tasks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_request_tasks_request_id'), ['request_id'], unique=False)
+
     op.create_table('rate_limits',
     sa.Column('key', sa.String(length=60), nullable=False),
     sa.Column('tat', sa.Float(), nullable=False),
@@ -263,7 +329,17 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table('rate_limits')
+    with op.batch_alter_table('request_tasks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_request_tasks_request_id'))
+
+    op.drop_table('request_tasks')
     op.drop_table('tombstones')
+    with op.batch_alter_table('privacy_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_privacy_requests_state'))
+        batch_op.drop_index(batch_op.f('ix_privacy_requests_due_at'))
+        batch_op.drop_index(batch_op.f('ix_privacy_requests_customer_id'))
+
+    op.drop_table('privacy_requests')
     op.drop_table('erasure_steps')
     with op.batch_alter_table('complaints', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_complaints_status'))
@@ -284,6 +360,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_erasures_customer_id'))
 
     op.drop_table('erasures')
+    with op.batch_alter_table('consents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consents_customer_id'))
+
+    op.drop_table('consents')
     with op.batch_alter_table('alert_deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_alert_deliveries_status')
 

@@ -270,3 +270,64 @@ def test_complaint_register_and_holds_by_role(running, browser, contexts):
     # A complaint's intake and HappyFox's echo of its new ticket both route it to the officer; the one that finds
     # the other's claim (effects.InFlight) is retried in one line, not logged with a traceback.
     assert "Traceback" not in running.process.text
+
+
+def test_privacy_works_a_data_subject_request(running, browser, contexts):
+    """A data-subject erasure request from the admin API: the overview counts it as due, privacy verifies the
+    identity in the console, the erasure runs on the embedded worker, the two manual tasks are confirmed, the
+    request completes and the person is mailed the outcome; ops see it without the forms. Screenshots of each page at
+    1366x768 go to /tmp/dsr-*.png."""
+    email = SUBMISSION["fields"]["email"]
+    assert running.sandbox.post("/_sandbox/emit", json={"service": "form", "data": SUBMISSION}).status_code == 200
+    running.until("the form's ticket in HappyFox", lambda: running.state("happyfox")["tickets"])
+    made = httpx.post(f"{running.base}/admin/requests", json={"type": "erasure", "email": email}, headers=ADMIN,
+                      timeout=10)
+    assert made.status_code == 201, made.text
+    request_id = made.json()["id"]
+
+    privacy = signed_in(browser, contexts, running, PRIVACY, lang="hu")
+    assert privacy.locator("#requests-due .big").inner_text() == "0"  # due in a month: not yet
+    privacy.get_by_role("link", name="Kérelmek").click()
+    assert "Érintetti kérelmek" in privacy.locator("h1").inner_text()
+    assert "ellenőrzésre vár" in privacy.locator("#request-rows").inner_text()
+    assert email not in privacy.content()
+    privacy.screenshot(path=SCREENSHOTS / "dsr-requests-hu.png")
+    privacy.locator(f'#request-rows a[href="/staff/requests/{request_id}"]').click()
+    assert "még nem" in privacy.locator("#request-verified").inner_text()
+    privacy.screenshot(path=SCREENSHOTS / "dsr-request-awaiting-hu.png", full_page=True)
+    privacy.locator('select[name="method"]').select_option("id_document")
+    privacy.locator("#verify-now").click()
+    privacy.wait_for_load_state()
+    assert "sorba állítva" in privacy.get_by_role("status").inner_text()
+    assert PRIVACY in privacy.locator("#request-verified").inner_text()
+
+    def erased() -> bool:
+        privacy.goto(f"{running.base}/staff/requests/{request_id}?lang=en")
+        link = privacy.locator("main a[href^='/staff/erasures/']")
+        if not link.count():
+            return False
+        privacy.goto(running.base + link.first.get_attribute("href"))
+        return privacy.locator("#erasure-status").inner_text() == "done"
+    running.until("the erasure done", erased)
+    privacy.goto(f"{running.base}/staff/requests/{request_id}?lang=en")
+    assert privacy.locator("#request-state").inner_text() == "verified"  # the manual tasks are open
+    privacy.screenshot(path=SCREENSHOTS / "dsr-request-tasks-en.png", full_page=True)
+    privacy.locator('#tasks input[name="note"]').first.fill("servicedesk ticket 4711")
+    privacy.locator("#confirm-it_contractor").click()
+    privacy.wait_for_load_state()
+    privacy.locator("#confirm-mobile_carrier").click()
+    privacy.wait_for_load_state()
+    assert privacy.locator("#request-state").inner_text() == "done"
+    assert "servicedesk ticket 4711" in privacy.locator("#tasks").inner_text()
+    privacy.screenshot(path=SCREENSHOTS / "dsr-request-done-en.png", full_page=True)
+    told = running.until("the completion mail", lambda: [m for m in running.mail()
+                                                         if email in m["to"] and "teljesítettük" in m["subject"]])
+    assert "informatikai üzemeltető" in told[0]["text"] and "90 napig" in told[0]["text"]
+
+    ops = signed_in(browser, contexts, running, OPS)
+    ops.goto(f"{running.base}/staff/requests/{request_id}?lang=en")
+    assert ops.locator("#verify, #complete, #refuse, #extend").count() == 0
+    ops.goto(f"{running.base}/staff/")
+    ops.screenshot(path=SCREENSHOTS / "dsr-overview-ops.png")
+    viewer = signed_in(browser, contexts, running, VIEWER)
+    assert viewer.goto(f"{running.base}/staff/requests").status == 403

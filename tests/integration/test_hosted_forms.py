@@ -115,7 +115,7 @@ def test_a_submission_is_one_inbox_event_of_source_form_and_becomes_a_ticket(cli
     assert event.payload["fields"] == {
         "last_name": "Kovács", "first_name": "Kata", "email": "kata.kovacs@example.com", "purpose": "hibabejelentes",
         "product": "Crossec Norma", "summary": "A belépés hibát ad", "details": "Bejelentkezéskor 500-as hiba.",
-        "language": "hu"}
+        "language": "hu", "consent": "yes"}  # the checkbox, as the YAML maps the form's consent field
     assert event.payload["consent"] is True and event.payload["via"] == "hosted"
 
     waiting = client.get(answer.headers["Location"])

@@ -9,7 +9,7 @@ from flows import routes
 
 ROOT = Path(__file__).resolve().parents[2]
 # Sources of our own: their payloads are written by our admin API and CLI, not by a vendor.
-OWN_SOURCES = {"manual", "admin"}
+OWN_SOURCES = {"manual", "admin", "privacy"}  # privacy: mail our poll reads and stores (flows/privacy/requests.py)
 
 
 def subscribed() -> set[tuple[str, str]]:

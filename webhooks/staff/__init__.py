@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from core import settings
 from core.workdays import BUDAPEST
 
-from . import complaints, pages, people  # noqa: F401  - their routes join the blueprint
+from . import complaints, pages, people, requests  # noqa: F401  - their routes join the blueprint
 from .auth import PERMISSIONS, bp, init_app
 from .i18n import language, message, translate
 

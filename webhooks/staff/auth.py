@@ -48,6 +48,8 @@ PERMISSIONS = {
     "complaint_identity": {"complaints", "ops", "privacy"},  # an open complaint's customer name, email, phone
     "complaint_report": {"complaints", "ops", "privacy", "viewer"},
     "holds": {"ops", "privacy"},               # who is held: ties customers to complaints
+    "requests": {"ops", "privacy"},            # data-subject requests: customer ids, deadlines, tasks
+    "request_act": {"privacy"},                # verify, extend, confirm a manual task, complete, refuse
 }
 
 

@@ -15,10 +15,11 @@ from core.settings import VENDOR_BASE_URLS, ConfigError, load_config
 from flows.closure import reconcile
 from flows.complaints import complaint_deadlines
 from flows.intake import sla
+from flows.privacy import requests as privacy_requests
 
 from .auth import bp, current, needs
 
-INBOX_STATUSES = ("pending", "running", "failed", "dead", "done")
+INBOX_STATUSES = ("pending", "running", "failed", "dead", "held", "done")
 LIMIT = 200
 
 
@@ -32,6 +33,7 @@ def overview() -> Any:
     breached = [b.ticket_id for b in sla.breaches(now=now)]  # its own session: first
     complaints_due = complaint_deadlines.items(now)  # due from the working day before the deadline, or overdue
     state = reconcile.load_cursor() or {}
+    requests_due = privacy_requests.listing(due_within_days=settings.get().config.privacy.warn_days)
     with store.session() as s:
         counts = dict(s.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all())
         open_breaches = list(s.scalars(select(Ticket).where(Ticket.id.in_(breached), Ticket.is_closed.is_(False))
@@ -45,7 +47,8 @@ def overview() -> Any:
     return render_template("staff/overview.html", counts=counts, statuses=INBOX_STATUSES,
                            open_breaches=open_breaches, open_breach_count=open_breach_count,
                            reconcile_at=cursor.updated_at if cursor else None, reconcile_phase=state.get("phase"),
-                           last_fix=last_fix, open_erasures=open_erasures, complaints_due=complaints_due)
+                           last_fix=last_fix, open_erasures=open_erasures, complaints_due=complaints_due,
+                           requests_due=requests_due)
 
 
 @bp.get("/inbox")

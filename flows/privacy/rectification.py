@@ -1,0 +1,122 @@
+"""Rectification from HubSpot (GDPR Art. 16, and keeping the systems consistent): HubSpot owns contact properties,
+so an email or phone corrected there, two contacts merged there, or HubSpot's own GDPR delete reach us as contact
+events and are carried to our identity graph and the other systems.
+
+- `contact.propertyChange` for `email`, `phone` or `mobilephone`: the new value becomes the customer's first
+  identity of that kind (the one flows write and mail to; the old one stays an identity, so that an erasure still
+  finds the mail and calls it named), and each HappyFox contact of the customer is updated. Our own write echoed
+  back (the value is first already) costs nothing. A blanked property rectifies nothing.
+- A HappyFox contact's email corrected there (no contact webhook exists: seen in its next ticket event): the same,
+  carried to the HubSpot contact.
+- `contact.merge`: our customers behind the merged contacts become one (audited as `customer.merged`), and the
+  surviving contact is made the customer's first HubSpot identity.
+- `contact.privacyDeletion`: HubSpot deleted the person for GDPR; we open the erasure of that person everywhere.
+Audit rows carry the kind of identity changed, never the value.
+"""
+from __future__ import annotations
+
+from core import audit, store
+from core.models import Customer
+from flows import identity, inbox, payloads, vendors
+from flows.privacy import erasure
+
+ACTOR = "hubspot"
+PROPERTIES = {"email": "email", "phone": "phone", "mobilephone": "phone"}
+
+
+def on_hubspot_contact_change(event: inbox.Event) -> str | None:
+    change = payloads.read(event, payloads.HubSpotEvent)
+    system = PROPERTIES.get(change.property_name or "")
+    if system is None:
+        return None
+    value = identity.normalise(system, change.property_value)
+    if not value:
+        return None
+    with store.session() as s:
+        found = identity.find(s, hubspot=str(change.object_id))
+        if not found:
+            return None
+        customer = found[0]
+        changed = identity.value_of(s, customer.id, system) != value
+        if changed:
+            customer = identity.add_identity(s, customer, system, value, ACTOR)  # merges a customer who had it
+            identity.put_first(s, customer.id, system, value, ACTOR)
+            audit.record(s, ACTOR, "customer.rectified", customer_id=customer.id, system=system, source="hubspot")
+        happyfox_users = identity.values_of(s, customer.id, "happyfox")
+    # HappyFox is read before it is written: our own change echoed back costs no write, and a retry after a
+    # HappyFox outage (our identities already changed) still reaches it.
+    happyfox = vendors.get().happyfox
+    for user_id in happyfox_users:
+        user = happyfox.get_user(user_id)
+        if system == "email" and (user.email or "").lower() != value:
+            happyfox.update_user(user_id, email=value)
+        elif system == "phone" and identity.normalise("phone", user.primary_phone.number if user.primary_phone
+                                                      else None) != value:
+            happyfox.update_user(user_id, phones=[{"type": "m", "number": value, "is_primary": True}])
+    if not changed:
+        return "unchanged"
+    return "rectified"
+
+
+def on_happyfox_ticket(event: inbox.Event) -> str | None:
+    """HappyFox documents no contact webhook, so a contact's email corrected there shows in the next ticket event
+    of that contact: when the ticket's user (a HappyFox contact we know) shows an email other than the customer's
+    first, the contact is read to be sure, and its email goes first in our identities and to the HubSpot contact.
+    An event whose user shows the email we have costs nothing."""
+    change = payloads.read(event, payloads.HappyFoxTicketEvent)
+    user = change.hint.user
+    shown = identity.normalise("email", user.email) if user is not None else None
+    if user is None or not shown:
+        return None
+    with store.session() as s:
+        found = identity.find(s, happyfox=str(user.id))
+        if not found or identity.value_of(s, found[0].id, "email") == shown:
+            return None
+    current = identity.normalise("email", vendors.get().happyfox.get_user(user.id).email)
+    if not current:
+        return None
+    with store.session() as s:
+        customer = identity.find(s, happyfox=str(user.id))[0]
+        if identity.value_of(s, customer.id, "email") == current:
+            return None
+        customer = identity.add_identity(s, customer, "email", current, "happyfox")
+        identity.put_first(s, customer.id, "email", current, "happyfox")
+        audit.record(s, "happyfox", "customer.rectified", customer_id=customer.id, system="email", source="happyfox")
+        contacts = identity.values_of(s, customer.id, "hubspot")
+    hubspot = vendors.get().hubspot
+    for contact_id in contacts[:1]:  # the first is the one flows write to; the others are merged into it
+        if (hubspot.get_contact(contact_id, properties=["email"]).prop("email") or "").lower() != current:
+            hubspot.update_contact(contact_id, {"email": current})
+    return "rectified"
+
+
+def on_hubspot_contact_merge(event: inbox.Event) -> int | None:
+    merge = payloads.read(event, payloads.HubSpotMerge)
+    survivor = str(merge.new_object_id or merge.primary_object_id or merge.object_id)
+    contact_ids = {str(i) for i in (merge.object_id, merge.primary_object_id, merge.new_object_id,
+                                    *merge.merged_object_ids) if i is not None}
+    with store.session() as s:
+        customers: dict[int, Customer] = {}
+        for contact_id in sorted(contact_ids):
+            for customer in identity.find(s, hubspot=contact_id):
+                customers[customer.id] = customer
+        if not customers:
+            return None
+        ordered = sorted(customers.values(), key=lambda c: (c.created_at, c.id))
+        keep = ordered[0]
+        for other in ordered[1:]:
+            keep = identity.merge(s, keep, other, ACTOR, reason="HubSpot contact merge")
+        identity.put_first(s, keep.id, "hubspot", survivor, ACTOR)
+        return keep.id
+
+
+def on_hubspot_privacy_deletion(event: inbox.Event) -> int | None:
+    change = payloads.read(event, payloads.HubSpotEvent)
+    with store.session() as s:
+        found = identity.find(s, hubspot=str(change.object_id))
+        if not found:
+            return None
+        customer_id = found[0].id
+    erasure_id = erasure.request(customer_id=customer_id, reason="hubspot_gdpr_delete", actor=ACTOR)
+    erasure.start(erasure_id)
+    return erasure_id
