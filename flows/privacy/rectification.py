@@ -15,6 +15,9 @@ Audit rows carry the kind of identity changed, never the value.
 """
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
+from connectors.records import HappyFoxUser
 from core import audit, store
 from core.models import Customer
 from flows import identity, inbox, payloads, vendors
@@ -59,35 +62,50 @@ def on_hubspot_contact_change(event: inbox.Event) -> str | None:
 
 
 def on_happyfox_ticket(event: inbox.Event) -> str | None:
-    """HappyFox documents no contact webhook, so a contact's email corrected there shows in the next ticket event
-    of that contact: when the ticket's user (a HappyFox contact we know) shows an email other than the customer's
-    first, the contact is read to be sure, and its email goes first in our identities and to the HubSpot contact.
-    An event whose user shows the email we have costs nothing."""
+    """HappyFox documents no contact webhook, so a contact's email or phone corrected there shows in the next ticket
+    event of that contact. The email: when the ticket's user shows one other than the customer's first. The phone:
+    when it shows a primary number the customer does not have at all (a customer may have called from several,
+    so a known number is no correction). Then the contact is read to be sure, the value goes first in our identities
+    and to the HubSpot contact. An event whose user shows what we have costs nothing."""
     change = payloads.read(event, payloads.HappyFoxTicketEvent)
     user = change.hint.user
-    shown = identity.normalise("email", user.email) if user is not None else None
-    if user is None or not shown:
+    if user is None:
         return None
     with store.session() as s:
         found = identity.find(s, happyfox=str(user.id))
-        if not found or identity.value_of(s, found[0].id, "email") == shown:
+        if not found or not _corrections(s, found[0].id, user):
             return None
-    current = identity.normalise("email", vendors.get().happyfox.get_user(user.id).email)
-    if not current:
-        return None
+    contact = vendors.get().happyfox.get_user(user.id)
     with store.session() as s:
         customer = identity.find(s, happyfox=str(user.id))[0]
-        if identity.value_of(s, customer.id, "email") == current:
-            return None
-        customer = identity.add_identity(s, customer, "email", current, "happyfox")
-        identity.put_first(s, customer.id, "email", current, "happyfox")
-        audit.record(s, "happyfox", "customer.rectified", customer_id=customer.id, system="email", source="happyfox")
+        corrected = _corrections(s, customer.id, contact)
+        for kind, value in corrected.items():
+            customer = identity.add_identity(s, customer, kind, value, "happyfox")
+            identity.put_first(s, customer.id, kind, value, "happyfox")
+            audit.record(s, "happyfox", "customer.rectified", customer_id=customer.id, system=kind, source="happyfox")
         contacts = identity.values_of(s, customer.id, "hubspot")
+    if not corrected:
+        return None
     hubspot = vendors.get().hubspot
     for contact_id in contacts[:1]:  # the first is the one flows write to; the others are merged into it
-        if (hubspot.get_contact(contact_id, properties=["email"]).prop("email") or "").lower() != current:
-            hubspot.update_contact(contact_id, {"email": current})
+        shown = hubspot.get_contact(contact_id, properties=list(corrected))
+        stale = {kind: value for kind, value in corrected.items()
+                 if identity.normalise(kind, shown.prop(kind)) != value}
+        if stale:
+            hubspot.update_contact(contact_id, stale)
     return "rectified"
+
+
+def _corrections(s: Session, customer_id: int, user: HappyFoxUser) -> dict[str, str]:
+    """What the HappyFox contact shows that our identities lack: kind -> normalised value."""
+    found: dict[str, str] = {}
+    email = identity.normalise("email", user.email)
+    if email and identity.value_of(s, customer_id, "email") != email:
+        found["email"] = email
+    phone = identity.normalise("phone", user.primary_phone.number if user.primary_phone else None)
+    if phone and phone not in identity.values_of(s, customer_id, "phone"):
+        found["phone"] = phone
+    return found
 
 
 def on_hubspot_contact_merge(event: inbox.Event) -> int | None:

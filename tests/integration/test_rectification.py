@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from core import store
-from core.models import Audit, Erasure
+from core.models import Audit, Erasure, Ticket
 from flows import identity
 from flows.privacy import erasure
 
@@ -139,6 +139,28 @@ def test_an_email_corrected_on_the_happyfox_contact_reaches_our_identities_and_h
     flow.clear_calls()
     assert run(put_happyfox(changed)) == "done"
     assert not [c for c in writes(flow) if c[2].startswith("/api/1.1/json/user/") or c[0] == "hubspot"]
+
+
+def test_a_phone_corrected_on_the_happyfox_contact_reaches_our_identities_and_hubspot(flow):
+    """A new primary number on the HappyFox contact goes first among the customer's phones and to the HubSpot
+    contact; a number the customer already has (they called from it) is no correction and costs nothing."""
+    customer_id, contact, users = person(EMAIL)
+    happyfox = fast_vendors().happyfox
+    with store.session() as s:
+        happyfox_id = s.scalar(select(Ticket.happyfox_id).where(Ticket.customer_id == customer_id))
+        identity.add_identity(s, identity.current(s, customer_id), "phone", "+36301112222", "aircall")
+    happyfox.update_user(users[0], phones=[{"type": "m", "number": "06 30 111 2222", "is_primary": True}])
+    flow.clear_calls()
+    assert deliver("happyfox", happyfox.get_ticket(happyfox_id).raw).outcome == "done"
+    assert not [c for c in writes(flow) if c[0] == "hubspot"]  # a known number: nothing written
+    happyfox.update_user(users[0], phones=[{"type": "m", "number": "06 20 987 6543", "is_primary": True}])
+    happyfox.update_ticket(happyfox_id, 1, private_note="Új telefonszámot adott meg.")  # the ticket's next event
+    assert deliver("happyfox", happyfox.get_ticket(happyfox_id).raw).outcome == "done"
+    with store.session() as s:
+        assert identity.values_of(s, customer_id, "phone") == [NEW_PHONE, "+36301112222"]
+        [rectified] = s.scalars(select(Audit).where(Audit.action == "customer.rectified")).all()
+    assert rectified.detail["system"] == "phone" and NEW_PHONE not in json.dumps(rectified.detail)
+    assert flow.state("hubspot")["contacts"][contact]["properties"]["phone"] == NEW_PHONE
 
 
 def put_happyfox(ticket: dict) -> int:
