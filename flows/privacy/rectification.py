@@ -15,11 +15,12 @@ Audit rows carry the kind of identity changed, never the value.
 """
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.records import HappyFoxUser
 from core import audit, store
-from core.models import Customer
+from core.models import Customer, Erasure
 from flows import identity, inbox, payloads, vendors
 from flows.privacy import erasure
 
@@ -135,6 +136,12 @@ def on_hubspot_privacy_deletion(event: inbox.Event) -> int | None:
         if not found:
             return None
         customer_id = found[0].id
+        under_way = s.scalar(select(Erasure.id).where(Erasure.customer_id == customer_id,
+                                                     Erasure.status.in_(erasure.OPEN)).limit(1))
+    if under_way is not None:
+        # Our own erasure's GDPR delete, echoed by HubSpot: the erasure under way has it in hand (starting it
+        # again would run its steps in a worker beside the command that runs them).
+        return int(under_way)
     erasure_id = erasure.request(customer_id=customer_id, reason="hubspot_gdpr_delete", actor=ACTOR)
     erasure.start(erasure_id)
     return erasure_id

@@ -121,6 +121,19 @@ def test_hubspots_gdpr_delete_erases_the_person_everywhere(flow):
         assert identity.find(s, email=EMAIL) == []
 
 
+def test_our_own_gdpr_delete_echoed_by_hubspot_starts_nothing_beside_the_erasure_under_way(flow, monkeypatch):
+    """Our erasure deletes the HubSpot contact, and HubSpot announces contact.privacyDeletion: the erasure under way
+    has it in hand, so the echo neither opens another nor runs the same steps in a worker beside it."""
+    customer_id, contact, _ = person(EMAIL)
+    under_way = erasure.request(customer_id=customer_id, reason="request", actor="cli")
+    started: list[int] = []
+    monkeypatch.setattr(erasure, "start", started.append)
+    assert contact_event("contact.privacyDeletion", contact) == "done"
+    assert started == []
+    with store.session() as s:
+        assert [e.id for e in s.scalars(select(Erasure))] == [under_way]
+
+
 def test_an_email_corrected_on_the_happyfox_contact_reaches_our_identities_and_hubspot(flow):
     customer_id, contact, users = person(EMAIL)
     ticket = fast_vendors().happyfox.update_user(users[0], email=NEW_EMAIL)
