@@ -44,7 +44,8 @@ def test_a_crash_between_tickets_resumes_after_the_last_one_done(sandbox, lost_c
     with pytest.raises(Crash):
         reconcile.reconcile(on_step=crash_after_two)
     cursor = reconcile.load_cursor()
-    assert cursor["phase"] == "happyfox" and len(cursor["done"]) == 2
+    # The ids done at the cursor's position (a whole second): both, or only the second when a second ticks between.
+    assert cursor["phase"] == "happyfox" and 1 <= len(cursor["done"]) <= 2
     assert len(surveys(sandbox)) == 2
 
     resumed = reconcile.reconcile()
