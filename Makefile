@@ -43,7 +43,7 @@ test: install lint services browser system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The chaos suite at full scale: real processes killed, PostgreSQL and Redis cut, a 20 % vendor fault storm over
-# 2,000 forms (`make test` runs the same tests with a 400-form storm). CI runs both.
+# 2,000 forms (`make test` runs the same tests with a 200-form storm). CI runs both.
 chaos: install services
 	CHAOS_STORM_EVENTS=2000 $(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
