@@ -5,8 +5,10 @@ Nothing here prints an email or a phone number: requests are shown by id, subjec
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -198,9 +200,14 @@ def retention_hold(email: str | None, phone: str | None, release: bool) -> None:
 
 # ---------------------------------------------------------------- data-subject requests
 
-def _request_error(exc: Exception) -> None:
-    errors.print(f"[red]{exc}[/red]", highlight=False)
-    sys.exit(1)
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """A request that is unknown or not in a state for the action: one red line and exit status 1."""
+    try:
+        yield
+    except (LookupError, requests_flow.RequestError) as exc:
+        errors.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(1)
 
 
 @click.group()
@@ -240,7 +247,7 @@ def requests_add(kind: str, email: str | None, phone: str | None, channel: str, 
 def requests_verify(request_id: int, verified_by: str, method: str, kind: str | None, run_now: bool) -> None:
     """Record the identity check; only then can an erasure or export run."""
     load_settings(vendors=run_now)
-    try:
+    with _refused():
         requests_flow.verify(request_id, verified_by, method, kind=kind, actor="cli")
         if run_now:
             with progress.bars():
@@ -248,9 +255,6 @@ def requests_verify(request_id: int, verified_by: str, method: str, kind: str | 
         else:
             requests_flow.run_request(request_id)
             state = "verified (queued)"
-    except (LookupError, requests_flow.RequestError) as exc:
-        _request_error(exc)
-        return
     console.print(f"request {request_id}: {state}")
 
 
@@ -260,11 +264,8 @@ def requests_verify(request_id: int, verified_by: str, method: str, kind: str | 
 def requests_extend(request_id: int, reason: str) -> None:
     """Extend the deadline by two months (GDPR Art. 12(3)), once."""
     load_settings()
-    try:
+    with _refused():
         due = requests_flow.extend(request_id, reason, actor="cli")
-    except (LookupError, requests_flow.RequestError) as exc:
-        _request_error(exc)
-        return
     console.print(f"request {request_id}: due {due.date().isoformat()}")
 
 
@@ -274,11 +275,8 @@ def requests_extend(request_id: int, reason: str) -> None:
 def requests_complete(request_id: int, note: str | None) -> None:
     """Close a verified request whose work is done."""
     load_settings()
-    try:
+    with _refused():
         requests_flow.complete(request_id, note, actor="cli")
-    except (LookupError, requests_flow.RequestError) as exc:
-        _request_error(exc)
-        return
     console.print(f"request {request_id}: done")
 
 
@@ -288,11 +286,8 @@ def requests_complete(request_id: int, note: str | None) -> None:
 def requests_refuse(request_id: int, note: str) -> None:
     """Close a request without acting on it."""
     load_settings()
-    try:
+    with _refused():
         requests_flow.refuse(request_id, note, actor="cli")
-    except (LookupError, requests_flow.RequestError) as exc:
-        _request_error(exc)
-        return
     console.print(f"request {request_id}: refused")
 
 
@@ -302,11 +297,8 @@ def requests_refuse(request_id: int, note: str) -> None:
 def requests_lift(request_id: int, note: str) -> None:
     """Lift the restriction or objection a request set; the events held meanwhile run again."""
     load_settings()
-    try:
+    with _refused():
         replayed = requests_flow.lift(request_id, note, actor="cli")
-    except (LookupError, requests_flow.RequestError) as exc:
-        _request_error(exc)
-        return
     console.print(f"request {request_id}: restriction lifted; {len(replayed)} held event(s) queued again")
 
 
@@ -315,11 +307,8 @@ def requests_lift(request_id: int, note: str) -> None:
 def requests_tasks(request_id: int) -> None:
     """The manual tasks at processors without an API: instructions, deadline, confirmation."""
     load_settings()
-    try:
+    with _refused():
         rows = requests_flow.tasks(request_id)
-    except LookupError as exc:
-        _request_error(exc)
-        return
     table = Table("processor", "due", "confirmed", "by", "instructions")
     for task in rows:
         table.add_row(task["processor"], task["due_at"][:10], (task["confirmed_at"] or "")[:16],
@@ -336,11 +325,8 @@ def requests_tasks(request_id: int) -> None:
 def requests_confirm(request_id: int, processor: str, confirmed_by: str, note: str | None) -> None:
     """Confirm a manual task done; the request completes with the last one when its own work is done."""
     load_settings()
-    try:
+    with _refused():
         state = requests_flow.confirm_task(request_id, processor, confirmed_by, note, actor="cli")
-    except (LookupError, requests_flow.RequestError) as exc:
-        _request_error(exc)
-        return
     console.print(f"request {request_id}: {processor} confirmed; {state}")
 
 
@@ -349,10 +335,8 @@ def requests_confirm(request_id: int, processor: str, confirmed_by: str, note: s
 def requests_show(request_id: int) -> None:
     """A request as JSON (no personal data: the person is a customer id and a hash)."""
     load_settings()
-    try:
+    with _refused():
         click.echo(json.dumps(requests_flow.detail(request_id), indent=2, ensure_ascii=False))
-    except LookupError as exc:
-        _request_error(exc)
 
 
 @requests.command("list")
