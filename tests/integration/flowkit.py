@@ -121,6 +121,15 @@ def crash_once_recording(monkeypatch: Any, key_prefix: str) -> None:
     monkeypatch.setattr(effects, "_record", record)
 
 
+def inbox_rows(source: str | None = None) -> list[InboxEvent]:
+    """The inbox, oldest first: every row, or one source's."""
+    query = select(InboxEvent).order_by(InboxEvent.id)
+    with store.session() as s:
+        found = list(s.scalars(query if source is None else query.where(InboxEvent.source == source)))
+        s.expunge_all()
+    return found
+
+
 def tickets() -> list[Ticket]:
     with store.session() as s:
         found = list(s.scalars(select(Ticket).order_by(Ticket.id)))

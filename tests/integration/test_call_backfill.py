@@ -6,37 +6,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
 
 from connectors.errors import Unavailable
-from core import store
-from core.models import InboxEvent
 from flows import vendors
 from flows.closure import reconcile
 from sandbox.aircall import simulate_call
 
 from .delivery import deliver, form_body
-from .flowkit import fast_vendors, objects, run, tickets, website_form, writes
+from .flowkit import inbox_rows, objects, run, tickets, website_form, writes
 
 LIST = ("aircall", "GET", "/v1/calls")
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
-def aircall_rows() -> list[InboxEvent]:
-    with store.session() as s:
-        rows = list(s.scalars(select(InboxEvent).where(InboxEvent.source == "aircall").order_by(InboxEvent.id)))
-        s.expunge_all()
-    return rows
-
-
 def run_queued() -> list[str]:
     """The worker's part: run every Aircall event still pending."""
-    return [run(r.id) for r in aircall_rows() if r.status == "pending"]
+    return [run(r.id) for r in inbox_rows("aircall") if r.status == "pending"]
 
 
 def calls_fixed(report: reconcile.ReconcileResult) -> int:
@@ -49,7 +33,7 @@ def test_calls_missed_by_the_webhook_are_backfilled_once(flow):
     missed = simulate_call(running, "inbound", "+36 20 999 8877", 0, answered=False)
     report = reconcile.reconcile()
     assert calls_fixed(report) == 2
-    assert [(r.event_key, r.kind) for r in aircall_rows()] == [
+    assert [(r.event_key, r.kind) for r in inbox_rows("aircall")] == [
         (f"call.ended:{answered['id']}", "call.ended"), (f"call.ended:{missed['id']}", "call.ended")]
     assert run_queued() == ["done", "done"]
     assert len(objects(flow, "hubspot", "calls")) == 2
@@ -59,11 +43,11 @@ def test_calls_missed_by_the_webhook_are_backfilled_once(flow):
     # The next run reads from its cursor: no call again, nothing stored, nothing written.
     flow.clear_calls()
     again = reconcile.reconcile()
-    assert calls_fixed(again) == 0 and len(aircall_rows()) == 2
+    assert calls_fixed(again) == 0 and len(inbox_rows("aircall")) == 2
     assert [w for w in writes(flow) if w[0] != "aircall" and w[1] != "GET" and "search" not in w[2]] == []
     # The webhook, back on, delivers the old event late: a repeat of the same key.
     late = deliver("aircall", {"resource": "call", "event": "call.ended", "timestamp": 1, "data": answered})
-    assert late.status == 200 and len(aircall_rows()) == 2
+    assert late.status == 200 and len(inbox_rows("aircall")) == 2
 
 
 def test_a_call_the_webhook_brought_is_not_backfilled_again(flow):
@@ -72,7 +56,7 @@ def test_a_call_the_webhook_brought_is_not_backfilled_again(flow):
     assert deliver("aircall", {"resource": "call", "event": "call.ended", "timestamp": 1,
                                "data": made}).outcome == "done"
     report = reconcile.reconcile()
-    assert calls_fixed(report) == 0 and len(aircall_rows()) == 1
+    assert calls_fixed(report) == 0 and len(inbox_rows("aircall")) == 1
     assert len(objects(flow, "hubspot", "calls")) == 1
 
 
@@ -108,10 +92,10 @@ def test_an_aircall_outage_stops_the_pass_and_the_next_run_backfills(flow):
     flow.fault(service="aircall", method="GET", path="/v1/calls", status=503, times=2)  # both attempts
     with pytest.raises(Unavailable):
         reconcile.reconcile()
-    assert aircall_rows() == []
+    assert inbox_rows("aircall") == []
     report = reconcile.reconcile()
     assert calls_fixed(report) == 1
-    assert [r.event_key for r in aircall_rows()] == [f"call.ended:{made['id']}"]
+    assert [r.event_key for r in inbox_rows("aircall")] == [f"call.ended:{made['id']}"]
     assert run_queued() == ["done"] and len(objects(flow, "hubspot", "calls")) == 1
 
 
@@ -132,5 +116,5 @@ def test_a_crash_mid_backfill_resumes_without_a_duplicate(flow, monkeypatch):
     monkeypatch.setattr(reconcile, "_backfill_call", real)
     report = reconcile.reconcile()
     assert calls_fixed(report) == 1  # the second only: the first is behind the cursor
-    assert [r.event_key for r in aircall_rows()] == [f"call.ended:{first['id']}", f"call.ended:{second['id']}"]
+    assert [r.event_key for r in inbox_rows("aircall")] == [f"call.ended:{first['id']}", f"call.ended:{second['id']}"]
     assert run_queued() == ["done", "done"] and len(objects(flow, "hubspot", "calls")) == 2

@@ -13,12 +13,6 @@ from .flowkit import (crash_once_recording, customers, fast_vendors, fixture, id
                       run, tickets, writes)
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def aircall(name: str, **changes) -> dict:
     payload = fixture(f"webhooks/aircall/fixtures/{name}.json")
     payload.pop("token", None)  # the receiver does not store it

@@ -16,12 +16,6 @@ from .flowkit import crash_once_recording, fast_vendors, objects, row, run, tick
 CALL_TO_CONTACT, CALL_TO_TICKET = 194, 220
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def aircall(name: str, **changes) -> dict:
     payload = copy.deepcopy(fixture("aircall", name))
     payload.pop("token", None)

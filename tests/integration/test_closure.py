@@ -25,12 +25,6 @@ from .flowkit import fast_vendors, put, put_form, row, run, writes
 STATUS = {"New": 1, "Pending": 2, "On Hold": 3, "In Progress": 4, "Reopened": 5, "Solved": 6, "Closed": 7}
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def with_config(section: str, **values: Any) -> Settings:
     loaded = settings_module.get()
     spec = getattr(loaded.config, section).model_copy(update=values)

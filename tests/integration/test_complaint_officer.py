@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from sqlalchemy import select, update
 
 from core import settings as settings_module
@@ -16,17 +15,11 @@ from core.settings import Settings
 from core.workdays import BUDAPEST
 from flows.complaints import complaint_deadlines
 
-from .flowkit import audit_actions, fast_vendors, put_form, run, tickets
+from .flowkit import audit_actions, put_form, run, tickets
 from .test_complaints import MD, Staff, complaint, escalations
 
 OFFICER = "panaszkezeles@example.com"
 FINANCE = "penzugy@example.com"   # config/switchboard.yaml complaints.responsible["Pénzügy"]
-
-
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
 
 
 def with_complaints(loaded: Settings, **values) -> Settings:

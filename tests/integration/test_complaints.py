@@ -27,12 +27,6 @@ from .flowkit import audit_actions, audit_rows, fast_vendors, objects, put_form,
 MD = "ugyvezeto@example.com"
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 class Staff:
     """A HappyFox agent working in the fake's API, as the agent portal would, and the smart rule that posts the
     changed ticket to us (stored in the inbox as the receiver does, then run)."""

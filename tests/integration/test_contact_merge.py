@@ -17,16 +17,10 @@ from flows.identity import Person
 from flows.privacy import erasure
 
 from .delivery import deliver
-from .flowkit import audit_rows, customers, fast_vendors, fixture, identities, objects, put_form, run
+from .flowkit import audit_rows, customers, fixture, identities, objects, put_form, run
 
 EMAIL, PHONE = "kata@example.com", "+36209998877"
 MERGE = "/crm/v3/objects/contacts/merge"
-
-
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
 
 
 @pytest.fixture

@@ -29,12 +29,6 @@ RECEIVED = datetime(2026, 10, 21, 13, 0, tzinfo=timezone.utc)
 DUE = datetime(2026, 10, 26, 15, 30, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def form_received_at(received: datetime, email: str = "kata.kovacs@example.com", **fields: str) -> int:
     inbox_id = put_form(email, **fields)
     with store.session() as s:

@@ -17,12 +17,6 @@ from .flowkit import customers, fast_vendors, fixture, identities, objects, put_
 
 
 @pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
-@pytest.fixture
 def app_client(settings):
     return create_app(settings).test_client()
 

@@ -16,12 +16,6 @@ from .flowkit import (audit_actions, audit_rows, crash_once_recording, customers
                       put, put_form, row, run, signed, tickets, website_form, writes)
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def test_a_form_becomes_one_ticket_contact_mirror_and_mail(flow):
     inbox_id = put_form("Kata.Kovacs@Example.com ")
     assert run(inbox_id) == "done"

@@ -7,17 +7,11 @@ import pytest
 
 from connectors.errors import Unavailable
 
-from .flowkit import crash_once_recording, fast_vendors, objects, put_form, row, run, writes
+from .flowkit import crash_once_recording, objects, put_form, row, run, writes
 from .test_closure import deliver_ticket, form_ticket, set_status, surveys
 
 EMAIL_TO_CONTACT, EMAIL_TO_TICKET = 198, 224
 CREATE = ("hubspot", "POST", "/crm/v3/objects/emails")
-
-
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
 
 
 def associated(flow, email_id: str, type_id: int) -> list[str]:

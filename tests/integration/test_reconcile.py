@@ -22,12 +22,6 @@ from .test_closure import deliver_ticket, form_ticket, fresh, mirror_stage, set_
 SEARCH = ("hubspot", "POST", "/crm/v3/objects/tickets/search")
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def age(ticket: Ticket, hours: int = 1) -> None:
     """Make our row older than reconciliation's grace period for tickets still in intake."""
     with store.session() as s:

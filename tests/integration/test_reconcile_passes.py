@@ -15,12 +15,6 @@ from .flowkit import fast_vendors, identities, put_form, run, tickets, writes
 from .test_complaints import Staff, complaint
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def fixed(report: reconcile.ReconcileResult, kind: str) -> list[reconcile.Fix]:
     return [f for f in report.fixes if f.kind == kind]
 

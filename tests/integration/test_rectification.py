@@ -25,12 +25,6 @@ _events = iter(range(5000, 10**6))
 SHAPES = {"contact.propertyChange": "email", "contact.merge": "two", "contact.privacyDeletion": "gdpr"}
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def person(email: str) -> tuple[int, str, list[str]]:
     """(customer id, HubSpot contact id, HappyFox user ids) of the form sender."""
     assert run(put_form(email)) == "done"

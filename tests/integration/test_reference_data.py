@@ -26,12 +26,6 @@ PDF = b"%PDF-1.4 scanned letter"
 
 
 @pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
-@pytest.fixture
 def app(settings):
     return create_app(settings).test_client()
 

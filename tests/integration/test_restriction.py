@@ -21,12 +21,6 @@ OTHER = "masvalaki@example.com"
 CLOSED = 7
 
 
-@pytest.fixture
-def flow(settings, sandbox):
-    fast_vendors()
-    return sandbox
-
-
 def ticket_of(email: str) -> Ticket:
     with store.session() as s:
         found = s.scalars(select(Ticket).join(Customer, Ticket.customer_id == Customer.id)

@@ -7,15 +7,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from core import store
-from core.models import InboxEvent
 from flows import routes
 from webhooks.app import create_app
 
 from .delivery import deliver
+from .flowkit import inbox_rows
 
 FIXTURES = Path(__file__).resolve().parents[2] / "webhooks" / "aircall" / "fixtures"
 
@@ -24,13 +22,6 @@ def fixture(name: str, token: str) -> dict:
     payload = json.loads((FIXTURES / f"{name}.json").read_text())
     payload["token"] = token
     return payload
-
-
-def inbox() -> list[InboxEvent]:
-    with store.session() as s:
-        rows = list(s.scalars(select(InboxEvent).where(InboxEvent.source == "aircall").order_by(InboxEvent.id)))
-        s.expunge_all()
-    return rows
 
 
 @pytest.fixture
@@ -43,10 +34,10 @@ def test_every_fixture_is_stored_once_without_its_token(client, token, name):
     payload = json.loads((FIXTURES / f"{name}.json").read_text())  # as Aircall sends it; deliver adds the token
     first = deliver("aircall", payload, run=False)
     if not routes.is_routed("aircall", payload["event"]):  # accepted and ignored (flows/routes.py)
-        assert first.status == 200 and first.answer["ignored"] == 1 and inbox() == []
+        assert first.status == 200 and first.answer["ignored"] == 1 and inbox_rows("aircall") == []
         return
     assert first.status == 202, first.answer
-    rows = inbox()
+    rows = inbox_rows("aircall")
     assert len(rows) == 1
     assert rows[0].event_key == f"{payload['event']}:{payload['data']['id']}" and rows[0].kind == payload["event"]
     assert "token" not in rows[0].payload and token not in json.dumps(rows[0].payload)
@@ -54,7 +45,7 @@ def test_every_fixture_is_stored_once_without_its_token(client, token, name):
 
     again = deliver("aircall", payload, run=False)
     assert again.status == 200 and again.inbox_ids == first.inbox_ids
-    assert len(inbox()) == 1
+    assert len(inbox_rows("aircall")) == 1
 
 
 def test_ended_and_voicemail_of_one_call_are_two_events(client, token):
@@ -62,7 +53,7 @@ def test_ended_and_voicemail_of_one_call_are_two_events(client, token):
         payload = json.loads((FIXTURES / f"{name}.json").read_text())
         payload["data"]["id"] = 777
         assert deliver("aircall", payload, run=False).status == 202
-    assert [r.kind for r in inbox()] == ["call.ended", "call.voicemail_left"]
+    assert [r.kind for r in inbox_rows("aircall")] == ["call.ended", "call.voicemail_left"]
 
 
 @pytest.mark.parametrize("forged", ["wrong-token", "", None])
@@ -74,7 +65,7 @@ def test_wrong_or_missing_token_is_refused_and_nothing_stored(client, forged):
         payload["token"] = forged
     answer = client.post("/webhooks/aircall", json=payload)
     assert answer.status_code == 401
-    assert inbox() == []
+    assert inbox_rows("aircall") == []
 
 
 @pytest.mark.parametrize("body", [
@@ -86,13 +77,13 @@ def test_malformed_payload_is_a_400_json_error(client, token, body):
     answer = client.post("/webhooks/aircall", json={**body, "token": token})
     assert answer.status_code == 400
     assert answer.get_json()["error"]
-    assert inbox() == []
+    assert inbox_rows("aircall") == []
 
 
 def test_non_json_body_is_a_400(client):
     answer = client.post("/webhooks/aircall", data=b"event=call.ended", content_type="application/json")
     assert answer.status_code == 400 and answer.get_json()["error"]
-    assert inbox() == []
+    assert inbox_rows("aircall") == []
 
 
 def test_simulated_call_is_delivered_to_the_served_app(settings, sandbox):
@@ -109,7 +100,7 @@ def test_simulated_call_is_delivered_to_the_served_app(settings, sandbox):
     finally:
         server.shutdown()
         server.server_close()
-    rows = inbox()
+    rows = inbox_rows("aircall")
     # call.created is routed nowhere: acknowledged (200) and not stored.
     assert [r.event_key for r in rows] == [f"{e}:{made['id']}" for e in ("call.ended", "call.voicemail_left")]
     ended = rows[0].payload

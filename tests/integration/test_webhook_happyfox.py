@@ -7,24 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from core import store
 from core.models import InboxEvent
 from core.settings import Settings
 
 from .delivery import deliver
+from .flowkit import inbox_rows
 
 FIXTURES = Path(__file__).resolve().parents[2] / "webhooks" / "happyfox" / "fixtures"
 
 
 def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-def rows() -> list[InboxEvent]:
-    with store.session() as s:
-        return list(s.scalars(select(InboxEvent).where(InboxEvent.source == "happyfox").order_by(InboxEvent.id)))
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ def test_each_fixture_is_stored_once(client: Any, token: str, name: str) -> None
     assert first.status == 202
     again = deliver("happyfox", fixture(name), run=False)
     assert again.status == 200 and again.inbox_ids == first.inbox_ids
-    stored = rows()
+    stored = inbox_rows("happyfox")
     assert len(stored) == 1 and stored[0].kind == "ticket"
     body = fixture(name)
     assert stored[0].payload["ticket_id"] == body.get("ticket", body)["id"]
@@ -57,7 +51,8 @@ def test_a_new_change_to_the_same_ticket_is_a_new_row(client: Any, token: str) -
     changed["last_modified"] = "2026-11-24 10:00:00"
     assert deliver("happyfox", changed, run=False).status == 202
     assert deliver("happyfox", {"ticket": changed}, run=False).status == 200  # the wrapped shape is the same change
-    assert [r.payload["ticket"]["last_modified"] for r in rows()] == ["2026-11-24 09:12:05", "2026-11-24 10:00:00"]
+    stamps = [r.payload["ticket"]["last_modified"] for r in inbox_rows("happyfox")]
+    assert stamps == ["2026-11-24 09:12:05", "2026-11-24 10:00:00"]
 
 
 def test_changes_within_one_second_are_told_apart(client: Any, token: str) -> None:
@@ -68,14 +63,14 @@ def test_changes_within_one_second_are_told_apart(client: Any, token: str) -> No
     closed["updates"].append({**closed["updates"][0], "update_id": closed["updates"][0]["update_id"] + 1})
     assert deliver("happyfox", created, run=False).status == 202
     assert deliver("happyfox", closed, run=False).status == 202
-    assert len(rows()) == 2
+    assert len(inbox_rows("happyfox")) == 2
 
 
 @pytest.mark.parametrize("given", [None, "", "wrong-secret"])
 def test_bad_or_missing_token_is_401(client: Any, given: str | None) -> None:
     answer = post(client, fixture("ticket.created__plain"), given)
     assert answer.status_code == 401
-    assert rows() == []
+    assert inbox_rows("happyfox") == []
 
 
 @pytest.mark.parametrize("body", ["not json {", b"", json.dumps([1, 2]), json.dumps({"subject": "no id"}),
@@ -84,7 +79,7 @@ def test_malformed_body_is_400(client: Any, token: str, body: Any) -> None:
     answer = post(client, body, token)
     assert answer.status_code == 400
     assert answer.is_json and answer.get_json()["error"]
-    assert rows() == []
+    assert inbox_rows("happyfox") == []
 
 
 # ---------------------------------------------------------------- from the sandbox to a served app
@@ -93,21 +88,21 @@ def test_malformed_body_is_400(client: Any, token: str, body: Any) -> None:
 def settled_rows(sandbox: Any) -> list[InboxEvent]:
     """The rows once the sandbox has sent every webhook it owed (each send waits for the receiver's answer)."""
     sandbox.wait_idle()
-    return rows()
+    return inbox_rows("happyfox")
 
 
 def test_sandbox_emit_reaches_a_served_app(sandbox: Any, served: str) -> None:
     record = sandbox.emit("happyfox", "ticket.updated", fixture("ticket.updated__status_closed"),
                           url=f"{served}/webhooks/happyfox")
     assert record["status"] == 202
-    (row,) = rows()
+    (row,) = inbox_rows("happyfox")
     assert row.payload["ticket"]["status"]["name"] == "Closed"
 
 
 def test_sandbox_emit_without_data_sends_the_event_fixture(sandbox: Any, served: str) -> None:
     record = sandbox.emit("happyfox", "ticket.updated", {}, url=f"{served}/webhooks/happyfox")
     assert record["status"] == 202
-    (row,) = rows()
+    (row,) = inbox_rows("happyfox")
     assert row.payload["ticket"] == fixture("ticket.updated__status_closed")
 
 

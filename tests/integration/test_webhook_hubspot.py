@@ -10,17 +10,16 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
 
 from connectors.hubspot import HubSpotClient
 from connectors.policy import Policy
-from core import store
 from core.models import InboxEvent
 from core.settings import Settings
 from flows import routes
 from sandbox.hubspot.webhooks import batch, signature_headers
 
 from .delivery import deliver
+from .flowkit import inbox_rows
 
 FIXTURES = Path(__file__).resolve().parents[2] / "webhooks" / "hubspot" / "fixtures"
 URL = "http://localhost/webhooks/hubspot"  # what the test client's request.url is
@@ -28,11 +27,6 @@ URL = "http://localhost/webhooks/hubspot"  # what the test client's request.url 
 
 def fixture(name: str) -> list[dict[str, Any]]:
     return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-def rows() -> list[InboxEvent]:
-    with store.session() as s:
-        return list(s.scalars(select(InboxEvent).where(InboxEvent.source == "hubspot").order_by(InboxEvent.id)))
 
 
 @pytest.fixture
@@ -83,19 +77,19 @@ def test_a_v3_batch_is_stored_once_per_event(client: Any, secret: str) -> None:
     first = deliver("hubspot", events, run=False)
     # contact.deletion is routed nowhere (flows/routes.py): accepted, counted, not stored.
     assert first.status == 202 and len(first.inbox_ids) == 2 and first.answer["ignored"] == 1
-    stored = rows()
+    stored = inbox_rows("hubspot")
     assert [r.kind for r in stored] == ["contact.propertyChange", "ticket.propertyChange"]
     assert [r.event_key for r in stored] == [f"{e['subscriptionId']}:{e['eventId']}" for e in events[:2]]
     again = deliver("hubspot", events, run=False)  # HubSpot's retry of the same batch
     assert again.status == 200 and again.inbox_ids == first.inbox_ids
-    assert len(rows()) == 2
+    assert len(inbox_rows("hubspot")) == 2
 
 
 def test_a_batch_with_one_new_event_stores_only_that_one(client: Any, secret: str) -> None:
     events = three_events()
     assert deliver("hubspot", events[:1], run=False).status == 202
     assert deliver("hubspot", events, run=False).status == 202
-    assert len(rows()) == 2
+    assert len(inbox_rows("hubspot")) == 2
 
 
 def test_an_event_nobody_routes_is_accepted_ignored_and_counted(client: Any, secret: str) -> None:
@@ -105,7 +99,7 @@ def test_an_event_nobody_routes_is_accepted_ignored_and_counted(client: Any, sec
     before = ignored()
     response = deliver("hubspot", fixture("contact.creation__new"), run=False)
     assert response.status == 200 and response.answer == {"id": None, "ids": [], "ignored": 1}
-    assert rows() == []
+    assert inbox_rows("hubspot") == []
     assert ignored() == before + 1
     assert 'switchboard_inbox_received_total{outcome="ignored",source="hubspot"}' in client.get("/metrics").text
 
@@ -116,17 +110,17 @@ def test_each_fixture_is_accepted(client: Any, secret: str, name: str) -> None:
     kind = body[0]["subscriptionType"]
     assert kind == name.split("__")[0]
     if not routes.is_routed("hubspot", kind):  # kept as evidence of the shape, for when a flow needs it
-        assert deliver("hubspot", body, run=False).status == 200 and rows() == []
+        assert deliver("hubspot", body, run=False).status == 200 and inbox_rows("hubspot") == []
         return
     assert deliver("hubspot", body, run=False).status == 202
-    (row,) = rows()
+    (row,) = inbox_rows("hubspot")
     assert row.kind == kind and row.payload == body[0]
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_older_signature_versions_are_accepted(client: Any, secret: str, version: str) -> None:
     response = post(client, fixture("contact.propertyChange__email"), secret=secret, versions=(version,))
-    assert response.status_code == 202 and len(rows()) == 1
+    assert response.status_code == 202 and len(inbox_rows("hubspot")) == 1
 
 
 def test_forged_signature_is_refused(client: Any, secret: str) -> None:
@@ -136,19 +130,19 @@ def test_forged_signature_is_refused(client: Any, secret: str) -> None:
     assert post(client, tampered, headers).status_code == 401
     v1 = signature_headers("not-the-secret", "POST", URL, b"[]", versions=("v1",))
     assert post(client, fixture("contact.creation__new"), v1).status_code == 401
-    assert rows() == []
+    assert inbox_rows("hubspot") == []
 
 
 def test_missing_signature_is_refused(client: Any) -> None:
     response = post(client, three_events(), {})
     assert response.status_code == 401 and response.get_json() == {"error": "unauthorized"}
-    assert rows() == []
+    assert inbox_rows("hubspot") == []
 
 
 def test_stale_timestamp_is_refused(client: Any, secret: str) -> None:
     stale = int(time.time() * 1000) - 6 * 60 * 1000
     assert post(client, three_events(), secret=secret, timestamp_ms=stale).status_code == 401
-    assert rows() == []
+    assert inbox_rows("hubspot") == []
 
 
 def test_malformed_json_is_a_400(client: Any, secret: str) -> None:
@@ -156,7 +150,7 @@ def test_malformed_json_is_a_400(client: Any, secret: str) -> None:
     assert response.status_code == 400 and "JSON" in response.get_json()["error"]
     not_events = post(client, [{"eventId": "one"}], secret=secret)
     assert not_events.status_code == 400 and not_events.get_json()["error"]
-    assert rows() == []
+    assert inbox_rows("hubspot") == []
 
 
 # ---------------------------------------------------------------- from the sandbox, over real HTTP
@@ -165,7 +159,7 @@ def test_malformed_json_is_a_400(client: Any, secret: str) -> None:
 def settled_rows(sandbox: Any) -> list[InboxEvent]:
     """The rows once the sandbox has sent every webhook it owed (each send waits for the receiver's answer)."""
     sandbox.wait_idle()
-    return rows()
+    return inbox_rows("hubspot")
 
 
 def test_sandbox_emit_reaches_a_served_app(sandbox: Any, served: str) -> None:
@@ -173,7 +167,7 @@ def test_sandbox_emit_reaches_a_served_app(sandbox: Any, served: str) -> None:
                           {"objectId": 77, "propertyName": "hs_pipeline_stage", "propertyValue": "4"},
                           url=f"{served}/webhooks/hubspot")
     assert record["status"] == 202
-    (row,) = rows()
+    (row,) = inbox_rows("hubspot")
     assert row.kind == "ticket.propertyChange"
     assert row.payload["objectId"] == 77 and row.payload["propertyValue"] == "4"
 
