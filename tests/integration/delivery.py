@@ -12,6 +12,7 @@ A test that needs a row the receiver would refuse (a malformed or erased payload
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -64,14 +65,20 @@ def signed(source: str, body: Any, msg_id: str | None = None) -> tuple[str, byte
     elif source == "happyfox":  # the smart rule's URL carries the secret
         path += f"?token={env.secret('happyfox_webhook_secret')}"
     raw = json.dumps(body).encode()
-    if source == "form":  # Standard Webhooks
-        msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-        at = datetime.now(timezone.utc)
-        headers.update({"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-                        "webhook-signature": Webhook(env.secret("form_webhook_secret")).sign(msg_id, at, raw.decode())})
+    if source == "form":
+        headers.update(standard_webhook_headers(env.secret("form_webhook_secret") or "", raw, msg_id))
     elif source == "hubspot":  # v3 over method, URL, body and time
         headers.update(signature_headers(env.secret("hubspot_client_secret"), "POST", HOST + path, raw, None, ("v3",)))
     return path, raw, headers
+
+
+def standard_webhook_headers(secret: str, raw: bytes, msg_id: str | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers of one delivery of `raw`, as the website form signs it (a new webhook-id
+    unless `msg_id`: a retry keeps its id)."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    at = datetime.fromtimestamp(int(time.time()), timezone.utc)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, at, raw.decode())}
 
 
 _apps: dict[int, tuple[Any, Any]] = {}

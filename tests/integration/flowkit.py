@@ -6,21 +6,19 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from standardwebhooks import Webhook
 from tenacity import wait_fixed
 
 from core import jobs, store
 from core.models import Audit, Customer, Identity, InboxEvent, Ticket
 from flows import dispatch, vendors
 
-from .delivery import deliver, form_body
+from .delivery import deliver, form_body, standard_webhook_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,12 +180,7 @@ def writes(sandbox: Any) -> list[tuple[str, str, str]]:
 def signed(secret: str, body: dict[str, Any], msg_id: str | None = None) -> tuple[str, dict[str, str]]:
     """A Standard Webhooks delivery of `body`, as the website form sends it."""
     raw = json.dumps(body)
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    stamp = int(time.time())
-    from datetime import datetime, timezone
-    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(stamp, timezone.utc), raw)
-    return raw, {"webhook-id": msg_id, "webhook-timestamp": str(stamp), "webhook-signature": signature,
-                 "Content-Type": "application/json"}
+    return raw, {**standard_webhook_headers(secret, raw.encode(), msg_id), "Content-Type": "application/json"}
 
 
 def fixture(path: str) -> dict[str, Any]:
