@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The whole dependency tree, pinned with hashes: every install (make run, make test, CI) gets exactly this.
-LOCK   := requirements.lock
+LOCK   := requirements.txt
 # The resolver that writes the lock (make lock); installs need only pip.
 UV_VERSION := 0.13.8
 LATEST := .venv-latest

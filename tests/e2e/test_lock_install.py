@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.settings import ROOT
 
-LOCK = ROOT / "requirements.lock"
+LOCK = ROOT / "requirements.txt"
 
 
 def run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:

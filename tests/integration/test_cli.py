@@ -123,7 +123,7 @@ def test_make_install_only_creates_the_venv_and_installs():
     assert any("-m venv .venv" in line for line in commands)
     installs = [line for line in commands if "pip install" in line]
     # Exactly the lock: every pin hash-checked, nothing resolved beside it, not even the build backend.
-    assert any("--require-hashes" in line and "-r requirements.lock" in line and "--no-deps" in line
+    assert any("--require-hashes" in line and "-r requirements.txt" in line and "--no-deps" in line
                for line in installs), installs
     assert all("--no-deps" in line for line in installs), installs
     assert any("-e ." in line and "--no-build-isolation" in line for line in installs), installs
