@@ -170,14 +170,22 @@ class Writer:
 
     def _run_queue(self) -> None:
         while True:
-            ids = self.stored.get()
+            batches = [self.stored.get()]
             time.sleep(QUEUE_EVERY_SECONDS)  # one job for everything stored meanwhile: the queue's commit is shared
             while True:  # whatever else was stored meanwhile goes in the same job
                 try:
-                    ids += self.stored.get_nowait()
+                    batches.append(self.stored.get_nowait())
                 except queue.Empty:
                     break
-            self._queue(ids)
+            try:
+                self._queue([inbox_id for batch in batches for inbox_id in batch])
+            finally:
+                for _ in batches:
+                    self.stored.task_done()
+
+    def queued(self) -> None:
+        """Return once the jobs of every event stored so far are queued (they are queued off the request path)."""
+        self.stored.join()
 
     def _write(self, batch: list[Pending]) -> list[tuple[int, bool]]:
         # One row per (source, key): a repeat inside one batch is the same event.

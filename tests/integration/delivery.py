@@ -21,7 +21,7 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from core import jobs
+from core import ingest, jobs
 from core import settings as settings_module
 from flows import dispatch
 from sandbox.hubspot.webhooks import signature_headers
@@ -103,6 +103,7 @@ def deliver(source: str, body: Any, *, run: bool = True, msg_id: str | None = No
     immediate, jobs.huey.immediate = jobs.huey.immediate, False
     try:
         response = _client().post(path, data=raw, headers=headers)
+        ingest.writer().queued()  # the receiver's job is in the queue, as a worker would find it, before we return
     finally:
         jobs.huey.immediate = immediate
     answer = response.get_json(silent=True) or {}
