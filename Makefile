@@ -76,6 +76,7 @@ test-latest: services browser
 	$(LATEST)/bin/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: install services
+	scripts/bench-deps.sh
 	$(BIN)/python -m bench
 
 clean:

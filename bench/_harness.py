@@ -1,16 +1,17 @@
-"""What the ingest benchmark measures with: signed load from client processes, the servers it runs both apps on,
+"""What the ingest benchmark measures with: signed load from wrk, the servers it runs both apps on,
 and the statistics of alternating rounds. No verdicts here (bench/ingest.py)."""
 from __future__ import annotations
 
 import contextlib
 import http.client
 import json
-import multiprocessing
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -18,100 +19,81 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", 2))
+SECONDS = int(os.environ.get("BENCH_SECONDS", 2))  # wrk takes whole seconds
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 24))  # for a verdict: 5 left it to a few noisy rounds
-WARMUP = 0.5
-CLIENT_PROCESSES = 2
-THREADS_PER_PROCESS = int(os.environ.get("BENCH_THREADS", 6))
+WARMUP = 1
+CONNECTIONS = (32, 64)  # wrk's keep-alive connections: the first for the verdict
 GUNICORN_WORKERS = int(os.environ.get("WEB_CONCURRENCY", 2))  # production's default (switchboard/cli.py serve)
 
 FORM = {"form": "website", "fields": {"vezeteknev": "Bench", "keresztnev": "Berta", "email": "berta@example.com",
-                                      "cel": "hibabejelentes", "termek": "Norma", "rovid_leiras": "Terhelés"}}
+                                      "cel": "hibabejelentes", "termek": "Crossec Norma", "rovid_leiras": "Terhelés"}}
 
 
-# ---------------------------------------------------------------- load generation (client processes)
+# ---------------------------------------------------------------- load generation (wrk)
 
-def _signed_requests(secret: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+WRK_THREADS = 2
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "signed.lua")
+MOST_PER_SECOND = 16000  # more requests a second than either side answers here: every request is a new delivery
+
+
+def _write_deliveries(secret: str, folder: str, per_thread: int) -> tuple[str, str]:
+    """Signed deliveries for one wrk run: the body file and the prefix of one file of signatures per wrk thread."""
     from standardwebhooks import Webhook
     webhook, raw = Webhook(secret), json.dumps(FORM)
     now = datetime.now(timezone.utc)
     stamp = str(int(now.timestamp()))
-    prepared = []
-    for _ in range(count):
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        prepared.append((raw.encode(), {"webhook-id": msg_id, "webhook-timestamp": stamp,
-                                        "webhook-signature": webhook.sign(msg_id, now, raw),
-                                        "Content-Type": "application/json"}))
-    return prepared
+    body = os.path.join(folder, "body.json")
+    with open(body, "w", encoding="utf-8") as f:
+        f.write(raw)
+    prefix = os.path.join(folder, "signatures")
+    for thread in range(WRK_THREADS):
+        with open(f"{prefix}.{thread}", "w", encoding="ascii") as f:
+            for _ in range(per_thread):
+                msg_id = f"msg_{uuid.uuid4().hex}"
+                f.write(f"{msg_id} {stamp} {webhook.sign(msg_id, now, raw)}\n")
+    return body, prefix
 
 
-def _client(url: str, secret: str, seconds: float, warmup: float, threads: int) -> tuple[list[float], int, int]:
-    """One client process: `threads` loops posting as fast as answers come, a new connection per request (as
-    webhook senders do). Returns the latencies measured after the warm-up, the errors among them, and every 202
-    answered (warm-up included), which the caller checks against the rows stored."""
-    parts = urlsplit(url)
-    requests = _signed_requests(secret, 10000)  # more than a side answers in a round: no repeats
-    lock, latencies, errors, accepted, index = threading.Lock(), [], [0], [0], [0]
-    start = time.perf_counter()
-    measure_from, stop_at = start + warmup, start + warmup + seconds
-
-    def loop() -> None:
-        while True:
-            with lock:
-                body, headers = requests[index[0] % len(requests)]
-                index[0] += 1
-            began = time.perf_counter()
-            if began >= stop_at:
-                return
-            try:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-                conn.request("POST", parts.path, body=body, headers=headers)
-                status = conn.getresponse().status
-                conn.close()
-            except OSError:
-                status = 0
-            ended = time.perf_counter()
-            with lock:
-                accepted[0] += status == 202
-                if began >= measure_from and ended <= stop_at:
-                    if status == 202:
-                        latencies.append(ended - began)
-                    else:
-                        errors[0] += 1
-
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return latencies, errors[0], accepted[0]
+def _wrk(url: str, secret: str, seconds: float, connections: int) -> dict[str, Any]:
+    """One wrk run of `seconds` over `connections` keep-alive connections; its summary (bench/signed.lua)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is missing (scripts/bench-deps.sh installs it; Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as folder:
+        body, prefix = _write_deliveries(secret, folder, int(MOST_PER_SECOND * seconds / WRK_THREADS) + 100)
+        done = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+                               "-s", SCRIPT, url, "--", body, prefix],
+                              capture_output=True, text=True, check=True)
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if summary["repeated"]:
+        raise RuntimeError(f"{url} answered more than {MOST_PER_SECOND} requests/s: raise MOST_PER_SECOND")
+    return summary
 
 
 @dataclass
 class Round:
-    """One side's load for one round."""
-    latencies: list[float]
-    errors: int
-    accepted: int
+    """One side's load for one round (wrk's figures of the measured run, after a warm-up run)."""
+    throughput: float  # requests answered per second
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int        # socket errors and answers other than 2xx
+    accepted: int      # every 2xx answered, the warm-up's included (all are new deliveries: 202)
     server_cpu: float  # cores the server's processes used during the load
     idle_cpu: float    # cores of the machine left idle
 
-    @property
-    def throughput(self) -> float:
-        return len(self.latencies) / SECONDS
 
-
-def load(url: str, secret: str, server_cpu: Callable[[], float]) -> Round:
-    with multiprocessing.get_context("spawn").Pool(CLIENT_PROCESSES) as pool:
-        cpu, wall, idle = server_cpu(), time.perf_counter(), _idle_cpu_seconds()
-        results = pool.starmap(_client, [(url, secret, SECONDS, WARMUP, THREADS_PER_PROCESS)] * CLIENT_PROCESSES)
-        cpu, wall, idle = server_cpu() - cpu, time.perf_counter() - wall, _idle_cpu_seconds() - idle
-    latencies = [x for lat, _, _ in results for x in lat]
-    if not latencies:
+def load(url: str, secret: str, server_cpu: Callable[[], float], connections: int) -> Round:
+    warm = _wrk(url, secret, WARMUP, connections)
+    cpu, wall, idle = server_cpu(), time.perf_counter(), _idle_cpu_seconds()
+    run = _wrk(url, secret, SECONDS, connections)
+    cpu, wall, idle = server_cpu() - cpu, time.perf_counter() - wall, _idle_cpu_seconds() - idle
+    errors = run["socket_errors"] + run["non_2xx"]
+    if run["requests"] <= errors:
         raise RuntimeError(f"no successful request to {url}")
-    return Round(latencies, sum(e for _, e, _ in results), sum(a for _, _, a in results), cpu / wall, idle / wall)
+    accepted = sum(r["requests"] - r["non_2xx"] - r["socket_errors"] for r in (warm, run))
+    return Round(run["requests"] / run["seconds"], run["p50_ms"], run["p99_ms"], run["requests"], errors, accepted,
+                 cpu / wall, idle / wall)
 
 
 def _idle_cpu_seconds() -> float:
@@ -127,22 +109,19 @@ def _idle_cpu_seconds() -> float:
 Side = tuple[str, Callable[[], float]]  # a server's URL and its CPU meter
 
 
-def alternate(bare: Side, ours: Side, secret: str, rounds: int = ROUNDS) -> list[tuple[Round, Round]]:
-    """Rounds alternating between the two sides, so that whatever else the machine does hits both alike."""
-    return [(load(bare[0], secret, bare[1]), load(ours[0], secret, ours[1])) for _ in range(rounds)]
+def alternate(bare: Side, ours: Side, secret: str, rounds: int, connections: int) -> list[tuple[Round, Round]]:
+    """Rounds alternating between the two sides (A B A B), so that whatever else the machine does hits both alike."""
+    return [(load(bare[0], secret, bare[1], connections), load(ours[0], secret, ours[1], connections))
+            for _ in range(rounds)]
 
 
 # ---------------------------------------------------------------- statistics
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 @dataclass
 class SideSummary:
-    throughput: float  # requests/s: the median round
-    p50_ms: float      # over every measured request of every round
+    """One side over the rounds: the median round's figures (wrk reports percentiles per run, not latencies)."""
+    throughput: float  # requests/s
+    p50_ms: float
     p99_ms: float
     requests: int
     errors: int
@@ -152,20 +131,18 @@ class SideSummary:
 
     @classmethod
     def of(cls, rounds: list[Round]) -> "SideSummary":
-        pooled = [x for r in rounds for x in r.latencies]
-        return cls(throughput=statistics.median(r.throughput for r in rounds),
-                   p50_ms=_percentile(pooled, 0.50) * 1000, p99_ms=_percentile(pooled, 0.99) * 1000,
-                   requests=len(pooled), errors=sum(r.errors for r in rounds),
-                   accepted=sum(r.accepted for r in rounds),
-                   server_cpu=statistics.median(r.server_cpu for r in rounds),
-                   idle_cpu=statistics.median(r.idle_cpu for r in rounds))
+        def median(name: str) -> float:
+            return float(statistics.median(getattr(r, name) for r in rounds))
+        return cls(throughput=median("throughput"), p50_ms=median("p50_ms"), p99_ms=median("p99_ms"),
+                   requests=sum(r.requests for r in rounds), errors=sum(r.errors for r in rounds),
+                   accepted=sum(r.accepted for r in rounds), server_cpu=median("server_cpu"),
+                   idle_cpu=median("idle_cpu"))
 
 
 @dataclass
 class Comparison:
-    """Ours against the bare endpoint. Throughput: the median of the rounds' ratios (each round paired with the
-    bare round just before it). Latency: percentiles of every acknowledgement of the run, pooled per side, as a
-    sender sees them over the whole load."""
+    """Ours against the bare endpoint: the medians of the rounds' ratios, each round paired with the bare round just
+    before it, for throughput and for p99."""
     bare: SideSummary
     ours: SideSummary
     throughput_ratio: float
@@ -177,8 +154,9 @@ class Comparison:
     def of(cls, rounds: list[tuple[Round, Round]]) -> "Comparison":
         bare, ours = SideSummary.of([b for b, _ in rounds]), SideSummary.of([o for _, o in rounds])
         per_round = [o.throughput / b.throughput for b, o in rounds]
-        per_round_p99 = [_percentile(o.latencies, 0.99) / _percentile(b.latencies, 0.99) for b, o in rounds]
-        return cls(bare, ours, statistics.median(per_round), ours.p99_ms / bare.p99_ms, per_round, per_round_p99)
+        per_round_p99 = [o.p99_ms / b.p99_ms for b, o in rounds]
+        return cls(bare, ours, statistics.median(per_round), statistics.median(per_round_p99), per_round,
+                   per_round_p99)
 
 
 # ---------------------------------------------------------------- the servers
@@ -278,14 +256,22 @@ def _tree_cpu_seconds(pid: int) -> float:
 
 def server_env(env: Any, scratch: str) -> dict[str, str]:
     """The environment production's web process would get for the bench's settings: its database, the sandbox's
-    base URLs and SMTP sink, its webhook and service secrets; no vendor credentials (sandbox mode)."""
+    base URLs and SMTP sink and the credentials it accepts (base URLs without credentials refuse to start), its
+    webhook and service secrets."""
+    from core.settings import SANDBOX_DEFAULTS
     names = ("database_url", "hubspot_base_url", "happyfox_base_url", "aircall_base_url", "gmail_base_url",
-             "smtp_host", "smtp_port", "form_webhook_secret", "admin_token", "secret_key", "gmail_user",
-             "switchboard_config")
+             "smtp_host", "smtp_port", "form_webhook_secret", "admin_token", "secret_key", "switchboard_config",
+             *SANDBOX_DEFAULTS)
     environ = {k: v for k, v in os.environ.items() if k.lower() not in type(env).model_fields}
     for name in names:
         value = getattr(env, name)
         if value is not None:
             environ[name.upper()] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
     environ["SWITCHBOARD_DATA_DIR"] = scratch
+    environ["GOOGLE_APPLICATION_CREDENTIALS"] = google_key(scratch)
     return environ
+
+
+def google_key(scratch: str) -> str:
+    """The service account key file the bench's sandbox is started with (it writes the file when missing)."""
+    return os.path.join(scratch, "google-key.json")

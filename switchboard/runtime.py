@@ -19,6 +19,20 @@ log = logging.getLogger(__name__)
 # The modules that register jobs with core.jobs; a worker and a clock import them before they start.
 JOB_MODULES = ("flows.tasks",)
 THREADS = 8  # gthread threads per gunicorn worker
+KEEPALIVE = 2  # seconds a connection waits for its next request (gunicorn's default, stated: the bench reports it)
+
+
+def gunicorn_settings(workers: int) -> dict[str, Any]:
+    """The server settings `switchboard serve` runs with, which the ingest benchmark's baseline runs with too."""
+    # A webhook's thread waits for the inbox commit (core/ingest.py): more threads than cores, so that a burst of
+    # deliveries shares commits instead of queueing for a thread.
+    return {"workers": workers, "worker_class": "gthread", "threads": THREADS, "keepalive": KEEPALIVE}
+
+
+def describe_gunicorn(workers: int) -> str:
+    s = gunicorn_settings(workers)
+    return (f"{s['workers']} {s['worker_class']} workers x {s['threads']} threads, keep-alive {s['keepalive']} s, "
+            "no access log")
 
 
 def load_jobs() -> None:
@@ -53,11 +67,8 @@ def serve_gunicorn(host: str, port: int, workers: int, app_factory: Callable[[],
     class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
-            # A webhook's thread waits for the inbox commit (core/ingest.py): more threads than cores, so that
-            # a burst of deliveries shares commits instead of queueing for a thread.
-            self.cfg.set("threads", THREADS)
+            for name, value in gunicorn_settings(workers).items():
+                self.cfg.set(name, value)
             self.cfg.set("accesslog", None)  # access logs would carry survey tokens and query strings
             self.cfg.set("logger_class", RootLogger)
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25: every web process on a host
