@@ -153,6 +153,35 @@ class AircallClient:
     def delete_contact(self, contact_id: int | str) -> str:
         return self._delete(f"/v1/contacts/{contact_id}")
 
+    # A contact's phone numbers and emails are sub-resources: the contact update takes scalars only
+    # (docs/vendors/aircall.md#contacts). `kind` is "phone" or "email".
+
+    def add_detail(self, contact_id: int | str, kind: str, value: str, label: str = "Work") -> None:
+        """`POST /v1/contacts/:id/<kind>_details`. Not idempotent (a second POST adds the value twice), so a lost
+        answer is not retried inline: the caller reads the contact before adding again."""
+        self._request("POST", _details_path(contact_id, kind), json={"label": label, "value": value},
+                      idempotent=False)
+
+    def update_detail(self, contact_id: int | str, kind: str, detail_id: int | str, value: str,
+                      label: str | None = None) -> None:
+        """`PUT /v1/contacts/:id/<kind>_details/:detail_id`: the value replaced in place, keeping its id; the same
+        PUT twice is harmless, so it is retried like a GET."""
+        body = {"value": value, **({"label": label} if label else {})}
+        self._request("PUT", f"{_details_path(contact_id, kind)}/{detail_id}", json=body)
+
+    def delete_detail(self, contact_id: int | str, kind: str, detail_id: int | str) -> str:
+        """`DELETE /v1/contacts/:id/<kind>_details/:detail_id`; `"gone"` when it was not there."""
+        return self._delete(f"{_details_path(contact_id, kind)}/{detail_id}")
+
+
+DETAILS = {"phone": "phone_details", "email": "email_details"}
+
+
+def _details_path(contact_id: int | str, kind: str) -> str:
+    if kind not in DETAILS:
+        raise ValueError(f"no Aircall contact detail of kind {kind!r}")
+    return f"/v1/contacts/{contact_id}/{DETAILS[kind]}"
+
 
 def _unix(moment: datetime) -> int:
     """`from`/`to` are UNIX seconds (docs/vendors/aircall.md#pagination-and-errors); a naive datetime is read as

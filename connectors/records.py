@@ -227,7 +227,10 @@ class HubSpotObject(Record):
 # ---------------------------------------------------------------- Aircall (docs/vendors/aircall.md)
 
 class AircallValue(Record):
-    """One of a contact's phone numbers or emails."""
+    """One of a contact's phone numbers or emails; `id` addresses it at `/phone_details/:id` or `/email_details/:id`
+    (docs/vendors/aircall.md#contacts)."""
+    id: Id | None = None
+    label: str | None = None
     value: str | None = None
 
 

@@ -381,6 +381,69 @@ def delete_contact(contact_id: int) -> tuple[str, int]:
     return "", 204
 
 
+# A contact's phone numbers and emails are sub-resources; the contact update takes scalars only
+# (docs/vendors/aircall.md#contacts). Answers: the whole contact (shape and status codes guessed).
+DETAIL_FIELDS = {"phone_details": "phone_numbers", "email_details": "emails"}
+
+
+def _detail_body() -> dict[str, Any]:
+    body = _body()
+    value = body.get("value")
+    if not isinstance(value, str) or not value.strip():
+        raise Refused(400, "value is required")
+    if "label" in body and not isinstance(body["label"], str):
+        raise Refused(400, "label must be a string")
+    return body
+
+
+def _detail(contact: dict[str, Any], field: str, detail_id: int) -> dict[str, Any]:
+    found: dict[str, Any] | None = next((d for d in contact[field] if d["id"] == detail_id), None)
+    if found is None:
+        raise Refused(404, "Detail not found")
+    return found
+
+
+@bp.post("/v1/contacts/<int:contact_id>/<any(phone_details, email_details):kind>")
+def add_detail(contact_id: int, kind: str) -> tuple[Response, int]:
+    body, sandbox = _detail_body(), current()
+    with sandbox.lock:
+        contact = _contact(contact_id)
+        field = DETAIL_FIELDS[kind]
+        if len(contact[field]) >= 20:
+            raise Refused(400, f"{field} holds at most 20 values")
+        contact[field].append({"id": sandbox.next_id(), "label": body.get("label") or "Other",
+                               "value": body["value"]})
+        contact["updated_at"] = iso(time.time())
+    return jsonify(contact=contact), 201
+
+
+@bp.put("/v1/contacts/<int:contact_id>/<any(phone_details, email_details):kind>/<int:detail_id>")
+def update_detail(contact_id: int, kind: str, detail_id: int) -> Response:
+    body = _detail_body()
+    with current().lock:
+        contact = _contact(contact_id)
+        detail = _detail(contact, DETAIL_FIELDS[kind], detail_id)
+        detail["value"] = body["value"]
+        if body.get("label"):
+            detail["label"] = body["label"]
+        contact["updated_at"] = iso(time.time())
+    return jsonify(contact=contact)
+
+
+@bp.delete("/v1/contacts/<int:contact_id>/<any(phone_details, email_details):kind>/<int:detail_id>")
+def delete_detail(contact_id: int, kind: str, detail_id: int) -> tuple[str, int]:
+    with current().lock:
+        contact = _contact(contact_id)
+        field = DETAIL_FIELDS[kind]
+        detail = _detail(contact, field, detail_id)
+        if field == "phone_numbers" and len(contact[field]) == 1:
+            # A create needs phone_numbers, so a contact keeps one (guessed, docs/vendors/aircall.md#contacts).
+            raise Refused(422, "A contact must keep at least one phone number")
+        contact[field].remove(detail)
+        contact["updated_at"] = iso(time.time())
+    return "", 204
+
+
 @bp.get("/v1/contacts")
 def list_contacts() -> Response:
     """All shared contacts, oldest first, in the common paging (docs/vendors/aircall.md#contacts)."""

@@ -229,7 +229,25 @@ def run(request_id: int, *, actor: str = ACTOR) -> str:
         if not open_tasks(request_id):
             complete(request_id, actor=actor)
         return state_of(request_id)
-    return state_of(request_id)  # rectification: staff correct the data and complete with a note
+    # Rectification: staff correct the data (in HubSpot, say), the flows carry it to every system and note each in
+    # the outcome (`note_rectified`); staff complete with a note.
+    return state_of(request_id)
+
+
+def note_rectified(s: Session, customer_id: int, processor: str, kind: str) -> list[int]:
+    """A correction of the customer's `kind` (email or phone) reached `processor` (a vendor, or `switchboard` for
+    our identities): counted in the outcome's `processors` of each of their verified rectification requests, which
+    the completion mail names system by system, as after an erasure. The request ids noted."""
+    rows = list(s.scalars(select(PrivacyRequest).where(PrivacyRequest.customer_id == customer_id,
+                                                       PrivacyRequest.kind == "rectification",
+                                                       PrivacyRequest.state == "verified")))
+    for row in rows:
+        outcome = dict(row.outcome or {})
+        processors = {name: dict(counts) for name, counts in (outcome.get("processors") or {}).items()}
+        counts = processors.setdefault(processor, {})
+        counts[kind] = int(counts.get(kind, 0)) + 1
+        row.outcome = {**outcome, "processors": processors}  # a new dict: the JSON column sees the change
+    return [row.id for row in rows]
 
 
 def lift(request_id: int, note: str, *, actor: str = "cli") -> list[int]:

@@ -106,6 +106,13 @@ def test_aircall_fake_answers_every_route_in_aircalls_shapes(sandbox, sandbox_se
         "raw_digits": "+36 30 123 4567"}).raise_for_status().json()["call"]
     contact = http.post("/v1/contacts", json={"first_name": "Kata", "phone_numbers": [
         {"label": "Mobile", "value": "+36 30 123 4567"}], "emails": [{"value": "kata@example.com"}]}).json()["contact"]
+    phone_id, email_id = contact["phone_numbers"][0]["id"], contact["emails"][0]["id"]
+    details = f"/v1/contacts/{contact['id']}"
+
+    def replaced_in_place(answer: httpx.Response) -> None:
+        phones = {p["id"]: p["value"] for p in answer.json()["contact"]["phone_numbers"]}
+        assert phones[phone_id] == "+36 30 765 4321" and len(phones) == 2, phones
+
     user_id = next(iter(sandbox.state("aircall")["users"]))
     number_id = next(iter(sandbox.state("aircall")["numbers"]))
     table = [
@@ -139,6 +146,21 @@ def test_aircall_fake_answers_every_route_in_aircalls_shapes(sandbox, sandbox_se
         ("GET", "/v1/teams", {}, 404, aircall_error),                             # unknown path
         ("PUT", f"/v1/contacts/{contact['id']}", {"json": {}}, 405, aircall_error),  # update is a POST
         ("DELETE", "/v1/calls", {}, 405, aircall_error),
+        # A contact's details (docs/vendors/aircall.md#contacts): its only phone cannot go, a value is replaced
+        # in place, keeping its id.
+        ("DELETE", f"{details}/phone_details/{phone_id}", {}, 422, aircall_error),
+        ("POST", f"{details}/phone_details", {"json": {"label": "Home", "value": "+36 20 987 6543"}}, 201,
+         wrapped("contact", CONTACT_KEYS)),
+        ("PUT", f"{details}/phone_details/{phone_id}", {"json": {"value": "+36 30 765 4321"}}, 200,
+         replaced_in_place),
+        ("DELETE", f"{details}/phone_details/{phone_id}", {}, 204, None),
+        ("POST", f"{details}/phone_details", {"json": {"label": "Home"}}, 400, aircall_error),
+        ("POST", f"{details}/email_details", {"json": {"value": "kata.uj@example.com"}}, 201,
+         wrapped("contact", CONTACT_KEYS)),
+        ("PUT", f"{details}/email_details/{email_id}", {"json": {"value": "kata2@example.com"}}, 200,
+         wrapped("contact", CONTACT_KEYS)),
+        ("DELETE", f"{details}/email_details/{email_id}", {}, 204, None),
+        ("PUT", f"{details}/email_details/{email_id}", {"json": {"value": "x@example.com"}}, 404, aircall_error),
         ("DELETE", f"/v1/contacts/{contact['id']}", {}, 204, None),
     ]
     asked = run(http, table)

@@ -101,3 +101,25 @@ def test_a_missing_wrapper_is_a_bad_answer():
     responses.get(f"{BASE}/v1/contacts/5", json={"message": "ok"})
     with pytest.raises(BadAnswer, match="unexpected AircallContactRecord: model_type$"):
         client().get_contact(5)
+
+
+@responses.activate
+def test_contact_details_use_the_sub_resources_and_only_the_put_is_retried_inline():
+    """`PUT .../phone_details/:id` replaces in place and is safe to repeat; `POST .../email_details` adds, so an
+    answer lost to a 5xx is left to the job's retry, which reads the contact first (docs/vendors/aircall.md#contacts)."""
+    put = f"{BASE}/v1/contacts/7/phone_details/9"
+    responses.put(put, status=503, json={"error": "down"})
+    responses.put(put, json={"contact": {"id": 7}})
+    client(attempts=3).update_detail(7, "phone", 9, "+36209876543", label="Mobile")
+    assert [c.request.method for c in responses.calls] == ["PUT", "PUT"]
+    assert responses.calls[1].request.body == b'{"value": "+36209876543", "label": "Mobile"}'
+
+    responses.post(f"{BASE}/v1/contacts/7/email_details", status=503, json={"error": "down"})
+    with pytest.raises(Exception, match="503"):
+        client(attempts=3).add_detail(7, "email", "uj.cim@example.com")
+    assert [c.request.method for c in responses.calls] == ["PUT", "PUT", "POST"]  # not sent twice
+
+    responses.delete(f"{BASE}/v1/contacts/7/email_details/4", status=404, json={"error": "Detail not found"})
+    assert client().delete_detail(7, "email", 4) == "gone"
+    with pytest.raises(ValueError):
+        client().add_detail(7, "fax", "1")
