@@ -17,6 +17,7 @@ Hand-written because no library we use keeps such a schedule in SQL and Redis al
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import threading
@@ -74,8 +75,7 @@ def plan(state: State, now: float, rate: Rate, token: str) -> float:
     for stale, (_, expiry) in [(t, f) for t, f in flight.items() if f[1] <= now]:
         del flight[stale]
         ends.append(expiry)  # never released (its process died): answered at the latest then
-    ends.sort()
-    del ends[:-rate.requests]
+    _prune(ends, flight, now, rate)
     tat = float(state.get("tat", 0.0))
     start = max(now, tat)
     need = rate.requests - len(flight)  # calls in flight may all be inside the vendor's window
@@ -106,8 +106,16 @@ def settle(state: State, now: float, rate: Rate, token: str, quota: Quota | None
         ends.extend([made] * max(0, unknown))
         if quota.remaining <= 0 and quota.reset_in is not None:
             state["tat"] = max(float(state.get("tat", 0.0)), now + quota.reset_in)
+    _prune(ends, flight, now, rate)
+
+
+def _prune(ends: list[float], flight: dict[str, list[float]], now: float, rate: Rate) -> None:
+    """Keep the answers that can still matter: the last `requests`, and of those only the ones within a window of
+    now or of a call still in flight (whose settling counts back a window from its start). The state stays small
+    however high the limit."""
+    horizon = min([now, *(start for start, _ in flight.values())]) - rate.per_seconds
     ends.sort()
-    del ends[:-rate.requests]
+    del ends[:max(len(ends) - rate.requests, bisect.bisect_right(ends, horizon))]
 
 
 def _settled(state: State, now: float, slot: Slot, quota: Quota | None) -> float:

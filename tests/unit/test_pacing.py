@@ -190,3 +190,15 @@ def test_a_call_never_released_holds_its_place_for_a_while_only():
     clock.now = starts[0] - rate.interval + pacing.IN_FLIGHT_SECONDS + rate.per_seconds
     assert pacer.acquire("vendor", rate).delay == 0  # two a window again
     assert lost.delay == 0
+
+
+def test_the_schedule_keeps_only_what_can_still_matter():
+    # Tests and generous configurations run at 10,000 a second: the shared state must not grow with the limit.
+    rate = Rate(10_000, 1.0)
+    clock = Clock()
+    pacer = MemoryPacer(clock)
+    for _ in range(500):
+        slot = pacer.acquire("vendor", rate)
+        clock.now += slot.delay + 0.01
+        pacer.release(slot)
+    assert len(pacer._windows["vendor"]["ends"]) <= 101  # one window's worth at 100 calls a second
