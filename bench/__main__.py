@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
         if not document.startswith("# Benchmarks\n"):
             document = TITLE
         head, sep, rest = document.partition("\n## ")
-        document = TITLE + (sep.lstrip("\n") + rest if sep else "")
+        document = TITLE + ("\n## " + rest if sep else "")  # a blank line between the title and the first section
         OUTPUT.write_text(place(document, section), encoding="utf-8")
         print(f"bench: wrote {name}'s section of {OUTPUT}", file=sys.stderr)
         ran += 1

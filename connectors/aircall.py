@@ -54,6 +54,7 @@ class AircallClient:
                 raise Unavailable(VENDOR, f"no answer within {self.policy.timeout}s") from None
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 raise Unavailable(VENDOR, f"connection failed ({type(exc).__name__})") from None
+            self.policy.observe(response.headers)
             policy.raise_for_status(VENDOR, response.status_code, _wait_headers(response), response.content)
             return response
 

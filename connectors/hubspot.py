@@ -4,6 +4,7 @@ end in MaxRetryError), each call carries `_request_timeout`, and answers are rea
 results are HubSpot's own JSON."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -89,16 +90,22 @@ class HubSpotClient:
         """One API call under the policy; HubSpot's JSON answer, or None for 204. `idempotent=False` for a create:
         HubSpot's basic create takes no idempotency key, so a lost answer is not retried inline (policy.py)."""
         def request() -> Any:
-            if search and self.search_limit and self.policy.pacer is not None:
-                pacing.wait(self.policy.pacer, "hubspot_search", *self.search_limit)
-            try:
-                response = method(*args, _request_timeout=self.policy.timeout, _preload_content=False, **kwargs)
-                data = response.data  # read inside: the body can still be cut off
-            except API_ERRORS as exc:
-                self._raise(exc)
-            except urllib3.exceptions.HTTPError as exc:  # timeouts, refused or dropped connections, MaxRetryError
-                raise Unavailable(VENDOR, type(exc).__name__) from exc
-            return json.loads(data) if data else None
+            with contextlib.ExitStack() as stack:
+                if search and self.search_limit and self.policy.pacer is not None:
+                    stack.enter_context(pacing.paced(self.policy.pacer, "hubspot_search",
+                                                     pacing.Rate(*self.search_limit)))
+                try:
+                    # With `_preload_content=False` the client hands back urllib3's response itself (public API):
+                    # its headers carry HubSpot's count of the window.
+                    response = method(*args, _request_timeout=self.policy.timeout, _preload_content=False, **kwargs)
+                    self.policy.observe(response.headers)
+                    data = response.data  # read inside: the body can still be cut off
+                except API_ERRORS as exc:
+                    self.policy.observe(exc.headers or {})
+                    self._raise(exc)
+                except urllib3.exceptions.HTTPError as exc:  # timeouts, refused or dropped connections, MaxRetryError
+                    raise Unavailable(VENDOR, type(exc).__name__) from exc
+                return json.loads(data) if data else None
         return self.policy.call(request, idempotent=idempotent)
 
     @staticmethod

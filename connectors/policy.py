@@ -20,7 +20,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timezone
 from typing import TypeVar
@@ -69,6 +71,26 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
             stamp /= 1000
         return max(0.0, stamp - now)
     return None
+
+
+def quota(headers: Mapping[str, str], now: float | None = None) -> pacing.Quota | None:
+    """What an answer's headers say of the vendor's rate window: HubSpot's `X-HubSpot-RateLimit-Remaining`
+    (docs/vendors/hubspot.md#rate-limits), Aircall's `X-AircallApi-Remaining` and `-Reset`
+    (docs/vendors/aircall.md#rate-limits); None when the answer carries neither (HappyFox never does)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in ("x-hubspot-ratelimit-remaining", "x-aircallapi-remaining"):
+        if name in lowered:
+            try:
+                remaining = int(lowered[name])
+            except ValueError:
+                return None
+            reset = lowered.get("x-aircallapi-reset")
+            return pacing.Quota(remaining, retry_after({"X-AircallApi-Reset": reset}, now) if reset else None)
+    return None
+
+
+# The report of the paced call under way in this thread, for `Policy.observe`.
+_REPORT: ContextVar[pacing.Report | None] = ContextVar("switchboard_pacing_report", default=None)
 
 
 # A 429 that names no wait: HappyFox locks the client out for 10 minutes, no Retry-After documented
@@ -141,9 +163,26 @@ class Policy:
     max_inline_wait: float = 30.0
     backoff: Callable[[RetryCallState], float] = field(default_factory=lambda: backoff(0.5, 20))
 
-    def pace(self, key: str | None = None) -> None:
-        if self.pacer is not None and self.requests:
-            pacing.wait(self.pacer, key or self.vendor, self.requests, self.per_seconds)
+    @contextmanager
+    def paced(self, key: str | None = None) -> Iterator[None]:
+        """Hold the next slot of the vendor's window (shared by every process) for the call made inside."""
+        if self.pacer is None or not self.requests:
+            yield
+            return
+        with pacing.paced(self.pacer, key or self.vendor, pacing.Rate(self.requests, self.per_seconds)) as report:
+            token = _REPORT.set(report)
+            try:
+                yield
+            finally:
+                _REPORT.reset(token)
+
+    @staticmethod
+    def observe(headers: Mapping[str, str]) -> None:
+        """A connector hands every answer's headers here (errors' too): the vendor's own count of its window
+        corrects the shared schedule."""
+        report = _REPORT.get()
+        if report is not None:
+            report.quota = quota(headers)
 
     def _retryable(self, exc: BaseException) -> bool:
         return (isinstance(exc, VendorError) and exc.transient and not isinstance(exc, MaybeSent)
@@ -164,9 +203,9 @@ class Policy:
                             wait=self._wait, reraise=True, before_sleep=self._log_retry)
         for attempt in retrying:
             with attempt:
-                self.pace(pace_key)
                 try:
-                    result = request()
+                    with self.paced(pace_key):
+                        result = request()
                 except VendorError as exc:
                     CALLS.labels(self.vendor, type(exc).__name__).inc()
                     raise
@@ -180,17 +219,13 @@ class Policy:
                     state.attempt_number, state.upcoming_sleep)
 
 
-# Pacing spaces calls evenly at the rate; vendors count in sliding windows, where network jitter alone can put
-# one call too many into a window at exactly the rate. 10% below it leaves room for that.
-PACING_MARGIN = 1.1
-
-
 def for_vendor(vendor: str, settings: Settings, limit_key: str | None = None,
                pacer: pacing.Pacer | None = None) -> Policy:
-    """The policy for `vendor` from settings: its YAML limit less the margin, the process's shared pacer, the
-    timeout."""
+    """The policy for `vendor` from settings: its YAML limit itself (no margin: the pacer keeps the vendor's window
+    from the answers' times and the vendor's own reports, docs/decisions.md "Pacing at the limit"), the process's
+    shared pacer, the timeout."""
     limit = settings.config.limits.get(limit_key or vendor)
     pacer = pacer or pacing.shared(settings.env.database_url, settings.env.redis_url)
     return Policy(vendor=vendor, requests=limit.requests if limit else None,
-                  per_seconds=limit.per_seconds * PACING_MARGIN if limit else 1.0, pacer=pacer,
+                  per_seconds=limit.per_seconds if limit else 1.0, pacer=pacer,
                   timeout=settings.config.timeouts_seconds)

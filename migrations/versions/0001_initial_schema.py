@@ -321,6 +321,7 @@ def upgrade() -> None:
     op.create_table('rate_limits',
     sa.Column('key', sa.String(length=60), nullable=False),
     sa.Column('tat', sa.Float(), nullable=False),
+    sa.Column('schedule', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('key')
     )
     # ### end Alembic commands ###

@@ -10,11 +10,13 @@ State (`sandbox.state["hubspot"]`, plain dicts so `/_sandbox/state` shows it): `
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from typing import Any
 
 from flask import Blueprint, Request, Response, jsonify
 
+from ..state import current
 from ..vendor import Vendor
 from . import merge, meta, objects, search
 from .webhooks import emit
@@ -51,6 +53,23 @@ def rate_limited(wait: float) -> Response:
     return response
 
 
+def _rate_headers(response: Response) -> Response:
+    """HubSpot's window headers on every answer (docs/vendors/hubspot.md#rate-limits): the window's size and what
+    is left of it, this call counted, as the sandbox's own count of the window has it."""
+    if "X-HubSpot-RateLimit-Remaining" in response.headers:
+        return response
+    sandbox = current()
+    requests, per_seconds = sandbox.limits.get("hubspot", VENDOR.limit)
+    with sandbox.lock:
+        window = list(sandbox._windows.get("hubspot", ()))
+    now = time.monotonic()
+    used = sum(1 for t in window if t > now - per_seconds)
+    response.headers.update({
+        "X-HubSpot-RateLimit-Max": str(requests), "X-HubSpot-RateLimit-Remaining": str(max(0, requests - used)),
+        "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(per_seconds * 1000))})
+    return response
+
+
 def authenticate(request: Request, credentials: dict[str, str]) -> Response | None:
     if request.headers.get("Authorization") == f"Bearer {credentials['hubspot_access_token']}":
         return None
@@ -67,6 +86,7 @@ objects.register(blueprint, error)
 merge.register(blueprint, error)
 meta.register(blueprint, error)
 search.register(blueprint, error)
+blueprint.after_request(_rate_headers)
 
 VENDOR = Vendor(name="hubspot", prefixes=("/crm/v3/", "/crm/v4/"), blueprint=blueprint,
                 authenticate=authenticate, error=error, rate_limited=rate_limited, limit=(100, 10.0), seed=seed,

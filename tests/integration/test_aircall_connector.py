@@ -182,10 +182,10 @@ def test_fake_rate_limit_answers_429_with_headers(sandbox):
 
 
 def test_paced_client_never_trips_the_fake_limit(sandbox):
-    # Pacing at exactly the limit spaces call n and n+3 by exactly one window: scheduling jitter alone would then
-    # trip a sliding window now and then. The fake's window is 10% shorter, the margin any real client needs too.
+    # Paced at exactly the fake's limit: call n+3 goes a full window after call n was answered, so no jitter can
+    # put it into call n's window (connectors/pacing.py).
     client = client_for(sandbox, fast_policy(requests=3, per_seconds=1, pacer=pacing.MemoryPacer()))
-    sandbox.limits(aircall={"requests": 3, "per_seconds": 0.9})
+    sandbox.limits(aircall={"requests": 3, "per_seconds": 1})
     for _ in range(7):
         assert client.delete_contact(424242) == "gone"
     statuses = [c["status"] for c in sandbox.calls("aircall")]

@@ -384,9 +384,9 @@ def test_the_fake_rate_limit_answers_429_when_exceeded(sandbox: Any) -> None:
 
 
 def test_a_paced_client_stays_under_the_fake_rate_limit(sandbox: Any) -> None:
-    # Paced at exactly the limit, calls n and n+3 are one window apart: jitter alone would trip a sliding window
-    # now and then, so the fake's window is 10% shorter (the margin a real client needs as well).
-    sandbox.limits(hubspot={"requests": 3, "per_seconds": 0.9})
+    # Paced at exactly the fake's limit: call n+3 goes a full window after call n was answered, so no jitter can
+    # put it into call n's window (connectors/pacing.py; tests/unit/test_pacing.py simulates it exactly).
+    sandbox.limits(hubspot={"requests": 3, "per_seconds": 1})
     client = make_client(sandbox, attempts=1, pacer=pacing.MemoryPacer(), requests=3, per_seconds=1)
     for _ in range(5):
         client.pipelines()

@@ -196,3 +196,25 @@ def test_shared_pacer_is_one_per_url(tmp_path, redis_url):
     assert pacing.shared(sqlite, None) is pacing.shared(sqlite, None)
     assert isinstance(pacing.shared(sqlite, None), SqlPacer)
     assert isinstance(pacing.shared(sqlite, redis_url), RedisPacer)
+
+
+# ---------------------------------------------------------------- the window's log, shared by processes
+
+def assert_window_shared(first: Pacer, second: Pacer, key: str) -> None:
+    # 100 calls a 1000 s window: the rate alone spaces them 10 s apart. One process hears from the vendor that its
+    # window is spent (another app used it); the other process's next call waits the whole window.
+    rate = pacing.Rate(100, INTERVAL)
+    slot = first.acquire(key, rate)
+    assert slot.delay < TOLERANCE
+    first.release(slot, pacing.Quota(remaining=0))
+    assert second.acquire(key, rate).delay >= INTERVAL - TOLERANCE
+
+
+def test_sql_window_is_shared_by_processes(database_url):
+    store.upgrade(database_url)
+    assert_window_shared(SqlPacer(database_url), SqlPacer(database_url), new_key())
+
+
+@pytest.mark.redis
+def test_redis_window_is_shared_by_processes(redis_url):
+    assert_window_shared(RedisPacer(redis_url), RedisPacer(redis_url), new_key())

@@ -9,8 +9,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from connectors import errors
+from connectors import pacing
 from connectors.pacing import MemoryPacer
-from connectors.policy import PACING_MARGIN, Policy, for_vendor, raise_for_status, retry_after, vendor_message
+from connectors.policy import Policy, for_vendor, quota, raise_for_status, retry_after, vendor_message
 
 NOW = 1_800_000_000.0
 NO_WAIT = lambda state: 0.0  # noqa: E731 - the backoff a test uses: no sleeping between attempts
@@ -229,10 +230,17 @@ def test_a_message_that_may_have_been_sent_is_not_retried():
 class RecordingPacer:
     def __init__(self) -> None:
         self.reservations: list[tuple[str, float]] = []
+        self.released: list[pacing.Slot] = []
 
     def reserve(self, key: str, interval: float) -> float:
-        self.reservations.append((key, interval))
-        return 0.0
+        raise AssertionError("connectors pace with acquire/release")
+
+    def acquire(self, key: str, rate: pacing.Rate) -> pacing.Slot:
+        self.reservations.append((key, rate.interval))
+        return pacing.Slot(key, rate, str(len(self.reservations)), 0.0)
+
+    def release(self, slot: pacing.Slot, quota: pacing.Quota | None = None) -> None:
+        self.released.append(slot)
 
 
 def test_every_attempt_is_paced():
@@ -240,6 +248,7 @@ def test_every_attempt_is_paced():
     request = Flaky(errors.Unavailable("testvendor", "down", 503))
     policy(requests=10, per_seconds=2, pacer=pacer).call(request, pace_key="testvendor_search")
     assert pacer.reservations == [("testvendor_search", 0.2), ("testvendor_search", 0.2)]
+    assert [slot.token for slot in pacer.released] == ["1", "2"]  # the failed attempt's slot too
     policy(requests=10, per_seconds=2, pacer=pacer).call(Flaky())
     assert pacer.reservations[-1] == ("testvendor", 0.2)
 
@@ -265,11 +274,36 @@ def test_for_vendor_reads_the_yaml_limit_and_timeout(tmp_path):
     settings = make_settings(f"sqlite:///{tmp_path}/db.sqlite")
     pacer = MemoryPacer()
     hubspot = for_vendor("hubspot", settings, pacer=pacer)
-    # The YAML rate less the pacing margin: never quite at the vendor's limit.
-    assert hubspot.requests == 10_000 and hubspot.per_seconds == pytest.approx(1 * PACING_MARGIN)
-    assert PACING_MARGIN > 1
+    # The YAML rate itself, no margin: the pacer keeps the vendor's window exactly (tests/unit/test_pacing.py).
+    assert hubspot.requests == 10_000 and hubspot.per_seconds == pytest.approx(1)
     assert hubspot.pacer is pacer
     assert hubspot.timeout == settings.config.timeouts_seconds
     search = for_vendor("hubspot", settings, limit_key="hubspot_search", pacer=pacer)
     assert search.vendor == "hubspot" and search.requests == 10_000
     assert for_vendor("smtp", settings, pacer=pacer).requests is None
+
+
+def test_quota_reads_hubspot_and_aircall_headers_and_nothing_else():
+    assert quota({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "7",
+                  "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}) == pacing.Quota(7)
+    assert quota({"x-aircallapi-limit": "60", "x-aircallapi-remaining": "0", "x-aircallapi-reset": "1030"},
+                 now=1000.0) == pacing.Quota(0, 30.0)
+    assert quota({"X-AircallApi-Remaining": "3", "X-AircallApi-Reset": "1700000030000"},  # milliseconds
+                 now=1_700_000_000.0) == pacing.Quota(3, 30.0)
+    assert quota({"Content-Type": "application/json"}) is None  # HappyFox
+    assert quota({"X-HubSpot-RateLimit-Remaining": "many"}) is None
+
+
+def test_a_call_hands_the_vendors_report_to_the_pacer():
+    # The answer's headers reach the schedule: HubSpot saying 0 remaining while the log knows of one call holds
+    # the rest of the window as spent, so the next slot waits a full window.
+    clock = [1000.0]
+    pacer = MemoryPacer(clock=lambda: clock[0])
+    paced = Policy(vendor="hubspot", requests=100, per_seconds=10, pacer=pacer)
+
+    def answer() -> str:
+        paced.observe({"X-HubSpot-RateLimit-Remaining": "0"})
+        return "ok"
+    assert paced.call(answer) == "ok"
+    slot = pacer.acquire("hubspot", pacing.Rate(100, 10))
+    assert slot.delay == pytest.approx(10)
