@@ -35,6 +35,7 @@ def test_the_same_changes_cost_the_same_calls_among_five_times_the_tickets(flow,
     assert reconcile.reconcile(since=now - timedelta(seconds=1)).fixes == []
     among_few = run_with_changes(flow, few[::6][:CHANGES])
     more = bench.seed(flow.http, [s for n, s in enumerate(stamps) if n % 5], first=len(few))  # 240 more, as old
+    # The first run's changes lie within this run's overlap and are read again, repairing nothing.
     among_many = run_with_changes(flow, (few[3::6] + more)[:CHANGES])
     assert among_many == among_few
     listings = sum(n for call, n in among_many.items() if call.startswith("happyfox GET"))
