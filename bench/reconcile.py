@@ -34,6 +34,7 @@ class Measured:
     scenario: str
     calls: list[Counter[str]] = field(default_factory=list)  # per round: "happyfox GET /tickets/" -> n
     seconds: list[float] = field(default_factory=list)
+    fakes: list[float] = field(default_factory=list)  # of each round's seconds, the sandbox's answering
 
     @property
     def total_calls(self) -> int:
@@ -49,6 +50,15 @@ class Measured:
     @property
     def median_seconds(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def median_fakes(self) -> float:
+        return statistics.median(self.fakes)
+
+    @property
+    def median_ours(self) -> float:
+        """Switchboard's own time: the run's, less the fakes' answering (a vendor's servers, not ours)."""
+        return statistics.median(s - f for s, f in zip(self.seconds, self.fakes))
 
 
 # ---------------------------------------------------------------- seeding
@@ -135,10 +145,15 @@ def calls(http: Any) -> Counter[str]:
     return found
 
 
+def fakes_seconds(http: Any) -> float:
+    """How long the fakes worked on the logged requests: in this process, it is part of the run's wall time."""
+    return float(sum(call.get("seconds", 0) for call in http.get("/_sandbox/calls").json()))
+
+
 # ---------------------------------------------------------------- one size, one scenario
 
 def measure(http: Any, base_url: str, smtp_port: int | None, scratch: str, size: int, scenario: str,
-            round_number: int) -> tuple[Counter[str], float]:
+            round_number: int) -> tuple[Counter[str], float, float]:
     """One round from nothing: a reset sandbox and a new database, seeded, a first reconcile, 100 changes, and
     the run timed. From nothing each time, since a run rereads what changed within its overlap (2 minutes) before
     the last run started: a second round minutes later would reread the first's changes, which production's run
@@ -172,7 +187,7 @@ def measure(http: Any, base_url: str, smtp_port: int | None, scratch: str, size:
         http.get("/_sandbox/idle", params={"quiet": 0.05})
         if report.counts()["wrong_stage"] != CHANGES or sum(report.counts().values()) != CHANGES:
             raise RuntimeError(f"expected {CHANGES} stages written, got {report.counts()}")
-        return calls(http), seconds
+        return calls(http), seconds, fakes_seconds(http)
     finally:
         store.dispose()
 
@@ -192,10 +207,11 @@ def run() -> str:
     try:
         for round_number in range(ROUNDS):  # the sizes alternate, so that the machine's other work hits both
             for (scenario, size), measured in results.items():
-                found, seconds = measure(http, sandbox.base_url, sandbox.smtp_port, scratch, size, scenario,
-                                         round_number)
+                found, seconds, fakes = measure(http, sandbox.base_url, sandbox.smtp_port, scratch, size,
+                                                scenario, round_number)
                 measured.calls.append(found)
                 measured.seconds.append(seconds)
+                measured.fakes.append(fakes)
     finally:
         http.close()
         sandbox.stop()
@@ -212,25 +228,30 @@ def report(results: list[Measured]) -> str:
         f"the cursors, then {CHANGES} tickets change and the run that repairs them is timed; {ROUNDS} rounds, each "
         "from a fresh sandbox and database, the sizes alternating (the median time is shown; calls are the most of "
         "any round, from the sandbox's request log). Vendor rate pacing is lifted: the time is Switchboard's and "
-        "the fakes' work, on SQLite, sandbox in the same process. "
+        "the fakes' work, on SQLite, sandbox in the same process; the fakes' part (their own time on each request, "
+        "from the request log) is a vendor's servers' in production, so the verdict is on the rest. "
         "Times are affected by other work on the machine (2 CPUs shared with other checkouts' tests); call counts "
         "are not.",
         "",
-        "| unchanged tickets last modified | N | calls | HappyFox | HubSpot | Aircall | time s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| unchanged tickets last modified | N | calls | HappyFox | HubSpot | Aircall | time s | of it the fakes s "
+        "| Switchboard's s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m in results:
         vendor = m.by_vendor()
         lines.append(f"| {_scenario(m.scenario)} | {m.size:,} | {m.total_calls} | {vendor.get('happyfox', 0)} | "
-                     f"{vendor.get('hubspot', 0)} | {vendor.get('aircall', 0)} | {m.median_seconds:.2f} |")
+                     f"{vendor.get('hubspot', 0)} | {vendor.get('aircall', 0)} | {m.median_seconds:.2f} | "
+                     f"{m.median_fakes:.2f} | {m.median_ours:.2f} |")
     lines.append("")
     small, large = min(SIZES), max(SIZES)
     for scenario in SCENARIOS:
         a = next(m for m in results if m.scenario == scenario and m.size == small)
         b = next(m for m in results if m.scenario == scenario and m.size == large)
-        calls, seconds = b.total_calls / a.total_calls, b.median_seconds / a.median_seconds
-        lines.append(f"- {_scenario(scenario)}: {large:,}/{small:,} calls {calls:.2f}x, time {seconds:.2f}x "
-                     f"(target <= {TARGET_RATIO}x): {_verdict(calls <= TARGET_RATIO and seconds <= TARGET_RATIO)}")
+        calls, ours = b.total_calls / a.total_calls, b.median_ours / a.median_ours
+        verdict = _verdict(calls <= TARGET_RATIO and ours <= TARGET_RATIO)
+        lines.append(f"- {_scenario(scenario)}: {large:,}/{small:,} calls {calls:.2f}x, Switchboard's time "
+                     f"{ours:.2f}x (target <= {TARGET_RATIO}x): {verdict}; with the fakes' answering "
+                     f"{b.median_seconds / a.median_seconds:.2f}x")
     worst = max(results, key=lambda m: m.total_calls)
     lines += ["", f"Calls of the run at {worst.size:,} ({_scenario(worst.scenario)}):", ""]
     lines += [f"- {key}: {n}" for key, n in sorted(max(worst.calls, key=lambda c: sum(c.values())).items())]
