@@ -24,6 +24,7 @@ from .records import HappyFoxNamed, HappyFoxTicket, HappyFoxUser, parse, parse_e
 
 VENDOR = "happyfox"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+RECENT_PAGES = 4  # newest-first pages a changes listing reads before it bisects instead (`tickets`)
 
 
 __all__ = ["HappyFoxClient", "modified_at", "parse_time"]
@@ -148,13 +149,18 @@ class HappyFoxClient:
     def tickets(self, updated_since: datetime | None = None, page_size: int = 50) -> Iterator[HappyFoxTicket]:
         """Every ticket, or those modified since `updated_since`, oldest change first. HappyFox filters by day only
         (docs/vendors/happyfox.md#list-and-search-tickets), so the listing of a busy day holds every ticket touched
-        that day: the first page with a change since `updated_since` is found by bisecting the pages (they are
-        sorted by modification time), so the cost follows the changes, not the day's traffic, and the exact cut is
-        made here."""
+        that day, and the exact cut is made here. The cost follows the changes, not the day's traffic: a few
+        changes are read from the newest-first listing (`recent`); more are read oldest first from the first page
+        with a change, found by bisecting the pages."""
         if updated_since is None:
             yield from self._search(None, page_size, sort="last_modifieda")
             return
         since = updated_since.astimezone(timezone.utc).replace(microsecond=0)
+        query = f'last-modified-on-or-after:"{since:%Y/%m/%d}"'
+        recent = self._recent(query, page_size, since)
+        if recent is not None:
+            yield from recent
+            return
 
         def first(page: Callable[[int], dict[str, Any]]) -> int:
             low, high = 1, _page_count(page(1))
@@ -167,11 +173,25 @@ class HappyFoxClient:
                     high = middle
             return low
 
-        query = f'last-modified-on-or-after:"{since:%Y/%m/%d}"'
         for ticket in self._search(query, page_size, sort="last_modifieda", first=first):
             stamp = ticket.modified_at
             if stamp is None or stamp >= since:
                 yield ticket
+
+    def _recent(self, query: str, page_size: int, since: datetime) -> list[HappyFoxTicket] | None:
+        """The tickets changed at or after `since`, oldest first, when they fit in the first `RECENT_PAGES` pages
+        of the newest-first listing; None when more changed (then they are streamed, not held). A ticket changed
+        while the pages are read moves to the front and pushes the others back: one is seen twice, none missed."""
+        found: dict[int, HappyFoxTicket] = {}
+        limit = RECENT_PAGES * min(page_size, 50)
+        for seen, ticket in enumerate(self._search(query, page_size, sort="last_modifiedd")):
+            stamp = ticket.modified_at
+            if stamp is not None and stamp < since:
+                break
+            if seen >= limit:
+                return None
+            found.setdefault(ticket.id, ticket)
+        return sorted(found.values(), key=lambda t: (t.modified_at or since, t.id))
 
     def find_ticket(self, custom_field_id: int, value: str) -> HappyFoxTicket | None:
         """Search-before-create on our idempotency custom field. `q` names custom fields by name, not id

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any
 
@@ -14,6 +16,7 @@ from . import console as console_view
 from . import website
 from .emit import emit_now, senders
 from .state import Fault, current
+from .vendor import Refused
 
 bp = Blueprint("sandbox_control", __name__)
 
@@ -152,6 +155,67 @@ def emit() -> tuple[Response, int]:
         return jsonify(error="no url given and the sandbox was started without --webhook-url"), 400
     record = emit_now(sandbox, service, str(body.get("event", "")), body.get("data") or {}, url)
     return jsonify(record), 200
+
+
+class SeedTicketIn(BaseModel):
+    """One customer's ticket on both sides, as intake leaves it: the HappyFox ticket (`POST /tickets/`'s fields) in
+    `status`, and its HubSpot mirror (ticket properties) associated to the contact (contact properties), all last
+    modified at `modified`."""
+    model_config = ConfigDict(extra="forbid")
+    modified: datetime
+    happyfox: dict[str, Any]
+    status: str | None = None
+    hubspot_contact: dict[str, Any]
+    hubspot_ticket: dict[str, Any]
+
+
+class SeedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tickets: list[SeedTicketIn] = Field(max_length=5000)
+
+
+@bp.post("/_sandbox/seed/tickets")
+def seed_tickets() -> tuple[Response, int]:
+    """Many tickets at once, made by the fakes' own create paths (so the APIs list them as they list created
+    ones) but dated in the past, without webhooks or rate limits: what a benchmark at 10,000 tickets seeds with.
+    Answers each item's ids: `{"tickets": [{"happyfox_id", "display_id", "happyfox_user_id", "hubspot_contact_id",
+    "hubspot_ticket_id"}]}`; nothing is stored when an item is refused (400)."""
+    # By name, as server.py loads the fakes: they stay outside the strictly typed import graph.
+    seed_ticket = importlib.import_module("sandbox.happyfox.tickets").seed_ticket
+    seed_mirror = importlib.import_module("sandbox.hubspot.objects").seed_mirror
+    try:
+        given = SeedIn.model_validate(_body())
+    except ValidationError as exc:
+        return _invalid(exc)
+    sandbox = current()
+    with sandbox.lock:
+        happyfox, hubspot = sandbox.state["happyfox"], sandbox.state["hubspot"]
+        made_before = {(vendor, kind): set(sandbox.state[vendor][kind])
+                       for vendor, kind in (("happyfox", "tickets"), ("happyfox", "users"), ("hubspot", "contacts"),
+                                            ("hubspot", "tickets"))}
+        links_before = len(hubspot["associations"])
+        try:
+            made = []
+            emails = {(c["properties"].get("email") or "").lower()
+                      for c in sandbox.state["hubspot"]["contacts"].values() if not c["archived"]}
+            for number, item in enumerate(given.tickets):
+                stamp = item.modified.astimezone(timezone.utc)
+                ticket = seed_ticket(sandbox.state["happyfox"], item.happyfox, item.status, stamp)
+                email = str(item.hubspot_contact.get("email") or "").strip().lower()
+                if email in emails:
+                    raise Refused(409, f"tickets.{number}: HubSpot contact {email} exists")
+                emails.add(email)
+                contact, mirror = seed_mirror(item.hubspot_contact, item.hubspot_ticket, stamp)
+                made.append({"happyfox_id": ticket["id"], "display_id": ticket["display_id"],
+                             "happyfox_user_id": ticket["user"], "hubspot_contact_id": contact["id"],
+                             "hubspot_ticket_id": mirror["id"]})
+        except Refused as exc:  # what this request made goes again
+            for (vendor, kind), ids in made_before.items():
+                for made_id in set(sandbox.state[vendor][kind]) - ids:
+                    del sandbox.state[vendor][kind][made_id]
+            del hubspot["associations"][links_before:]
+            return jsonify(error="invalid request", detail=exc.body or exc.message), 400
+    return jsonify(tickets=made), 201
 
 
 @bp.get("/_sandbox/idle")

@@ -5,6 +5,8 @@ the smart-rule webhook posts (docs/vendors/happyfox.md#webhooks)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -12,7 +14,7 @@ from flask import Response, jsonify, request
 from ..state import current
 from ..emit import notify as send
 from .common import as_int, attachments, body, bp, custom_values, invalid, not_found, now, page, pick, store
-from .users import render_user, upsert_user, user_by_key
+from .users import render_user, ticket_counts, upsert_user, user_by_key
 
 def ticket_of(state: dict[str, Any], ticket_id: int) -> dict[str, Any]:
     ticket = state["tickets"].get(ticket_id)
@@ -21,13 +23,15 @@ def ticket_of(state: dict[str, Any], ticket_id: int) -> dict[str, Any]:
     return ticket
 
 
-def render(state: dict[str, Any], ticket: dict[str, Any]) -> dict[str, Any]:
+def render(state: dict[str, Any], ticket: dict[str, Any],
+           counts: dict[int, tuple[int, int]] | None = None) -> dict[str, Any]:
+    """`counts`: the users' ticket counts when the caller took them for a whole page (`users.ticket_counts`)."""
     staff = {s["id"]: s for s in state["staff"]}
     return {**ticket,
             "status": pick(state, "statuses", ticket["status"], "status"),
             "priority": pick(state, "priorities", ticket["priority"], "priority"),
             "category": pick(state, "categories", ticket["category"], "category"),
-            "user": render_user(state, state["users"][ticket["user"]]),
+            "user": render_user(state, state["users"][ticket["user"]], counts),
             "assigned_to": staff.get(ticket["assigned_to"]),
             "subscribers": [staff[i] for i in ticket.get("subscribers") or [] if i in staff],
             "custom_fields": [{"id": f["id"], "name": f["name"], "value": ticket["custom_fields"].get(str(f["id"])),
@@ -46,29 +50,38 @@ def message(text: str, files: list[dict[str, Any]], private: bool = False) -> di
 TERM = re.compile(r'(?:"(?P<qname>[^"]+)"|(?P<name>[\w-]+)):(?P<values>(?:"[^"]*",?)+|[^\s+"]+)')
 
 
-def matches(state: dict[str, Any], ticket: dict[str, Any], query: str) -> bool:
-    """The `q` filters a sync needs (docs/vendors/happyfox.md#list-and-search-tickets): dates `yyyy/mm/dd`, status
-    names, ids, contact, custom field values."""
+def matcher(state: dict[str, Any], query: str) -> Callable[[dict[str, Any]], bool]:
+    """A test for the `q` filters a sync needs (docs/vendors/happyfox.md#list-and-search-tickets): dates
+    `yyyy/mm/dd`, status names, ids, contact, custom field values. The query is read once, not once a ticket:
+    a listing at 10,000 tickets tests each of them."""
+    tests: list[Callable[[dict[str, Any]], bool]] = []
     for term in TERM.finditer(query):
         name = term["qname"] or term["name"]
         values = [v for v in re.findall(r'"([^"]*)"|([^,"]+)', term["values"]) for v in v if v]
-        if name.startswith(("last-modified-", "created-")):
-            stamp = (ticket["last_modified"] if name.startswith("last") else ticket["created_at"])[:10]
-            day, op = values[0].replace("/", "-"), name.split("-", 2 if name.startswith("last") else 1)[-1]
-            ok = {"on-or-after": stamp >= day, "on-or-before": stamp <= day, "after": stamp > day,
-                  "before": stamp < day, "on": stamp == day}.get(op, True)
-        elif name == "status":
-            ok = pick(state, "statuses", ticket["status"], "q")["name"] in values
-        elif name == "id":
-            ok = any(ticket["display_id"].lstrip("#") == v or str(ticket["id"]) == v for v in values)
-        elif name == "contact":
-            ok = state["users"][ticket["user"]]["email"] in [v.lower() for v in values]
-        else:
-            field = next((f for f in state["ticket_custom_fields"] if f["name"] == name), None)
-            ok = field is not None and str(ticket["custom_fields"].get(str(field["id"]))) in values
-        if not ok:
-            return False
-    return True
+        tests.append(_test(state, name, values))
+    return lambda ticket: all(test(ticket) for test in tests)
+
+
+def _test(state: dict[str, Any], name: str, values: list[str]) -> Callable[[dict[str, Any]], bool]:
+    if name.startswith(("last-modified-", "created-")):
+        stamp = "last_modified" if name.startswith("last") else "created_at"
+        day, op = values[0].replace("/", "-"), name.split("-", 2 if name.startswith("last") else 1)[-1]
+        compare: Callable[[str], bool] = {
+            "on-or-after": lambda d: d >= day, "on-or-before": lambda d: d <= day, "after": lambda d: d > day,
+            "before": lambda d: d < day, "on": lambda d: d == day}.get(op, lambda d: True)
+        return lambda ticket: compare(ticket[stamp][:10])
+    if name == "status":
+        return lambda ticket: pick(state, "statuses", ticket["status"], "q")["name"] in values
+    if name == "id":
+        return lambda ticket: any(ticket["display_id"].lstrip("#") == v or str(ticket["id"]) == v for v in values)
+    if name == "contact":
+        emails = [v.lower() for v in values]
+        return lambda ticket: state["users"][ticket["user"]]["email"] in emails
+    field = next((f for f in state["ticket_custom_fields"] if f["name"] == name), None)
+    if field is None:
+        return lambda ticket: False
+    key = str(field["id"])
+    return lambda ticket: str(ticket["custom_fields"].get(key)) in values
 
 
 @bp.get("/tickets/")
@@ -79,9 +92,10 @@ def list_tickets() -> Response:
         # Observed: with `q` and no `status`, only the pending statuses are searched
         # (docs/vendors/happyfox.md#observed-behaviour).
         status = status or ("_pending" if query else "_all")
-        found = [t for t in state["tickets"].values() if matches(state, t, query)]
+        found = list(filter(matcher(state, query), state["tickets"].values()))
         if status == "_pending":
-            found = [t for t in found if pick(state, "statuses", t["status"], "status")["behavior"] == "pending"]
+            pending = {s["id"] for s in state["statuses"] if s["behavior"] == "pending"}
+            found = [t for t in found if t["status"] in pending]
         elif status != "_all":
             found = [t for t in found if t["status"] == as_int(status, "status")]
         categories = [as_int(c, "category") for c in request.args.getlist("category")]
@@ -91,53 +105,87 @@ def list_tickets() -> Response:
             found.sort(key=lambda t: (t["last_modified"], t["id"]), reverse=sort.endswith("d"))
         else:  # by id: stable pages for the fake's default
             found.sort(key=lambda t: t["id"], reverse=sort == "ticketd")
-        return jsonify(page(found, lambda t: render(state, t)))
+
+        def show(page_tickets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            counts = ticket_counts(state, {t["user"] for t in page_tickets})
+            return [render(state, t, counts) for t in page_tickets]
+        return jsonify(page(found, show=show))
 
 
 @bp.post("/tickets/")
 def create_ticket() -> Response:
     sandbox = current()
     with sandbox.lock:
-        state, data = store(), body()
-        for field in ("subject", "category"):
-            if not data.get(field):
-                raise invalid(field)
-        text = data.get("text") or data.get("html")
-        if not text:
-            raise invalid("text")
-        category = pick(state, "categories", as_int(data["category"], "category"), "category")
-        priority = as_int(data.get("priority"), "priority", required=False)
-        priority = pick(state, "priorities", priority, "priority")["id"] if priority else \
-            next(p["id"] for p in state["priorities"] if p["default"])
-        fields = custom_values(state, data, ("t-cf-",), "ticket_custom_fields")
-        if data.get("client"):
-            user = user_by_key(state, str(data["client"]))
-        else:
-            phone = data.get("phone")
-            user = upsert_user(state, {"name": data.get("name"), "email": data.get("email"),
-                                       **({"phones": [{"type": "m", "number": phone, "is_primary": True}]}
-                                          if phone else {}),
-                                       **custom_values(state, data, ("c-cf-",), "user_custom_fields")})
-        ticket_id, stamp = sandbox.next_id(), now()
-        ticket = {"id": ticket_id, "display_id": f"#{category['prepopulate_cc']}{ticket_id:08d}",
-                  "subject": data["subject"], "first_message": text, "status": state["statuses"][0]["id"],
-                  "priority": priority, "category": category["id"], "user": user["id"],
-                  "assigned_to": as_int(data.get("assignee"), "assignee", required=False),
-                  "custom_fields": fields, "tags": data.get("tags") or "", "due_date": None, "time_spent": 0,
-                  "sla_breaches": 0, "unresponded": True, "visible_only_staff": None, "merged_tickets": [],
-                  "merged_to": None, "subscribers": [], "source": "TKT_CREATION_API", "created_at": stamp,
-                  "last_modified": stamp, "last_updated_at": stamp, "last_user_reply_at": stamp,
-                  "last_staff_reply_at": None,
-                  "updates": [{"update_id": sandbox.next_id(), "timestamp": stamp,
-                               "by": {"id": user["id"], "type": "user", "name": user["name"], "email": user["email"]},
-                               "message": message(text, attachments()), "status_change": None,
-                               "priority_change": None, "assignee_change": None, "category_change": None,
-                               "due_date_change": None, "custom_field_change": None, "time_spent": 0,
-                               "satisfaction_survey": None}]}
-        state["tickets"][ticket_id] = ticket
-        rendered = render(state, ticket)
+        rendered = render(store(), new_ticket(store(), body(), attachments))
     notify("ticket.created", rendered)
     return jsonify(rendered)  # 200 with the full ticket, not 201 (docs/vendors/happyfox.md#create-a-ticket)
+
+
+def new_ticket(state: dict[str, Any], data: dict[str, Any], files: Callable[[], list[dict[str, Any]]] = list,
+               stamp: str | None = None) -> dict[str, Any]:
+    """A ticket made as `POST /tickets/` makes it (its contact created or found by email), stored; `stamp` dates
+    it (the control API's seeding: tickets made earlier), else now. The caller holds the lock."""
+    sandbox = current()
+    for field in ("subject", "category"):
+        if not data.get(field):
+            raise invalid(field)
+    text = data.get("text") or data.get("html")
+    if not text:
+        raise invalid("text")
+    category = pick(state, "categories", as_int(data["category"], "category"), "category")
+    priority = as_int(data.get("priority"), "priority", required=False)
+    priority = pick(state, "priorities", priority, "priority")["id"] if priority else \
+        next(p["id"] for p in state["priorities"] if p["default"])
+    fields = custom_values(state, data, ("t-cf-",), "ticket_custom_fields")
+    if data.get("client"):
+        user = user_by_key(state, str(data["client"]))
+    else:
+        phone = data.get("phone")
+        user = upsert_user(state, {"name": data.get("name"), "email": data.get("email"),
+                                   **({"phones": [{"type": "m", "number": phone, "is_primary": True}]}
+                                      if phone else {}),
+                                   **custom_values(state, data, ("c-cf-",), "user_custom_fields")}, stamp=stamp)
+    ticket_id, stamp = sandbox.next_id(), stamp or now()
+    ticket = {"id": ticket_id, "display_id": f"#{category['prepopulate_cc']}{ticket_id:08d}",
+              "subject": data["subject"], "first_message": text, "status": state["statuses"][0]["id"],
+              "priority": priority, "category": category["id"], "user": user["id"],
+              "assigned_to": as_int(data.get("assignee"), "assignee", required=False),
+              "custom_fields": fields, "tags": data.get("tags") or "", "due_date": None, "time_spent": 0,
+              "sla_breaches": 0, "unresponded": True, "visible_only_staff": None, "merged_tickets": [],
+              "merged_to": None, "subscribers": [], "source": "TKT_CREATION_API", "created_at": stamp,
+              "last_modified": stamp, "last_updated_at": stamp, "last_user_reply_at": stamp,
+              "last_staff_reply_at": None,
+              "updates": [{"update_id": sandbox.next_id(), "timestamp": stamp,
+                           "by": {"id": user["id"], "type": "user", "name": user["name"], "email": user["email"]},
+                           "message": message(text, files()), "status_change": None,
+                           "priority_change": None, "assignee_change": None, "category_change": None,
+                           "due_date_change": None, "custom_field_change": None, "time_spent": 0,
+                           "satisfaction_survey": None}]}
+    state["tickets"][ticket_id] = ticket
+    return ticket
+
+
+def seed_ticket(state: dict[str, Any], data: dict[str, Any], status: str | None, when: datetime) -> dict[str, Any]:
+    """A ticket made `when`, as `POST /tickets/` would have made it then, and moved to `status` (a name) by staff
+    at the same moment (the control API's seeding)."""
+    stamp = when.strftime("%Y-%m-%d %H:%M:%S")
+    ticket = new_ticket(state, data, stamp=stamp)
+    if status is not None:
+        target = next((s for s in state["statuses"] if s["name"] == status), None)
+        if target is None:
+            raise invalid("status", f"No status named {status!r}.")
+        if target["id"] != ticket["status"]:
+            old = pick(state, "statuses", ticket["status"], "status")
+            staff = state["staff"][0]
+            ticket["updates"].append({
+                "update_id": current().next_id(), "timestamp": stamp,
+                "by": {"id": staff["id"], "type": "staff", "name": staff["name"], "email": staff["email"]},
+                "message": None, "status_change": {"old": old["id"], "new": target["id"], "old_name": old["name"],
+                                                   "new_name": target["name"]},
+                "priority_change": None, "assignee_change": None, "category_change": None, "due_date_change": None,
+                "custom_field_change": None, "time_spent": 0, "satisfaction_survey": None})
+            ticket["status"] = target["id"]
+    return ticket
 
 
 def staff_write(ticket_id: int, private: bool) -> Response:

@@ -11,13 +11,25 @@ from flask import Response, jsonify, request
 from ..state import current
 from .common import body, bp, custom_values, invalid, not_found, now, page, pick, store
 
-def render_user(state: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
-    tickets = [t for t in state["tickets"].values() if t["user"] == user["id"]]
-    pending = [t for t in tickets if pick(state, "statuses", t["status"], "status")["behavior"] == "pending"]
+def ticket_counts(state: dict[str, Any], user_ids: set[int]) -> dict[int, tuple[int, int]]:
+    """Each user's (tickets, pending tickets), in one pass over the tickets: a page renders many users."""
+    pending = {s["id"] for s in state["statuses"] if s["behavior"] == "pending"}
+    counts = {user_id: [0, 0] for user_id in user_ids}
+    for ticket in state["tickets"].values():
+        found = counts.get(ticket["user"])
+        if found is not None:
+            found[0] += 1
+            found[1] += ticket["status"] in pending
+    return {user_id: (n, p) for user_id, (n, p) in counts.items()}
+
+
+def render_user(state: dict[str, Any], user: dict[str, Any],
+                counts: dict[int, tuple[int, int]] | None = None) -> dict[str, Any]:
+    tickets, pending = (counts or ticket_counts(state, {user["id"]}))[user["id"]]
     phones = user["phones"]
     return {**{k: v for k, v in user.items() if k != "custom_fields"},
             "primary_phone": next((p for p in phones if p.get("is_primary")), phones[0] if phones else None),
-            "tickets_count": len(tickets), "pending_tickets_count": len(pending), "contact_groups": [],
+            "tickets_count": tickets, "pending_tickets_count": pending, "contact_groups": [],
             "custom_fields": [{"id": f["id"], "name": f["name"], "value": user["custom_fields"].get(str(f["id"])),
                                "value_id": None, "type": f["type"], "visible_to_staff_only": f["visible_to_staff_only"]}
                               for f in state["user_custom_fields"]]}
@@ -35,7 +47,8 @@ def _phones(value: Any) -> list[dict[str, Any]]:
     return phones
 
 
-def upsert_user(state: dict[str, Any], data: dict[str, Any], user: dict[str, Any] | None = None) -> dict:
+def upsert_user(state: dict[str, Any], data: dict[str, Any], user: dict[str, Any] | None = None,
+                stamp: str | None = None) -> dict:
     for field in ("name", "email"):  # a wrong type is a field error, as HappyFox's form validation gives it
         if data.get(field) is not None and not isinstance(data[field], str):
             raise invalid(field, "Enter a valid value.")
@@ -47,7 +60,7 @@ def upsert_user(state: dict[str, Any], data: dict[str, Any], user: dict[str, Any
         if not email and not data.get("phones"):
             raise invalid("email")
         user = next((u for u in state["users"].values() if email and u["email"] == email.lower()), None)
-    stamp = now()
+    stamp = stamp or now()
     if user is None:
         user = {"id": current().next_id(), "name": "", "email": None, "phones": [], "created_at": stamp,
                 "custom_fields": {}}
@@ -104,4 +117,8 @@ def users() -> Response:
             elif field == "phone":
                 found = [u for u in found if any(re.sub(r"\D", "", p["number"]) == re.sub(r"\D", "", value)
                                                  for p in u["phones"])]
-        return jsonify(page(found, lambda u: render_user(state, u)))
+
+        def show(users: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            counts = ticket_counts(state, {u["id"] for u in users})
+            return [render_user(state, u, counts) for u in users]
+        return jsonify(page(found, show=show))

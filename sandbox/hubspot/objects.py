@@ -2,6 +2,7 @@
 contact batch upsert by email and GDPR delete (docs/vendors/hubspot.md)."""
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -48,7 +49,11 @@ def to_ms(value: Any) -> int | None:
     """A HubSpot datetime (epoch ms, as number or string, or ISO-8601) as epoch ms."""
     if value in (None, ""):
         return None
-    text = str(value)
+    return _text_ms(str(value))
+
+
+@functools.lru_cache(maxsize=65536)  # a search compares every object's stamp: each is parsed once, not each time
+def _text_ms(text: str) -> int | None:
     if re.fullmatch(r"-?\d+", text):
         return int(text)
     try:
@@ -100,17 +105,18 @@ def clean(properties: Any) -> dict[str, str | None]:
     return {str(k): None if v is None else str(v) for k, v in properties.items()}
 
 
-def touch(obj: dict[str, Any], object_type: str) -> None:
-    stamp = now_iso()
+def touch(obj: dict[str, Any], object_type: str, stamp: str | None = None) -> None:
+    stamp = stamp or now_iso()
     obj["updatedAt"] = stamp
     obj["properties"]["hs_lastmodifieddate"] = stamp
     if object_type == "contacts":
         obj["properties"]["lastmodifieddate"] = stamp
 
 
-def new_object(object_type: str, properties: dict[str, str | None]) -> dict[str, Any]:
+def new_object(object_type: str, properties: dict[str, str | None], stamp: str | None = None) -> dict[str, Any]:
+    """Stored as a create stores it; `stamp` dates it (the control API's seeding), else now."""
     object_id = str(current().next_id())
-    stamp = now_iso()
+    stamp = stamp or now_iso()
     properties = {**properties, "hs_object_id": object_id, "createdate": stamp}
     if object_type == "contacts" and properties.get("email"):
         properties["email"] = properties["email"].strip().lower()  # HubSpot lower-cases emails
@@ -122,9 +128,24 @@ def new_object(object_type: str, properties: dict[str, str | None]) -> dict[str,
             properties["hs_timestamp"] = datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(
                 timespec="milliseconds").replace("+00:00", "Z")
     obj = {"id": object_id, "properties": properties, "createdAt": stamp, "updatedAt": stamp, "archived": False}
-    touch(obj, object_type)
+    touch(obj, object_type, stamp)
     hubspot()[object_type][object_id] = obj
     return obj
+
+
+def seed_mirror(contact: dict[str, Any], ticket: dict[str, Any],
+                when: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A contact and a ticket associated to it, as their creates would have made them `when` (the control API's
+    seeding; the caller checks the contact's email is new). (contact, ticket)."""
+    stamp = when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    made = new_object("contacts", clean(contact), stamp)
+    properties = clean(ticket)
+    properties.setdefault("hs_pipeline", "0")
+    check_new("tickets", properties)
+    mirror = new_object("tickets", properties, stamp)
+    hubspot()["associations"].append({"from": ["tickets", mirror["id"]], "to": ["contacts", made["id"]],
+                                      "typeId": 16})
+    return made, mirror
 
 
 def check_new(object_type: str, properties: dict[str, str | None]) -> None:

@@ -10,7 +10,7 @@ from tenacity import wait_fixed
 
 from connectors import pacing
 from connectors.errors import InvalidRequest, NotFound, RateLimited, Unauthorized, Unavailable
-from connectors.happyfox import HappyFoxClient, modified_at, parse_time
+from connectors.happyfox import RECENT_PAGES, HappyFoxClient, modified_at, parse_time
 from connectors.policy import Policy
 from connectors.records import HappyFoxTicket
 
@@ -79,12 +79,8 @@ def test_tickets_pages_and_filters_by_modification(happyfox: HappyFoxClient) -> 
 
 def test_changes_among_a_busy_days_tickets_cost_pages_by_the_changes(sandbox: Any, happyfox: HappyFoxClient) -> None:
     """HappyFox filters by day only: when 60 tickets were all touched earlier today and 3 since the cursor, the
-    listing bisects to the pages that hold the changes instead of reading all six (the reconcile cost of #14)."""
-    ids = [new_ticket(happyfox, key=f"busy{i}").id for i in range(60)]
-    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    tickets = sandbox.running.sandbox.state["happyfox"]["tickets"]
-    for n, ticket_id in enumerate(ids):  # touched this morning, one second apart (the fake's stamps, set directly)
-        tickets[ticket_id]["last_modified"] = f"{today} 00:00:{n:02d}"
+    newest-first listing reads the page that holds the changes instead of all six (the reconcile cost of #14)."""
+    ids = busy_morning(sandbox, happyfox, 60)
     since = datetime.now(timezone.utc)
     changed = [ids[7], ids[33], ids[58]]
     for ticket_id in changed:
@@ -93,7 +89,34 @@ def test_changes_among_a_busy_days_tickets_cost_pages_by_the_changes(sandbox: An
     found = [t.id for t in happyfox.tickets(updated_since=since, page_size=10)]
     assert sorted(found) == sorted(changed)
     listings = [c for c in sandbox.calls("happyfox") if c["path"].endswith("/tickets/")]
-    assert len(listings) <= 4  # page 1, two bisection probes, the last page: not 6 (and not 60 at 100 tickets a day)
+    assert len(listings) == 1  # the newest-first page holds the 3 changes and older ones: not 6 pages
+
+
+def busy_morning(sandbox: Any, happyfox: HappyFoxClient, count: int) -> list[int]:
+    ids = [new_ticket(happyfox, key=f"busy{i}").id for i in range(count)]
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    tickets = sandbox.running.sandbox.state["happyfox"]["tickets"]
+    for n, ticket_id in enumerate(ids):  # touched this morning, one second apart (the fake's stamps, set directly)
+        tickets[ticket_id]["last_modified"] = f"{today} 00:00:{n:02d}"
+    return ids
+
+
+def test_many_changes_among_a_busy_days_tickets_are_streamed_from_the_bisected_page(
+        sandbox: Any, happyfox: HappyFoxClient) -> None:
+    """More changes than the newest-first pages hold: read oldest first from the first page with a change, found
+    by bisecting, rather than held in memory."""
+    ids = busy_morning(sandbox, happyfox, 60)
+    since = datetime.now(timezone.utc)
+    changed = ids[20:45]
+    for ticket_id in changed:
+        happyfox.update_ticket(ticket_id, 1, private_note="checked")
+    sandbox.clear_calls()
+    found = list(happyfox.tickets(updated_since=since, page_size=5))  # 25 changes: more than RECENT_PAGES x 5
+    assert sorted(t.id for t in found) == sorted(changed)
+    assert [t.modified_at for t in found] == sorted(t.modified_at for t in found)
+    listings = [c["query"] for c in sandbox.calls("happyfox") if c["path"].endswith("/tickets/")]
+    assert any("last_modifieda" in q for q in listings)
+    assert len(listings) <= RECENT_PAGES + 1 + 4 + 6  # newest-first pages, page 1, probes, the changes' pages
 
 
 def test_find_ticket_by_idempotency_field(happyfox: HappyFoxClient) -> None:

@@ -127,7 +127,7 @@ def test_calls_are_logged_filtered_and_cleared(sandbox):
     assert [(c["service"], c["method"], c["path"]) for c in calls] == [
         ("hubspot", "GET", CONTACTS), ("hubspot", "POST", f"{CONTACTS}/search")]
     assert calls[0]["status"] == 503
-    assert calls[0]["time"] <= calls[1]["time"]
+    assert calls[0]["time"] <= calls[1]["time"] and all(c["seconds"] >= 0 for c in calls)
     assert sandbox.calls("hubspot") == calls
     others = [name for name in sandbox.running.sandbox.vendors if name != "hubspot"]
     for name in others:
@@ -243,3 +243,49 @@ def test_idle_waits_for_a_slow_answer_and_refuses_to_wait_forever(sandbox):
     assert [c["path"] for c in sandbox.calls("hubspot")] == ["/crm/v3/pipelines/tickets"]
     slow.join()
     assert sandbox.http.get("/_sandbox/idle", params={"quiet": "soon"}).status_code == 400
+
+
+# ---------------------------------------------------------------- seeding
+
+def seed_item(n: int, modified: str, **changes) -> dict:
+    email = f"seeded{n}@example.com"
+    return {"modified": modified, "status": "Pending",
+            "happyfox": {"subject": f"Seeded {n}", "text": "Szöveg", "category": 3, "email": email, "name": "Seed"},
+            "hubspot_contact": {"email": email, "firstname": "Seed"},
+            "hubspot_ticket": {"subject": f"Seeded {n}", "hs_pipeline_stage": "2"}, **changes}
+
+
+def test_seeded_tickets_are_what_the_apis_list_dated_as_given(sandbox):
+    answer = sandbox.http.post("/_sandbox/seed/tickets", json={"tickets": [
+        seed_item(1, "2026-01-02T03:04:05Z"), seed_item(2, "2026-01-02T03:04:06+00:00")]})
+    assert answer.status_code == 201
+    made = answer.json()["tickets"]
+    creds = sandbox.credentials
+    listed = sandbox.http.get("/api/1.1/json/tickets/", params={"status": "_all", "sort": "last_modifieda",
+                                                               "q": 'last-modified-on-or-after:"2026/01/02"'},
+                              auth=(creds["happyfox_api_key"], creds["happyfox_auth_code"])).json()["data"]
+    assert [t["id"] for t in listed] == [m["happyfox_id"] for m in made]
+    assert [t["last_modified"] for t in listed] == ["2026-01-02 03:04:05", "2026-01-02 03:04:06"]
+    assert listed[0]["status"]["name"] == "Pending" and listed[0]["user"]["id"] == made[0]["happyfox_user_id"]
+    assert listed[0]["updates"][-1]["status_change"]["new_name"] == "Pending"
+    found = sandbox.http.post("/crm/v3/objects/tickets/search", json={
+        "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "LT",
+                                       "value": "2026-01-02T03:04:06Z"}]}], "properties": ["hs_pipeline_stage"]},
+        headers={"Authorization": f"Bearer {creds['hubspot_access_token']}"}).json()["results"]
+    assert [(t["id"], t["properties"]["hs_pipeline_stage"]) for t in found] == [(made[0]["hubspot_ticket_id"], "2")]
+    links = sandbox.state("hubspot")["associations"]
+    assert {"from": ["tickets", made[1]["hubspot_ticket_id"]], "to": ["contacts", made[1]["hubspot_contact_id"]],
+            "typeId": 16} in links
+    assert [c["service"] for c in sandbox.calls()] == ["happyfox", "hubspot"]  # the test's reads: seeding is none
+
+
+@pytest.mark.parametrize("bad", [{"status": "Lost"}, {"hubspot_ticket": {"subject": "x", "hs_pipeline_stage": "9"}},
+                                 {"hubspot_contact": {"email": "seeded1@example.com"}}])
+def test_a_refused_seed_item_stores_nothing_of_its_request(sandbox, bad):
+    answer = sandbox.http.post("/_sandbox/seed/tickets", json={"tickets": [
+        seed_item(1, "2026-01-02T03:04:05Z"), seed_item(2, "2026-01-02T03:04:06Z", **bad)]})
+    assert answer.status_code == 400
+    state = sandbox.state()
+    assert state["happyfox"]["tickets"] == {} and state["happyfox"]["users"] == {}
+    assert state["hubspot"]["tickets"] == {} and state["hubspot"]["contacts"] == {}
+    assert state["hubspot"]["associations"] == []
