@@ -193,8 +193,8 @@ def test_a_call_never_released_holds_its_place_for_a_while_only():
 
 
 def test_the_schedule_keeps_only_what_can_still_matter():
-    # Tests and generous configurations run at 10,000 a second: the shared state must not grow with the limit.
-    rate = Rate(10_000, 1.0)
+    # A generous limit that is still logged: the shared state must not grow with the limit, only with the window.
+    rate = Rate(pacing.LOG_MOST, 1.0)
     clock = Clock()
     pacer = MemoryPacer(clock)
     for _ in range(500):
@@ -202,3 +202,15 @@ def test_the_schedule_keeps_only_what_can_still_matter():
         clock.now += slot.delay + 0.01
         pacer.release(slot)
     assert len(pacer._windows["vendor"]["ends"]) <= 101  # one window's worth at 100 calls a second
+
+
+def test_a_limit_beyond_the_log_is_paced_by_spacing_alone_and_keeps_its_state_small() -> None:
+    """Load tests raise limits to thousands a second; the state, rewritten on every call, must not grow with them."""
+    from connectors.pacing import LOG_MOST, Rate, plan, settle
+    rate = Rate(requests=LOG_MOST * 10, per_seconds=1.0)
+    state: dict = {}
+    starts = [plan(state, 100.0, rate, f"t{i}") for i in range(5000)]
+    for i in range(5000):
+        settle(state, 100.5, rate, f"t{i}")
+    assert starts == sorted(starts) and starts[1] - starts[0] == pytest.approx(rate.interval)
+    assert set(state) == {"tat"}
