@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy import func, select
 
 from core import store
-from core.models import InboxEvent, Ticket
+from core.models import Effect, InboxEvent, Ticket
 from core.settings import DEFAULT_CONFIG, SANDBOX_DEFAULTS
 from tests.conftest import SWITCHBOARD, _in_use, drop_postgres_database, make_settings, postgres_database
 
@@ -195,7 +195,12 @@ def settle(deployment: Deployment, expected: int, seconds: float = SETTLE_SECOND
 
 
 def assert_exactly_once(sandbox: Any, count: int) -> None:
-    """One HappyFox ticket, HubSpot contact, HubSpot ticket and confirmation mail per form, none twice."""
+    """One HappyFox ticket, HubSpot contact, HubSpot ticket and confirmation mail per form, none twice.
+
+    SMTP has no idempotency, so a mail is sent at most once (flows/effects.py send_once): a process killed after the
+    server's 354 and before the message's end leaves its intent `maybe-sent`, the server drops the half message, and
+    no retry sends it again. Such a mail may be missing, and only such a one: never more missing than intents left
+    `maybe-sent`."""
     wanted = {email(n) for n in range(count)}
     happyfox = list(sandbox.state("happyfox")["tickets"].values())
     assert len(happyfox) == count, f"{len(happyfox)} HappyFox tickets for {count} forms"
@@ -203,10 +208,15 @@ def assert_exactly_once(sandbox: Any, count: int) -> None:
     assert set(contacts) == wanted and set(contacts.values()) == {1}, "HubSpot contacts not one per form"
     assert len(objects(sandbox, "hubspot", "tickets")) == count
     mails = collections.Counter(to for m in sandbox.mail() for to in m["to"])
-    assert set(mails) == wanted and set(mails.values()) == {1}, \
-        f"confirmations not one per form: {[a for a, c in mails.items() if c != 1]} {sorted(wanted - set(mails))[:5]}"
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(Ticket)) == count
+        maybe_sent = [e.key for e in s.scalars(select(Effect).where(Effect.key.startswith("confirmation:")))
+                      if (e.detail or {}).get("state") == "maybe-sent"]
+    missing = wanted - set(mails)
+    assert set(mails) <= wanted and set(mails.values()) == {1}, \
+        f"confirmations not one per form: {[a for a, c in mails.items() if c != 1]}"
+    assert len(missing) <= len(maybe_sent), \
+        f"confirmations missing for {sorted(missing)[:5]}, only {len(maybe_sent)} left maybe-sent by a killed process"
 
 
 def test_kill_9_at_random_points_and_outages_under_load_lose_and_duplicate_nothing(deployment, sandbox):
