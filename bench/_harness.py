@@ -205,9 +205,16 @@ def gunicorn(side: str, env: dict[str, str]) -> Iterator[Side]:
         _wait_ready(port, process)
         yield f"http://127.0.0.1:{port}/webhooks/form", lambda: _tree_cpu_seconds(process.pid)
     finally:
+        stop([process], timeout=15)
+
+
+def stop(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Terminate the processes together, then wait for each; kill one that outlives `timeout`."""
+    for process in processes:
         process.terminate()
+    for process in processes:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

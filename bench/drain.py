@@ -172,13 +172,7 @@ def one_run(workers: int, url: str, scratch: str) -> Drain:
             calls = list(sandbox.sandbox.calls)
             lockout = "happyfox" in sandbox.sandbox._locked_until
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        harness.stop(processes, timeout=40)
         sandbox.stop()
         store.dispose()
     text = "\n".join(p.read_text(errors="replace") for p in logs)

@@ -131,12 +131,7 @@ def measure(sandbox: Any, scratch: str) -> Run:
                       file=sys.stderr, flush=True)
         run.seconds = time.perf_counter() - began
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        harness.stop([worker], timeout=40)
         http.close()
         store.dispose()
     return run

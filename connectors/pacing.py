@@ -167,7 +167,23 @@ def paced(pacer: Pacer, key: str, rate: Rate) -> Iterator[Report]:
         pacer.release(slot, report.quota)
 
 
-class MemoryPacer:
+class Windows:
+    """acquire/release for a pacer that can change a window's state atomically (`_update_window`)."""
+
+    def _update_window(self, key: str, change: Callable[[State, float], float]) -> float:
+        """Apply `change(state, now)` to `key`'s state as one atomic step; its result."""
+        raise NotImplementedError
+
+    def acquire(self, key: str, rate: Rate) -> Slot:
+        token = _new_token()
+        delay = self._update_window(key, lambda state, now: plan(state, now, rate, token) - now)
+        return Slot(key, rate, token, delay)
+
+    def release(self, slot: Slot, quota: Quota | None = None) -> None:
+        self._update_window(slot.key, lambda state, now: _settled(state, now, slot, quota))
+
+
+class MemoryPacer(Windows):
     """For one process only (unit tests, scripts). `clock` for tests that simulate time."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -176,16 +192,9 @@ class MemoryPacer:
         self._lock = threading.Lock()
         self.clock = clock
 
-    def acquire(self, key: str, rate: Rate) -> Slot:
-        token = _new_token()
+    def _update_window(self, key: str, change: Callable[[State, float], float]) -> float:
         with self._lock:
-            now = self.clock()
-            start = plan(self._windows.setdefault(key, {}), now, rate, token)
-        return Slot(key, rate, token, start - now)
-
-    def release(self, slot: Slot, quota: Quota | None = None) -> None:
-        with self._lock:
-            _settled(self._windows.setdefault(slot.key, {}), self.clock(), slot, quota)
+            return change(self._windows.setdefault(key, {}), self.clock())
 
     def reserve(self, key: str, interval: float) -> float:
         with self._lock:
@@ -203,7 +212,7 @@ def _with_driver(url: str) -> str:
     return url
 
 
-class SqlPacer:
+class SqlPacer(Windows):
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock  # acquire/release's; tests simulate time with it
         url = _with_driver(url)
@@ -248,16 +257,8 @@ class SqlPacer:
             conn.execute(update(rate_limits).where(rate_limits.c.key == key).values(schedule=json.dumps(state)))
         return result
 
-    def acquire(self, key: str, rate: Rate) -> Slot:
-        token = _new_token()
-        delay = self._update_window(key, lambda state, now: plan(state, now, rate, token) - now)
-        return Slot(key, rate, token, delay)
 
-    def release(self, slot: Slot, quota: Quota | None = None) -> None:
-        self._update_window(slot.key, lambda state, now: _settled(state, now, slot, quota))
-
-
-class RedisPacer:
+class RedisPacer(Windows):
     # Redis's own clock, so that dynos with skewed clocks still share one schedule.
     SCRIPT = """
     local t = redis.call('TIME')
@@ -296,14 +297,6 @@ class RedisPacer:
 
         self.client.transaction(attempt, name)
         return result[0]
-
-    def acquire(self, key: str, rate: Rate) -> Slot:
-        token = _new_token()
-        delay = self._update_window(key, lambda state, now: plan(state, now, rate, token) - now)
-        return Slot(key, rate, token, delay)
-
-    def release(self, slot: Slot, quota: Quota | None = None) -> None:
-        self._update_window(slot.key, lambda state, now: _settled(state, now, slot, quota))
 
 
 _shared: dict[str, Pacer] = {}

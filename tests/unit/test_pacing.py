@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
+from bench.drain import busiest
 from connectors import pacing
 from connectors.pacing import MemoryPacer, Quota, Rate, SqlPacer
 
@@ -25,15 +26,6 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
-
-def busiest(arrivals: list[float], per_seconds: float) -> int:
-    """The most calls inside any window, counted as the sandbox does (a call `per_seconds` old is out)."""
-    times, most, first = sorted(arrivals), 0, 0
-    for last, moment in enumerate(times):
-        while times[first] <= moment - per_seconds:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def simulate(pacers: list[pacing.Pacer], clock: Clock, calls: int, rate: Rate = HUBSPOT, threads: int = 2,
