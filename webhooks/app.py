@@ -1,8 +1,7 @@
 """The Flask app factory. Every blueprint registers here, so adding a source is one line."""
 from __future__ import annotations
 
-from flask import Flask, Request, jsonify
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -16,29 +15,20 @@ from . import complaints as complaints_admin
 from .events import Invalid
 
 
-class CookieSessions(SecureCookieSessionInterface):
-    """Flask opens the signed-cookie session on every request; a webhook sender has no cookie and nothing reads a
-    session there, so its requests skip building the signer (a tenth of the receiver's own CPU per request)."""
-
-    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if request.path.startswith("/webhooks/"):
-            return None  # Flask then uses a NullSession, which it never saves
-        return super().open_session(app, request)
-
-
 def create_app(settings: Settings | None = None) -> Flask:
     if settings is not None:
         settings_module.use(settings)
     loaded = settings_module.get()
     app = Flask(__name__)
     app.config["SECRET_KEY"] = loaded.env.secret("secret_key") or None
-    app.session_interface = CookieSessions()
     # Largest body any source may send: attachments plus a margin for the form fields.
     app.config["MAX_CONTENT_LENGTH"] = loaded.config.attachments_max_bytes + 1024 * 1024
-    # Behind a PaaS router the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*.
-    # Flask's documented way to wrap its WSGI app, which its types declare as a method.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1)  # type: ignore[method-assign]
-    for blueprint in (home.bp, health.bp, receiver.bp, admin.bp):
+    # The webhooks are answered in front of Flask (webhooks/receiver.py), behind the proxy fix: behind a PaaS router
+    # the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*. Flask's documented way
+    # to wrap its WSGI app, which its types declare as a method.
+    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        receiver.Receiver(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"]), x_proto=1, x_host=1)
+    for blueprint in (home.bp, health.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)
     app.register_blueprint(forms.bp)  # the hosted forms at /forms/<name> (HTML, embeddable)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from flask import Request
+from werkzeug.wrappers import Request
 
 # What the inbox table holds (core/models.py InboxEvent): a longer key or kind would fail the database write.
 MAX_KEY, MAX_KIND = 200, 60

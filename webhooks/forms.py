@@ -19,7 +19,6 @@ JavaScript, embeddable in an iframe of the origins `hosted_forms.frame_ancestors
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 import uuid
@@ -311,10 +310,10 @@ def submit(name: str) -> Any:
 
     payload = {"form": name, "fields": ours, "attachments": attachments, "via": "hosted",
                "consent": bool(posted.get("consent") == "yes")}
-    answer, status = accept("form", [Event(key=f"hosted:{key}", kind="form", payload=payload)])
+    body, status = accept("form", [Event(key=f"hosted:{key}", kind="form", payload=payload)])
     if status == 202:  # a new event: a repeat of the same key was counted the first time
         _count(address)
-    return _thanks_redirect(name, int(json.loads(answer.get_data())["id"]), language)
+    return _thanks_redirect(name, int(body["id"]), language)
 
 
 def _thanks_redirect(name: str, inbox_id: int, language: str) -> Any:

@@ -2,7 +2,7 @@
 AIRCALL_WEBHOOK_TOKEN (docs/vendors/aircall.md#webhooks). One event per call and event name."""
 from __future__ import annotations
 
-from flask import Request
+from werkzeug.wrappers import Request
 
 from core.settings import Config, Env
 

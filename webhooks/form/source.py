@@ -8,7 +8,7 @@ import base64
 import functools
 from typing import Any
 
-from flask import Request
+from werkzeug.wrappers import Request
 from standardwebhooks import Webhook, WebhookVerificationError
 from werkzeug.exceptions import RequestEntityTooLarge
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import Request
+from werkzeug.wrappers import Request
 
 from core.settings import Config, Env
 

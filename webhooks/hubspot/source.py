@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Request
+from werkzeug.wrappers import Request
 from hubspot.utils.signature import Signature
 
 from core.settings import Config, Env
