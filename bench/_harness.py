@@ -199,7 +199,8 @@ def gunicorn(side: str, env: dict[str, str]) -> Iterator[Side]:
         port = probe.getsockname()[1]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from bench._harness import gunicorn_main; gunicorn_main(sys.argv[1:])",
+        [sys.executable, "-c", "from switchboard.launch import patch_for_gevent; patch_for_gevent(); "
+         "import sys; from bench._harness import gunicorn_main; gunicorn_main(sys.argv[1:])",
          side, str(port), str(GUNICORN_WORKERS)], cwd=root, env=env)
     try:
         _wait_ready(port, process)

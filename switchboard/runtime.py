@@ -18,21 +18,23 @@ log = logging.getLogger(__name__)
 
 # The modules that register jobs with core.jobs; a worker and a clock import them before they start.
 JOB_MODULES = ("flows.tasks",)
-THREADS = 8  # gthread threads per gunicorn worker
+WORKER_CONNECTIONS = 1000  # requests in flight per gunicorn worker (gevent's greenlets; gunicorn's default, stated)
 KEEPALIVE = 2  # seconds a connection waits for its next request (gunicorn's default, stated: the bench reports it)
 
 
 def gunicorn_settings(workers: int) -> dict[str, Any]:
     """The server settings `switchboard serve` runs with, which the ingest benchmark's baseline runs with too."""
-    # A webhook's thread waits for the inbox commit (core/ingest.py): more threads than cores, so that a burst of
-    # deliveries shares commits instead of queueing for a thread.
-    return {"workers": workers, "worker_class": "gthread", "threads": THREADS, "keepalive": KEEPALIVE}
+    # A webhook waits for the inbox's group commit (core/ingest.py). In a gevent worker the wait is a switch
+    # between greenlets; in a gthread worker it was a thread's sleep, wake-up and fight for the interpreter lock,
+    # which cost more than the rest of the request (docs/decisions.md, "The web server's worker class").
+    return {"workers": workers, "worker_class": "gevent", "worker_connections": WORKER_CONNECTIONS,
+            "keepalive": KEEPALIVE}
 
 
 def describe_gunicorn(workers: int) -> str:
     s = gunicorn_settings(workers)
-    return (f"{s['workers']} {s['worker_class']} workers x {s['threads']} threads, keep-alive {s['keepalive']} s, "
-            "no access log")
+    return (f"{s['workers']} {s['worker_class']} workers x {s['worker_connections']} connections, keep-alive "
+            f"{s['keepalive']} s, no access log")
 
 
 def load_jobs() -> None:

@@ -171,7 +171,7 @@ def test_pyproject_declares_the_application():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["name"] == "switchboard"
     assert project["project"]["requires-python"].startswith(">=3.11")
-    assert project["project"]["scripts"] == {"switchboard": "switchboard.cli:main"}
+    assert project["project"]["scripts"] == {"switchboard": "switchboard.launch:main"}
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
     assert {"connectors*", "flows*", "webhooks*", "core*", "sandbox*"} <= set(packages)
     for requirement in project["project"]["dependencies"]:

@@ -1,7 +1,11 @@
 """The receiver's group commit (core/ingest.py) on SQLite and PostgreSQL: every event stored once and durably before
-`store_events` returns, repeats answered with the first id, many threads sharing commits."""
+`store_events` returns, repeats answered with the first id, many threads (or gevent's greenlets) sharing commits."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -9,7 +13,7 @@ from sqlalchemy import func, select
 
 from core import ingest, store
 from core.models import InboxEvent
-from tests.conftest import _in_use, drop_postgres_database, make_settings, postgres_database
+from tests.conftest import DEFAULT_CONFIG, _in_use, drop_postgres_database, make_settings, postgres_database
 
 
 def count() -> int:
@@ -147,3 +151,37 @@ def test_the_checkpointer_copies_the_wal_back_while_the_inbox_is_written(sqlite_
         # Checkpointed between bursts, the WAL starts over and stays near one burst (~400 frames of 4 KiB);
         # left alone it would hold all four (~1600).
         assert count() == 400 and wal < 1000 * 4096
+
+
+GREEN = """
+from switchboard.launch import patch_for_gevent
+patch_for_gevent()  # as `switchboard serve` does, before anything else
+import json, sys
+import gevent
+from gevent.monkey import get_original
+from core import ingest, settings
+from core.settings import Env, load_config
+env = Env(_env_file=None, database_url=sys.argv[1], switchboard_config=sys.argv[2])
+settings.use(settings.Settings(env=env, config=load_config(env.switchboard_config)))
+native = get_original("threading", "get_ident")
+requests = [gevent.spawn(ingest.store_events, "form", [(f"g{n % 30}", "form", {"n": n % 30})]) for n in range(90)]
+gevent.joinall(requests, raise_error=True)
+ingest.writer().queued()
+print(json.dumps({"results": [r.value[0] for r in requests],
+                  "loop_thread": native(), "write_thread": ingest.off_the_loop(native)}))
+"""
+
+
+def test_under_gevent_greenlets_share_commits_written_off_the_event_loop(db, tmp_path):
+    """`switchboard serve`'s workers are gevent's: many greenlets store at once, every event once, and the
+    blocking write runs on another thread than the event loop's."""
+    done = subprocess.run([sys.executable, "-c", GREEN, db, str(DEFAULT_CONFIG)], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "SWITCHBOARD_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert count() == 30
+    created = [inbox_id for inbox_id, made in report["results"] if made]
+    assert len(created) == len(set(created)) == 30  # each key created by exactly one request
+    by_key = {n % 30: inbox_id for n, (inbox_id, _) in enumerate(report["results"]) if n < 30}
+    assert all(inbox_id == by_key[n % 30] for n, (inbox_id, _) in enumerate(report["results"]))
+    assert report["write_thread"] != report["loop_thread"]
