@@ -279,22 +279,19 @@ NOTES = (
     "endpoint does about three times as many requests as under the old client, and the ratio is what the tables "
     "above say.",
     "",
-    "Where ours' time goes (2026-12-05, gunicorn on SQLite, 32 connections, the machine otherwise idle; rusage of "
-    "the server's processes and threads over a 3 s load, and py-spy sampling the thread that holds the "
-    "interpreter lock). Per request the bare endpoint costs about 180 µs of user CPU and 15-20 µs of system CPU, "
-    "with 0.7 voluntary context switches; ours 450-520 µs user and 130-190 µs system, with 8-11 voluntary and 2-3 "
-    "involuntary switches. The signature, the form and the answer are a small part of that (py-spy: verify 7 %, "
-    "the JSON answer 5 % of the samples); the rest is a request being handed between threads: a webhook's thread "
-    "sleeps until the batch's leader has committed, is woken, and must win the interpreter lock back, each a futex "
-    "call and a context switch, and waking the waiters alone (Waiter.wake) is 9 % of the samples. PostgreSQL, "
-    "with no lock between the workers, gives the same ratio: the cost is the waiting, not SQLite or its flock.",
+    "Where ours' time goes (2026-12-06, gunicorn's gevent workers on SQLite, 32 connections, on a 2-core machine "
+    "about half as fast as the one of 2026-12-05; /proc rusage of the server's processes over a 4 s load, py-spy "
+    "sampling the thread that holds the interpreter lock). Per request the bare endpoint costs 360-450 µs of user "
+    "CPU and about 20 µs of system CPU; ours 480-660 µs user and 45-65 µs system, with one voluntary context switch "
+    "(the hand-off of a batch to gevent's pool thread). Of ours' samples gunicorn's request parsing is a fifth, as "
+    "for the bare endpoint; the receiver is two fifths: verifying the signature 16 % (reading the body 6 %), "
+    "validating the form 7 %, the group commit 14 % (its locks, the greenlets' switches, the pool hand-off).",
     "",
-    "Tried (2026-12-05): 4, 8 or 32 gthread threads a worker: ours answered 1550-2130, 2030-2600 and "
-    "2660-2680 requests/s, while 32 threads slowed the bare endpoint (6600-7000 against 8900-9900); production "
-    "keeps 8. A shorter interpreter switch interval (0.5 or 0.1 ms) did not move ours out of its range. What "
-    "could reach the target is an acknowledgement whose wait for the commit costs no thread switch (a server "
-    "where a waiting request is a suspended coroutine and one writer commits for all), measured against a bare "
-    "app on that same server; not built yet (issue #14).",
+    "Before 2026-12-06 production served with gthread workers (2 x 8 threads). There a webhook's thread slept until "
+    "the batch's leader had committed, was woken and had to win the interpreter lock back: 8-11 context switches "
+    "and 130-190 µs of system CPU a request, and ours stayed at 0.29-0.41x whatever was tried (4 to 32 threads, 4 "
+    "workers, a commit per request, a 0.1 ms switch interval). docs/decisions.md has the steps from there to "
+    "gevent, and why the bare endpoint's p99 under gevent is far above ours.",
 )
 
 
