@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 from prometheus_client import Counter
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
 from core import ingest, settings
@@ -84,6 +85,8 @@ class Receiver:
         request.max_content_length = self.max_content_length
         try:
             return receive(name, source, request)
+        except HTTPException as exc:  # werkzeug refused the body itself (a malformed multipart, say): a 4xx
+            return exc.code or 400, {"error": exc.name, "description": exc.description, "fields": {}}, []
         except Exception as exc:
             for dependency, errors in OUTAGES.items():
                 if isinstance(exc, errors):

@@ -38,6 +38,10 @@ pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.redis]
 
 SECRET = SANDBOX_DEFAULTS["form_webhook_secret"]
 SETTLE_SECONDS = 120
+# After Redis lost its queue, the sweep re-queues the rows left behind after ORPHANED while the new queue is empty,
+# but only after STALE_PENDING while it holds a retry (flows/inbox.py): the five-minutely mailbox poll, which fails
+# in these deployments for want of a Google key, schedules one whenever a multiple of five minutes falls inside.
+AFTER_LOST_QUEUE = inbox.STALE_PENDING.total_seconds() + SETTLE_SECONDS
 TIMEOUT = 1.0  # the connectors' timeout, in seconds: a storm's timeout fault holds a call a little longer  # generous: the requirement is 60 s on an idle machine, the suite runs on a loaded one
 
 
@@ -242,7 +246,7 @@ def test_kill_9_at_random_points_and_outages_under_load_lose_and_duplicate_nothi
             deployment.redis.restart()  # without persistence: the queued jobs are gone
         deployment.start()
     senders.wait()
-    took = settle(deployment, per_round * rounds)
+    took = settle(deployment, per_round * rounds, seconds=AFTER_LOST_QUEUE)
     print(f"all {per_round * rounds} events done {took:.1f} s after the last restart")
     assert senders.unexpected == []
     assert_exactly_once(sandbox, per_round * rounds)
@@ -270,10 +274,7 @@ def test_database_and_redis_outages_under_load_answer_503_and_then_everything_co
     time.sleep(2.0)
     deployment.redis.start()
     senders.wait()
-    # The rows whose jobs died with the old Redis are re-queued by the sweep after ORPHANED while the new queue is
-    # empty, but only after STALE_PENDING while it holds a retry (flows/inbox.py): the five-minutely mailbox poll,
-    # which fails here for want of a Google key, schedules one whenever a multiple of five minutes falls inside.
-    took = settle(deployment, 120, seconds=inbox.STALE_PENDING.total_seconds() + SETTLE_SECONDS)
+    took = settle(deployment, 120, seconds=AFTER_LOST_QUEUE)
     print(f"all 120 events done {took:.1f} s after the outages")
     assert senders.statuses[503] > 0  # the database outage was seen by the senders, and answered 503
     assert senders.unexpected == []
