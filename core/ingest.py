@@ -47,7 +47,6 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from gevent import get_hub, idle, monkey
-
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
@@ -296,13 +295,18 @@ class Writer:
             log.error("could not queue inbox %s..%s (%s); the sweep will", ids[0], ids[-1], type(exc).__name__)
 
 
+def _under_gevent() -> bool:
+    """Whether this process serves with gevent (switchboard/launch.py patched threading before anything ran)."""
+    return bool(monkey.is_module_patched("threading"))
+
+
 def gather() -> None:
     """Under gevent, let every request the process has read already join the batch before it is written: wait until
     the event loop has nothing else ready to run (gevent.idle, at once when the process is otherwise idle). A batch
     then holds every webhook in flight, not only those that arrived during the last write: 10-19 events a batch
     instead of 8-10 under the ingest bench's load, and 40 % fewer context switches a request. It waits for
     at most one request per open connection. With real threads there is no loop to wait for."""
-    if monkey.is_module_patched("threading"):
+    if _under_gevent():
         idle()
 
 
@@ -311,7 +315,7 @@ def off_the_loop(call: Callable[..., T], *args: Any) -> T:
     gevent (the web process, switchboard/launch.py) a blocking call on the event loop's thread would stop every
     request of the process, so it runs on a thread of gevent's pool while the loop serves the others; with real
     threads it runs right here. PostgreSQL needs neither: psycopg waits on gevent's loop by itself."""
-    if monkey.is_module_patched("threading"):
+    if _under_gevent():
         result: T = get_hub().threadpool.apply(call, args)
         return result
     return call(*args)

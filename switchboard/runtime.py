@@ -26,7 +26,7 @@ def gunicorn_settings(workers: int) -> dict[str, Any]:
     """The server settings `switchboard serve` runs with, which the ingest benchmark's baseline runs with too."""
     # A webhook waits for the inbox's group commit (core/ingest.py). In a gevent worker the wait is a switch
     # between greenlets; in a gthread worker it was a thread's sleep, wake-up and fight for the interpreter lock,
-    # which cost more than the rest of the request (docs/decisions.md, "The web server's worker class").
+    # which cost more than the rest of the request (docs/decisions.md, "The web process serves with gevent").
     return {"workers": workers, "worker_class": "gevent", "worker_connections": WORKER_CONNECTIONS,
             "keepalive": KEEPALIVE}
 

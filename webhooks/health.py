@@ -34,9 +34,20 @@ def register_outages(app: Flask) -> None:
 
 
 def unavailable(dependency: str, exc: BaseException) -> tuple[Response, int, dict[str, str]]:
+    body, headers = outage(dependency, exc)
+    return jsonify(body), 503, headers
+
+
+def dependency_of(exc: BaseException) -> str | None:
+    """The dependency whose outage `exc` is (OUTAGES), or None for any other error."""
+    return next((dependency for dependency, errors in OUTAGES.items() if isinstance(exc, errors)), None)
+
+
+def outage(dependency: str, exc: BaseException) -> tuple[dict[str, object], dict[str, str]]:
+    """The 503's JSON body and headers, logged: Flask's handlers and the receiver in front of Flask answer alike."""
     log.warning("answered 503: the %s is unavailable (%s)", dependency, type(exc).__name__)
-    body = jsonify(error="service unavailable", unavailable=dependency, fields={})
-    return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return ({"error": "service unavailable", "unavailable": dependency, "fields": {}},
+            {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @bp.get("/healthz")

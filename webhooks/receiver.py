@@ -27,11 +27,11 @@ from core.metrics import INBOX_RECEIVED
 from core.settings import Config, Env
 from flows import routes
 
+from . import health
 from .aircall import source as aircall
 from .events import Event, Invalid, Rejected
 from .form import source as form
 from .happyfox import source as happyfox
-from .health import OUTAGES, RETRY_AFTER_SECONDS
 from .hubspot import source as hubspot
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,10 @@ class Receiver:
         except HTTPException as exc:  # werkzeug refused the body itself (a malformed multipart, say): a 4xx
             return exc.code or 400, {"error": exc.name, "description": exc.description, "fields": {}}, []
         except Exception as exc:
-            for dependency, errors in OUTAGES.items():
-                if isinstance(exc, errors):
-                    log.warning("answered 503: the %s is unavailable (%s)", dependency, type(exc).__name__)
-                    return 503, {"error": "service unavailable", "unavailable": dependency, "fields": {}}, [
-                        ("Retry-After", str(RETRY_AFTER_SECONDS))]
+            dependency = health.dependency_of(exc)
+            if dependency is not None:
+                body, headers = health.outage(dependency, exc)
+                return 503, body, list(headers.items())
             log.exception("%s webhook failed", name)  # a bug: the sender retries, the traceback is ours to read
             return 500, {"error": "Internal Server Error", "fields": {}}, []
 
