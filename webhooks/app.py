@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 import flows.tasks  # noqa: F401 - every job registered: the receiver queues them by name
 from core import settings as settings_module
@@ -23,11 +22,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SECRET_KEY"] = loaded.env.secret("secret_key") or None
     # Largest body any source may send: attachments plus a margin for the form fields.
     app.config["MAX_CONTENT_LENGTH"] = loaded.config.attachments_max_bytes + 1024 * 1024
-    # The webhooks are answered in front of Flask (webhooks/receiver.py), behind the proxy fix: behind a PaaS router
-    # the URL HubSpot signed is https://public-host/...: trust one proxy's X-Forwarded-*. Flask's documented way
-    # to wrap its WSGI app, which its types declare as a method.
-    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-        receiver.Receiver(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"]), x_proto=1, x_host=1)
+    # The webhooks are answered in front of Flask (webhooks/receiver.py), which also reads a PaaS router's
+    # X-Forwarded-* where they matter. Flask's documented way to wrap its WSGI app, which its types declare as a method.
+    app.wsgi_app = receiver.Receiver(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])  # type: ignore[method-assign]
     for blueprint in (home.bp, health.bp, admin.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(survey.bp)  # the customer's survey page (HTML)

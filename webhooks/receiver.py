@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import orjson
 from prometheus_client import Counter
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Request
 
 from core import ingest, settings
@@ -47,6 +48,8 @@ class Source(Protocol):
 
 
 SOURCES: dict[str, Source] = {"form": form, "aircall": aircall, "happyfox": happyfox, "hubspot": hubspot}
+# Sources whose signature covers the URL they posted to, which behind a PaaS router is the public https one.
+SIGN_THE_URL = frozenset({"hubspot"})
 _counters: dict[tuple[str, str], Counter] = {}
 
 
@@ -58,18 +61,31 @@ def count(source: str, outcome: str, amount: int = 1) -> None:
     counter.inc(amount)
 
 
+def behind_proxy(app: WSGIApp) -> WSGIApp:
+    """The request as the client made it behind a PaaS router: one proxy's X-Forwarded-Proto and -Host trusted."""
+    return ProxyFix(app, x_proto=1, x_host=1)
+
+
 class Receiver:
-    """The WSGI app Flask's app is wrapped in (webhooks/app.py): `/webhooks/<name>` here, any other path to Flask."""
+    """The WSGI app Flask's app is wrapped in (webhooks/app.py): `/webhooks/<name>` here, any other path to Flask.
+    The proxy's headers are read only where the public URL matters (Flask's pages and redirects, a signature over
+    the URL): reading them cost every other webhook as much as its signature check."""
 
     def __init__(self, app: WSGIApp, max_content_length: int) -> None:
-        self.app = app
+        self.app = behind_proxy(app)
         self.max_content_length = max_content_length  # attachments plus a margin, as the app's MAX_CONTENT_LENGTH
+        self.respond_behind_proxy = behind_proxy(self.respond)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "")
         if not path.startswith(PREFIX) or "/" in path[len(PREFIX):]:
             return self.app(environ, start_response)
-        status, body, headers = self.answer(path[len(PREFIX):], environ)
+        if path[len(PREFIX):] in SIGN_THE_URL:
+            return self.respond_behind_proxy(environ, start_response)
+        return self.respond(environ, start_response)
+
+    def respond(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        status, body, headers = self.answer(environ["PATH_INFO"][len(PREFIX):], environ)
         data = orjson.dumps(body)
         start_response(f"{status} {HTTPStatus(status).phrase}", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers])

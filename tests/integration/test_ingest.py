@@ -36,6 +36,12 @@ def test_events_are_stored_once_with_repeats_answered_by_the_first_id(db):
                                                                                   "pending")
 
 
+def test_the_payloads_json_text_is_orjsons_and_the_json_modules_for_what_orjson_refuses():
+    assert ingest._json_text({"name": "Éva", "n": 1}) == '{"name":"Éva","n":1}'
+    # A lone surrogate (no receiver lets one through, orjson refuses it): written anyway, not failing its batch.
+    assert json.loads(ingest._json_text({"name": "\ud800"})) == {"name": "\ud800"}
+
+
 def test_a_batch_of_new_events_and_repeats_gets_each_row_its_own_id(db):
     [(known, _)] = ingest.store_events("form", [("known", "form", {"n": 0})])
     stored = ingest.store_events("form", [("new1", "form", {"n": 1}), ("known", "form", {"n": 0}),

@@ -123,6 +123,17 @@ def test_older_signature_versions_are_accepted(client: Any, secret: str, version
     assert response.status_code == 202 and len(inbox_rows("hubspot")) == 1
 
 
+def test_behind_a_paas_router_the_public_url_is_the_signed_one(client: Any, secret: str) -> None:
+    """HubSpot signs https://public-host/...; the router forwards plain HTTP with X-Forwarded-Proto and -Host,
+    which the receiver trusts for the sources that sign their URL (one proxy's, webhooks/receiver.py)."""
+    public = "https://switchboard.example.com/webhooks/hubspot"
+    data = json.dumps(three_events()).encode()
+    signed = signature_headers(secret, "POST", public, data, None, ("v3",))
+    forwarded = {**signed, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "switchboard.example.com"}
+    assert post(client, data, forwarded).status_code == 202
+    assert post(client, data, signed).status_code == 401  # without the router's word the URL is not the signed one
+
+
 def test_forged_signature_is_refused(client: Any, secret: str) -> None:
     assert post(client, three_events(), secret="not-the-secret").status_code == 401
     headers = signature_headers(secret, "POST", URL, json.dumps(three_events()).encode())
