@@ -406,9 +406,8 @@ class InputSpec(Strict):
 
     def too_long(self, values: Mapping[str, object]) -> dict[str, str]:
         """{field: error} for each text value longer than its limit."""
-        limits, default = self.max_chars, self.default_max_chars  # every webhook's fields pass here
-        return {name: f"longer than {limits.get(name, default)} characters" for name, value in values.items()
-                if isinstance(value, str) and len(value) > limits.get(name, default)}
+        return {name: f"longer than {self.chars(name)} characters" for name, value in values.items()
+                if isinstance(value, str) and len(value) > self.chars(name)}
 
 
 class AlertTargetSpec(Strict):

@@ -11,7 +11,7 @@ from core.settings import Settings
 
 from . import admin, forms, health, home, openapi, privacy, receiver, staff, survey
 from . import complaints as complaints_admin
-from .events import Invalid
+from .events import Invalid, http_error
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -38,12 +38,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException) -> ResponseReturnValue:
-        # Clients of a webhook API expect JSON, not an HTML error page.
-        return jsonify(error=exc.name, description=exc.description, fields={}), exc.code or 500
+        return jsonify(http_error(exc)), exc.code or 500
 
     @app.errorhandler(Invalid)
     def _invalid(exc: Invalid) -> ResponseReturnValue:
         # A view's unusable input (the receivers answer theirs themselves).
-        return jsonify(error=exc.error, fields=exc.fields), exc.status
+        return jsonify(exc.body()), exc.status
 
     return app

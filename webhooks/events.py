@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
 # What the inbox table holds (core/models.py InboxEvent): a longer key or kind would fail the database write.
@@ -40,6 +41,16 @@ class Invalid(Exception):
     error: str
     status: int = 400
     fields: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer, as the receiver and the Flask views give it."""
+        return {"error": self.error, "fields": self.fields}
+
+
+def http_error(exc: HTTPException) -> dict[str, Any]:
+    """The JSON answer for an error werkzeug raised (a 404, 405, 413, a malformed multipart...): webhook clients
+    expect JSON, not an HTML error page, from the receiver and from Flask's routes alike."""
+    return {"error": exc.name, "description": exc.description, "fields": {}}
 
 
 def same_secret(given: str | None, expected: str) -> bool:

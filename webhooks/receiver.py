@@ -30,7 +30,7 @@ from flows import routes
 
 from . import health
 from .aircall import source as aircall
-from .events import Event, Invalid, Rejected
+from .events import Event, Invalid, Rejected, http_error
 from .form import source as form
 from .happyfox import source as happyfox
 from .hubspot import source as hubspot
@@ -102,7 +102,7 @@ class Receiver:
         try:
             return receive(name, source, request)
         except HTTPException as exc:  # werkzeug refused the body itself (a malformed multipart, say): a 4xx
-            return exc.code or 400, {"error": exc.name, "description": exc.description, "fields": {}}, []
+            return exc.code or 400, http_error(exc), []
         except Exception as exc:
             dependency = health.dependency_of(exc)
             if dependency is not None:
@@ -122,12 +122,12 @@ def receive(name: str, source: Source, request: Request) -> Answer:
         return 401, {"error": "unauthorized"}, []
     except Invalid as exc:  # unreadable before it could be authenticated
         count(name, "invalid")
-        return exc.status, {"error": exc.error, "fields": exc.fields}, []
+        return exc.status, exc.body(), []
     try:
         events = source.parse(request, loaded.config)
     except Invalid as exc:
         count(name, "invalid")
-        return exc.status, {"error": exc.error, "fields": exc.fields}, []
+        return exc.status, exc.body(), []
     body, status = accept(name, events)
     return status, body, []
 
